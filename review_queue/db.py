@@ -1,0 +1,126 @@
+"""Tables and engines of the queue store.
+
+The tables are written out once more in the first Alembic migration (migrations must
+not change when this module does); `tests/review_queue/test_migrations.py` checks
+that both agree. Times are epoch seconds (float) so SQLite and PostgreSQL compare
+them the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+items = sa.Table(
+    "queue_items",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(200), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("area", sa.String(32), nullable=False),
+    sa.Column("task", sa.String(32), nullable=False),
+    sa.Column("label", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open | arbitration | final
+    sa.Column("outcome", sa.String(16)),  # approved | corrected | rejected, once final
+    sa.Column("agreed", sa.Boolean),  # did the two reviews agree (set at the second review)
+    sa.Column("reviews_done", sa.Integer, nullable=False),
+    sa.Column("first_reviewer", sa.String(100)),  # kept on the row so a locking pull re-checks it
+    sa.Column("second_reviewer", sa.String(100)),
+    sa.Column("lease_owner", sa.String(100)),
+    sa.Column("lease_started", sa.Float),
+    sa.Column("lease_expires", sa.Float),
+    sa.Column("sample_json", sa.Text, nullable=False),
+    sa.Column("parent_json", sa.Text),
+    sa.Column("final_json", sa.Text),
+    sa.Column("pushed_at", sa.Float, nullable=False),
+    sa.Column("finalized_at", sa.Float),
+    sa.Index("ix_queue_items_pool", "status", "priority", "pushed_at"),
+    sa.Index("ix_queue_items_finalized", "finalized_at"),
+)
+
+reviews = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("item_id", sa.String(64), sa.ForeignKey("queue_items.id"), nullable=False),
+    sa.Column("reviewer", sa.String(100), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("leased_at", sa.Float, nullable=False),
+    sa.Column("submitted_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("item_id", "reviewer", name="uq_reviews_item_reviewer"),
+)
+
+arbitrations = sa.Table(
+    "arbitrations",
+    metadata,
+    sa.Column("item_id", sa.String(64), sa.ForeignKey("queue_items.id"), primary_key=True),
+    sa.Column("arbiter", sa.String(100), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("submitted_at", sa.Float, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("item_id", sa.String(64)),
+    sa.Column("before", sa.Text),
+    sa.Column("after", sa.Text),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# One row: the chain's last seq and hash. Locking it serialises appends, and it makes
+# deleting the newest audit rows detectable (the chain alone would end early, unnoticed).
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """SQLite: WAL + one writer transaction (BEGIN IMMEDIATE); PostgreSQL: a pool sized for many reviewers."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs)
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    kwargs.setdefault("pool_size", 24)
+    kwargs.setdefault("max_overflow", 8)
+    kwargs.setdefault("pool_timeout", 120)
+    kwargs.setdefault("pool_pre_ping", False)
+    return sa.create_engine(url, **kwargs)

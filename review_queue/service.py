@@ -1,0 +1,173 @@
+"""HTTP service: the review protocol over JSON (OpenAPI at /docs) plus the physicians' web page.
+
+Every endpoint authenticates a bearer token and checks the caller's role; a reviewer
+only ever reads items leased to them, and reviews are shown only to the arbiter of a
+disputed item. Store errors map to 4xx with a message naming the item and field.
+"""
+
+from __future__ import annotations
+
+import io
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+
+from medaug.schema import Area, Label, Task
+from review_queue.decisions import Decision, RejectReason
+from review_queue.errors import QueueError
+from review_queue.icd10 import load_codes, search
+from review_queue.store import LeasedItem, QueueStore, User
+
+PERMISSIONS = {
+    "reviewer": {"review"},
+    "arbiter": {"review", "arbitrate"},
+    "maintainer": {"stats", "audit"},
+    "admin": {"review", "arbitrate", "stats", "audit"},
+}
+
+
+class PullRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(default=10, ge=1, le=500)
+    area: list[Area] | None = None
+    task: list[Task] | None = None
+    label: list[Label] | None = None
+
+
+class ArbitrationPull(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(default=10, ge=1, le=500)
+
+
+class ExtendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float | None = Field(default=None, gt=0)
+
+
+def _item_out(item: LeasedItem, now: float) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "status": item.status,
+        "lease_expires": item.lease_expires,
+        "lease_seconds_left": max(item.lease_expires - now, 0.0),
+        "sample": item.sample.model_dump(mode="json"),
+        "parent": item.parent,
+        "reviews": [{"reviewer": r.reviewer, "decision": r.decision, "submitted_at": r.submitted_at.isoformat(),
+                     "payload": r.payload} for r in item.reviews],
+    }
+
+
+def create_app(store: QueueStore, *, icd10_path: Path | None = None) -> FastAPI:
+    app = FastAPI(title="medaug review queue", version="1", description="Physician correction queue (two "
+                  "independent reviews, arbitration, hash-chained audit).")
+    codes = load_codes(icd10_path)
+    static = resources.files("review_queue") / "static"
+
+    @app.exception_handler(QueueError)
+    async def _queue_error(_: Request, exc: QueueError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status, content={"detail": str(exc)})
+
+    def current_user(authorization: Annotated[str | None, Header()] = None) -> User:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        user = store.authenticate(authorization.removeprefix("Bearer ").strip())
+        if user is None:
+            raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+        return user
+
+    def need(permission: str) -> Any:
+        def check(user: Annotated[User, Depends(current_user)]) -> User:
+            if permission not in PERMISSIONS.get(user.role, set()):
+                raise HTTPException(403, f"role {user.role} may not {permission}")
+            return user
+
+        return Depends(check)
+
+    Reviewer = Annotated[User, need("review")]
+    Arbiter = Annotated[User, need("arbitrate")]
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(str(static / "index.html"), media_type="text/html; charset=utf-8")
+
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.get("/api/me")
+    def me(user: Annotated[User, Depends(current_user)]) -> dict[str, Any]:
+        return {"name": user.name, "role": user.role, "permissions": sorted(PERMISSIONS.get(user.role, set())),
+                "lease_seconds": store.lease_seconds}
+
+    @app.get("/api/reject-reasons")
+    def reject_reasons(_: Annotated[User, Depends(current_user)]) -> list[str]:
+        return [r.value for r in RejectReason]
+
+    @app.get("/api/icd10")
+    def icd10(_: Annotated[User, Depends(current_user)], q: str = Query("", max_length=100)) -> list[dict[str, str]]:
+        return [{"code": c, "name": n} for c, n in search(codes, q)]
+
+    @app.post("/api/pull")
+    def pull(body: PullRequest, user: Reviewer) -> dict[str, Any]:
+        got = store.pull(user.name, body.size, area=body.area, task=body.task, label=body.label)
+        now = store.clock()
+        return {"items": [_item_out(i, now) for i in got]}
+
+    @app.get("/api/items")
+    def my_items(user: Reviewer) -> dict[str, Any]:
+        now = store.clock()
+        return {"items": [_item_out(i, now) for i in store.my_items(user.name)]}
+
+    @app.get("/api/items/{item_id}")
+    def get_item(item_id: str, user: Reviewer) -> dict[str, Any]:
+        return _item_out(store.get_leased(user.name, item_id), store.clock())
+
+    @app.post("/api/items/{item_id}/extend")
+    def extend(item_id: str, user: Reviewer, body: ExtendRequest | None = None) -> dict[str, Any]:
+        expires = store.extend(user.name, item_id, body.seconds if body else None)
+        return {"id": item_id, "lease_expires": expires, "lease_seconds_left": expires - store.clock()}
+
+    @app.post("/api/items/{item_id}/release")
+    def release(item_id: str, user: Reviewer) -> dict[str, Any]:
+        store.release(user.name, item_id)
+        return {"id": item_id, "released": True}
+
+    @app.post("/api/items/{item_id}/submit")
+    def submit(item_id: str, body: Decision, user: Reviewer) -> dict[str, Any]:
+        res = store.submit(user.name, item_id, body)
+        return {"id": res.item_id, "status": res.status}
+
+    @app.post("/api/arbitration/pull")
+    def arbitration_pull(body: ArbitrationPull, user: Arbiter) -> dict[str, Any]:
+        now = store.clock()
+        return {"items": [_item_out(i, now) for i in store.pull_arbitration(user.name, body.size)]}
+
+    @app.post("/api/items/{item_id}/arbitrate")
+    def arbitrate(item_id: str, body: Decision, user: Arbiter) -> dict[str, Any]:
+        res = store.arbitrate(user.name, item_id, body)
+        return {"id": res.item_id, "status": res.status}
+
+    @app.get("/api/stats")
+    def stats(_: Annotated[User, need("stats")]) -> dict[str, Any]:
+        store.expire_leases()
+        return store.stats()
+
+    @app.get("/api/audit/verify")
+    def audit_verify(_: Annotated[User, need("audit")]) -> dict[str, Any]:
+        res = store.audit_verify()
+        return {"ok": res.ok, "rows": res.rows, "problems": res.problems}
+
+    @app.get("/api/audit/export")
+    def audit_export(user: Annotated[User, need("audit")]) -> Response:
+        buf = io.StringIO()
+        store.audit_export(buf, actor=user.name)
+        return Response(buf.getvalue(), media_type="application/x-ndjson; charset=utf-8")
+
+    return app

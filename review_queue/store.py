@@ -1,0 +1,512 @@
+"""The queue store: push, lease, review, arbitrate, finalise; every action audited in the same transaction.
+
+One transaction per operation, so a failed request changes nothing. PostgreSQL leases
+with `FOR UPDATE SKIP LOCKED`; SQLite runs every write as one `BEGIN IMMEDIATE`
+transaction. The audit append is always the last statement before commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, TextIO
+
+import pyarrow as pa
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from pydantic import ValidationError
+from sqlalchemy.engine import Connection, Engine
+
+from medaug.schema import Sample, conform_table
+from review_queue import audit
+from review_queue.audit import Event
+from review_queue.db import arbitrations, items, make_engine, reviews, users
+from review_queue.decisions import (
+    DEFAULT_SIMILARITY,
+    Decision,
+    DecisionError,
+    agree,
+    apply,
+    finalize_sample,
+    merge,
+    outcome_of,
+)
+from review_queue.errors import Conflict, InvalidDecision, LeaseExpired, NotFound, NotYours, QueueError
+from review_queue.stats import compute
+
+ROLES = ("reviewer", "arbiter", "maintainer", "admin")
+DEFAULT_URL = "sqlite:///var/queue.db"
+
+
+def migrate(engine: Engine) -> None:
+    """Create or upgrade the schema with the migrations shipped inside this package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("review_queue") / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    row: int  # 1-based position in the pushed batch
+    id: str | None
+    reason: str
+
+
+@dataclass
+class PushResult:
+    inserted: int = 0
+    already_queued: int = 0
+    refused: int = 0
+    refusals: list[Refusal] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    reviewer: str
+    decision: str
+    submitted_at: datetime
+    comment: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LeasedItem:
+    id: str
+    sample: Sample
+    parent: dict[str, Any] | None
+    status: str
+    lease_expires: float
+    reviews: list[ReviewRecord]  # filled only for an arbiter's arbitration lease
+
+
+@dataclass(frozen=True)
+class FinalItem:
+    item_id: str
+    run_id: str
+    sample: Sample  # corrections/arbitration applied; the original sample when rejected
+    outcome: str  # approved | corrected | rejected
+    rejected: bool
+    reviews: list[ReviewRecord]
+    arbitration: ReviewRecord | None
+    finalized_at: datetime
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    item_id: str
+    status: str  # open | arbitration | final
+
+
+def _ts(t: float) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
+
+
+def _record(who: str, decision: str, payload: str, submitted: float) -> ReviewRecord:
+    data = json.loads(payload)
+    return ReviewRecord(reviewer=who, decision=decision, submitted_at=_ts(submitted),
+                        comment=data.get("comment", ""), payload=data)
+
+
+def _parent_view(s: Sample) -> str:
+    return json.dumps({"id": s.id, "instruction": s.instruction, "input": s.input, "output": s.output,
+                       "label": s.label.value}, ensure_ascii=False)
+
+
+def _as_list(v: str | Sequence[str] | None) -> list[str] | None:
+    if v is None:
+        return None
+    return [v] if isinstance(v, str) else list(v)
+
+
+class QueueStore:
+    def __init__(self, engine: Engine, *, lease_seconds: float = 1800.0, similarity: float = DEFAULT_SIMILARITY,
+                 clock: Callable[[], float] = time.time):
+        self.engine = engine
+        self.lease_seconds = lease_seconds
+        self.similarity = similarity
+        self.clock = clock
+        self._pg = engine.dialect.name == "postgresql"
+
+    @classmethod
+    def open(cls, url: str = DEFAULT_URL, **kwargs: Any) -> QueueStore:
+        engine_kwargs = kwargs.pop("engine_kwargs", {})
+        engine = make_engine(url, **engine_kwargs)
+        migrate(engine)
+        return cls(engine, **kwargs)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ push
+
+    def push(self, data: pa.Table | Iterable[Sample], *, run_id: str, priority: int = 0, actor: str = "pipeline",
+             batch_size: int = 2000) -> PushResult:
+        """Queue de-identified samples once each; samples without a de-identification record are refused."""
+        res = PushResult()
+        samples: list[tuple[int, Sample]] = []
+        rows = conform_table(data).to_pylist() if isinstance(data, pa.Table) else list(data)
+        for i, row in enumerate(rows, 1):
+            try:
+                s = row if isinstance(row, Sample) else Sample.model_validate(row)
+            except ValidationError as e:
+                err = e.errors()[0]
+                loc = ".".join(str(p) for p in err["loc"])
+                res.refusals.append(Refusal(i, row.get("id") if isinstance(row, dict) else None, f"{loc}: {err['msg']}"))
+                continue
+            if s.deid is None:
+                res.refusals.append(Refusal(i, s.id, "not de-identified (deid is None): only de-identified text "
+                                                     "may enter the queue"))
+                continue
+            samples.append((i, s))
+        res.refused = len(res.refusals)
+        by_id = {s.id: s for _, s in samples}
+        for start in range(0, len(samples), batch_size):
+            self._push_batch([s for _, s in samples[start:start + batch_size]], by_id, run_id, priority, actor, res)
+        return res
+
+    def _push_batch(self, batch: list[Sample], by_id: dict[str, Sample], run_id: str, priority: int, actor: str,
+                    res: PushResult) -> None:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            existing = self._existing(conn, [s.id for s in batch])
+            parent_ids = {s.provenance.parent_id for s in batch if s.provenance.parent_id} - by_id.keys()
+            stored_parents = self._sample_json(conn, parent_ids)
+            rows, events, seen = [], [], set()
+            for s in batch:
+                if s.id in existing or s.id in seen:
+                    res.already_queued += 1
+                    continue
+                seen.add(s.id)
+                pid = s.provenance.parent_id
+                parent = None
+                if pid in by_id:
+                    parent = _parent_view(by_id[pid])
+                elif pid in stored_parents:
+                    parent = _parent_view(Sample.model_validate_json(stored_parents[pid]))
+                rows.append({"id": s.id, "run_id": run_id, "priority": priority, "area": s.area.value,
+                             "task": s.task.value, "label": s.label.value, "status": "open", "reviews_done": 0,
+                             "sample_json": s.model_dump_json(), "parent_json": parent, "pushed_at": now})
+                events.append(Event(actor, "push", s.id, None, {"run_id": run_id, "priority": priority}))
+            if rows:
+                conn.execute(self._insert_ignore(), rows)
+                audit.append(conn, events, at=now)
+            res.inserted += len(rows)
+
+    def _insert_ignore(self) -> Any:
+        if self._pg:
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(items).on_conflict_do_nothing(index_elements=["id"])
+
+    @staticmethod
+    def _existing(conn: Connection, ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        ids = list(ids)
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            found.update(conn.execute(sa.select(items.c.id).where(items.c.id.in_(chunk))).scalars())
+        return found
+
+    @staticmethod
+    def _sample_json(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
+        ids = list(ids)
+        out: dict[str, str] = {}
+        for start in range(0, len(ids), 900):
+            q = sa.select(items.c.id, items.c.sample_json).where(items.c.id.in_(ids[start:start + 900]))
+            out.update({r.id: r.sample_json for r in conn.execute(q)})
+        return out
+
+    def queued_ids(self, ids: Iterable[str]) -> set[str]:
+        with self.engine.connect() as conn:
+            return self._existing(conn, list(ids))
+
+    # ------------------------------------------------------------------ users
+
+    def add_user(self, name: str, role: str, *, actor: str = "admin") -> str:
+        """Create a user and return their token; only its hash is stored, so it cannot be shown again."""
+        if role not in ROLES:
+            raise QueueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        if not name.strip() or len(name) > 100:
+            raise QueueError("user name must be 1-100 characters")
+        token = secrets.token_urlsafe(32)
+        now = self.clock()
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(users.c.name).where(users.c.name == name)).first():
+                raise Conflict(f"user {name!r} already exists")
+            conn.execute(users.insert().values(name=name, role=role, token_hash=hash_token(token), created_at=now))
+            audit.append(conn, [Event(actor, "user", None, None, {"name": name, "role": role})], at=now)
+        return token
+
+    def authenticate(self, token: str) -> User | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(users.c.name, users.c.role)
+                               .where(users.c.token_hash == hash_token(token))).first()
+        return User(row.name, row.role) if row else None
+
+    # ------------------------------------------------------------------ leases
+
+    def pull(self, reviewer: str, size: int = 10, *, area: str | Sequence[str] | None = None,
+             task: str | Sequence[str] | None = None, label: str | Sequence[str] | None = None) -> list[LeasedItem]:
+        """Lease up to `size` open items this reviewer has not reviewed, highest priority first."""
+        cond = [items.c.status == "open", sa.func.coalesce(items.c.first_reviewer, "") != reviewer]
+        for col, want in ((items.c.area, area), (items.c.task, task), (items.c.label, label)):
+            values = _as_list(want)
+            if values:
+                cond.append(col.in_(values))
+        return self._lease(reviewer, size, cond, arbitration=False)
+
+    def pull_arbitration(self, arbiter: str, size: int = 10) -> list[LeasedItem]:
+        """Lease disputed items this arbiter did not review; they come with both reviews."""
+        cond = [items.c.status == "arbitration", items.c.first_reviewer != arbiter, items.c.second_reviewer != arbiter]
+        return self._lease(arbiter, size, cond, arbitration=True)
+
+    def _lease(self, who: str, size: int, cond: list[Any], *, arbitration: bool) -> list[LeasedItem]:
+        if not 1 <= size <= 500:
+            raise QueueError(f"batch size must be 1-500, got {size}")
+        now = self.clock()
+        q = (sa.select(items.c.id, items.c.status, items.c.lease_owner, items.c.lease_expires, items.c.sample_json,
+                       items.c.parent_json)
+             .where(*cond, sa.or_(items.c.lease_owner.is_(None), items.c.lease_expires < now))
+             .order_by(items.c.priority.desc(), items.c.pushed_at, items.c.id).limit(size)
+             .with_for_update(skip_locked=True))
+        expires = now + self.lease_seconds
+        with self.engine.begin() as conn:
+            rows = conn.execute(q).all()
+            if not rows:
+                return []
+            ids = [r.id for r in rows]
+            conn.execute(items.update().where(items.c.id.in_(ids))
+                         .values(lease_owner=who, lease_started=now, lease_expires=expires))
+            events = [Event("system", "expire", r.id, {"lease_owner": r.lease_owner, "lease_expires": r.lease_expires},
+                            {"lease_owner": None}) for r in rows if r.lease_owner is not None]
+            events += [Event(who, "lease", r.id, {"lease_owner": None},
+                             {"lease_owner": who, "lease_expires": expires, "status": r.status}) for r in rows]
+            found = self._reviews_of(conn, ids) if arbitration else {}
+            audit.append(conn, events, at=now)
+        return [LeasedItem(r.id, Sample.model_validate_json(r.sample_json),
+                           json.loads(r.parent_json) if r.parent_json else None, r.status, expires,
+                           found.get(r.id, [])) for r in rows]
+
+    def my_items(self, who: str) -> list[LeasedItem]:
+        """The caller's unexpired leases (what the page lists after a reload)."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(items).where(items.c.lease_owner == who, items.c.lease_expires >= now,
+                                                       items.c.status != "final")
+                                .order_by(items.c.priority.desc(), items.c.pushed_at, items.c.id)).all()
+            disputed = self._reviews_of(conn, [r.id for r in rows if r.status == "arbitration"])
+        return [self._leased(r, disputed.get(r.id, [])) for r in rows]
+
+    def get_leased(self, who: str, item_id: str) -> LeasedItem:
+        """One item, only for the holder of its lease; reviews are included only in arbitration."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(items).where(items.c.id == item_id)).first()
+            if row is None:
+                raise NotFound(f"unknown item {item_id}")
+            self._check_lease(row, who)
+            found = self._reviews_of(conn, [item_id]) if row.status == "arbitration" else {}
+        return self._leased(row, found.get(item_id, []))
+
+    @staticmethod
+    def _leased(row: Any, found: list[ReviewRecord]) -> LeasedItem:
+        return LeasedItem(row.id, Sample.model_validate_json(row.sample_json),
+                          json.loads(row.parent_json) if row.parent_json else None, row.status,
+                          row.lease_expires, found)
+
+    def _check_lease(self, row: Any, who: str) -> None:
+        if row.status == "final":
+            raise Conflict(f"item {row.id} is already final")
+        if row.lease_owner != who:
+            raise NotYours(f"item {row.id} is not leased to {who}")
+        if row.lease_expires < self.clock():
+            raise LeaseExpired(f"the lease of {who} on item {row.id} expired; pull again")
+
+    def _lock(self, conn: Connection, item_id: str) -> Any:
+        row = conn.execute(sa.select(items).where(items.c.id == item_id).with_for_update()).first()
+        if row is None:
+            raise NotFound(f"unknown item {item_id}")
+        return row
+
+    def extend(self, who: str, item_id: str, seconds: float | None = None) -> float:
+        """Push the lease expiry to now + seconds (at most the standard lease length)."""
+        secs = self.lease_seconds if seconds is None else min(max(float(seconds), 1.0), self.lease_seconds)
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._lock(conn, item_id)
+            self._check_lease(row, who)
+            expires = now + secs
+            conn.execute(items.update().where(items.c.id == item_id).values(lease_expires=expires))
+            audit.append(conn, [Event(who, "extend", item_id, {"lease_expires": row.lease_expires},
+                                      {"lease_expires": expires})], at=now)
+        return expires
+
+    def release(self, who: str, item_id: str) -> None:
+        """Give an item back to the pool unreviewed."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._lock(conn, item_id)
+            if row.lease_owner != who:
+                raise NotYours(f"item {item_id} is not leased to {who}")
+            conn.execute(items.update().where(items.c.id == item_id)
+                         .values(lease_owner=None, lease_started=None, lease_expires=None))
+            audit.append(conn, [Event(who, "release", item_id, {"lease_owner": who}, {"lease_owner": None})], at=now)
+
+    def expire_leases(self) -> int:
+        """Return every expired lease to the pool (pull also takes expired items directly)."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            rows = conn.execute(sa.select(items.c.id, items.c.lease_owner, items.c.lease_expires)
+                                .where(items.c.lease_owner.is_not(None), items.c.lease_expires < now)
+                                .with_for_update(skip_locked=True)).all()
+            if not rows:
+                return 0
+            conn.execute(items.update().where(items.c.id.in_([r.id for r in rows]))
+                         .values(lease_owner=None, lease_started=None, lease_expires=None))
+            audit.append(conn, [Event("system", "expire", r.id, {"lease_owner": r.lease_owner,
+                                                                "lease_expires": r.lease_expires},
+                                      {"lease_owner": None}) for r in rows], at=now)
+        return len(rows)
+
+    # ------------------------------------------------------------------ decisions
+
+    def submit(self, who: str, item_id: str, decision: Decision) -> SubmitResult:
+        """Record one independent review; the second one finalises the item or sends it to arbitration."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._lock(conn, item_id)
+            if who in (row.first_reviewer, row.second_reviewer):
+                raise Conflict(f"{who} already reviewed item {item_id}")
+            if row.status != "open":
+                raise Conflict(f"item {item_id} is not awaiting review (status {row.status})")
+            self._check_lease(row, who)
+            sample = Sample.model_validate_json(row.sample_json)
+            _checked(item_id, decision, sample)
+            payload = decision.model_dump_json(exclude_none=True)
+            conn.execute(reviews.insert().values(item_id=item_id, reviewer=who, decision=decision.decision,
+                                                 payload=payload, leased_at=row.lease_started or now,
+                                                 submitted_at=now))
+            values: dict[str, Any] = {"lease_owner": None, "lease_started": None, "lease_expires": None,
+                                      "reviews_done": row.reviews_done + 1}
+            if row.reviews_done == 0:
+                values |= {"first_reviewer": who}
+            else:
+                first = Decision.model_validate_json(conn.execute(
+                    sa.select(reviews.c.payload).where(reviews.c.item_id == item_id, reviews.c.reviewer != who)
+                ).scalar_one())
+                agreed = agree(first, decision, sample, self.similarity)
+                values |= {"second_reviewer": who, "agreed": agreed, "status": "arbitration"}
+                if agreed:
+                    merged = merge(first, decision)
+                    final = finalize_sample(merged, sample, item_id=item_id, deciders=[row.first_reviewer, who])
+                    values |= {"status": "final", "outcome": outcome_of(merged), "final_json": final.model_dump_json(),
+                               "finalized_at": now}
+            status = values.get("status", "open")
+            conn.execute(items.update().where(items.c.id == item_id).values(**values))
+            audit.append(conn, [Event(who, "submit", item_id,
+                                      {"status": row.status, "reviews_done": row.reviews_done},
+                                      {"status": status, "review": json.loads(payload)})], at=now)
+        return SubmitResult(item_id, status)
+
+    def arbitrate(self, who: str, item_id: str, decision: Decision) -> SubmitResult:
+        """The arbiter's decision is final; an arbiter never decides an item they reviewed."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = self._lock(conn, item_id)
+            if who in (row.first_reviewer, row.second_reviewer):
+                raise NotYours(f"{who} reviewed item {item_id} and may not arbitrate it")
+            if row.status != "arbitration":
+                raise Conflict(f"item {item_id} is not awaiting arbitration (status {row.status})")
+            self._check_lease(row, who)
+            sample = Sample.model_validate_json(row.sample_json)
+            _checked(item_id, decision, sample)
+            final = finalize_sample(decision, sample, item_id=item_id,
+                                    deciders=[row.first_reviewer, row.second_reviewer, who])
+            payload = decision.model_dump_json(exclude_none=True)
+            conn.execute(arbitrations.insert().values(item_id=item_id, arbiter=who, decision=decision.decision,
+                                                      payload=payload, submitted_at=now))
+            conn.execute(items.update().where(items.c.id == item_id).values(
+                status="final", outcome=outcome_of(decision), final_json=final.model_dump_json(), finalized_at=now,
+                lease_owner=None, lease_started=None, lease_expires=None))
+            audit.append(conn, [Event(who, "arbitrate", item_id, {"status": "arbitration"},
+                                      {"status": "final", "arbitration": json.loads(payload)})], at=now)
+        return SubmitResult(item_id, "final")
+
+    # ------------------------------------------------------------------ results
+
+    @staticmethod
+    def _reviews_of(conn: Connection, ids: Sequence[str]) -> dict[str, list[ReviewRecord]]:
+        out: dict[str, list[ReviewRecord]] = {}
+        for start in range(0, len(ids), 900):
+            q = (sa.select(reviews).where(reviews.c.item_id.in_(ids[start:start + 900]))
+                 .order_by(reviews.c.submitted_at, reviews.c.id))
+            for r in conn.execute(q):
+                out.setdefault(r.item_id, []).append(_record(r.reviewer, r.decision, r.payload, r.submitted_at))
+        return out
+
+    def finalized(self, since: datetime | None = None) -> list[FinalItem]:
+        """Every final item (finalised after `since`), oldest first, with its reviews and arbitration."""
+        q = sa.select(items.c.id, items.c.run_id, items.c.outcome, items.c.final_json, items.c.finalized_at
+                      ).where(items.c.status == "final")
+        if since is not None:
+            q = q.where(items.c.finalized_at > since.timestamp())
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(items.c.finalized_at, items.c.id)).all()
+            ids = [r.id for r in rows]
+            found = self._reviews_of(conn, ids)
+            arb: dict[str, ReviewRecord] = {}
+            for start in range(0, len(ids), 900):
+                for a in conn.execute(sa.select(arbitrations).where(arbitrations.c.item_id.in_(ids[start:start + 900]))):
+                    arb[a.item_id] = _record(a.arbiter, a.decision, a.payload, a.submitted_at)
+        return [FinalItem(r.id, r.run_id, Sample.model_validate_json(r.final_json), r.outcome, r.outcome == "rejected",
+                          found.get(r.id, []), arb.get(r.id), _ts(r.finalized_at)) for r in rows]
+
+    def stats(self) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            status = dict(conn.execute(sa.select(items.c.status, sa.func.count()).group_by(items.c.status)).all())
+            outcome = dict(conn.execute(sa.select(items.c.outcome, sa.func.count()).where(items.c.status == "final")
+                                        .group_by(items.c.outcome)).all())
+            revs = [tuple(r) for r in conn.execute(sa.select(reviews.c.item_id, reviews.c.reviewer, reviews.c.decision,
+                                                             reviews.c.leased_at, reviews.c.submitted_at))]
+            pairs = [tuple(r) for r in conn.execute(
+                sa.select(items.c.id, items.c.first_reviewer, items.c.second_reviewer, items.c.agreed)
+                .where(items.c.second_reviewer.is_not(None)))]
+        return {"items": status, "outcomes": outcome, **compute(revs, pairs)}  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ audit
+
+    def audit_verify(self) -> audit.VerifyResult:
+        return audit.verify(self.engine)
+
+    def audit_export(self, out: TextIO, *, actor: str) -> int:
+        """Export the log; the export itself is recorded first, so the file includes it."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            audit.append(conn, [Event(actor, "export", None, None, {"format": "jsonl"})], at=now)
+        return audit.export_jsonl(self.engine, out)
+
+
+def _checked(item_id: str, decision: Decision, sample: Sample) -> None:
+    try:
+        apply(decision, sample)
+    except DecisionError as e:
+        raise InvalidDecision(item_id, e.field, str(e).split(": ", 1)[-1]) from e
