@@ -139,7 +139,10 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any | RecordError]]:
             try:
                 yield lineno, json.loads(text)
             except json.JSONDecodeError as e:
-                yield lineno, RecordError(str(path), lineno, "record", f"malformed JSON: {e.msg} (column {e.colno})")
+                yield (
+                    lineno,
+                    RecordError(str(path), lineno, "record", f"malformed JSON: {e.msg} (column {e.colno})"),
+                )
 
 
 def read_samples(path: str | Path, *, strict: bool = False) -> ReadResult:

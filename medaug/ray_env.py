@@ -23,7 +23,9 @@ def apply_loopback_env() -> None:
         os.environ.setdefault(k, v)
 
 
-def init_ray(address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True) -> dict[str, Any]:
+def init_ray(
+    address: str | None = None, *, num_cpus: int | None = None, quiet: bool = True
+) -> dict[str, Any]:
     """Join `address` (or $RAY_ADDRESS) if given, else start a local Ray bound to 127.0.0.1."""
     apply_loopback_env()
     import ray

@@ -152,7 +152,9 @@ def summary_table(stages: list[StageStats], title: str = "medaug run summary") -
         rej = sum(s.rejects.values())
         details = ", ".join(f"{k}={v}" for k, v in sorted(s.rejects.items()))
         extra = ", ".join(
-            f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in s.extra.items() if not isinstance(v, dict | list)
+            f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in s.extra.items()
+            if not isinstance(v, dict | list)
         )
         details = "; ".join(x for x in (details, extra) if x)
         lines.append(f"{s.name:<16}{s.rows_in:>9}{s.rows_out:>9}{rej:>10}{s.seconds:>10.1f}  {details}")

@@ -220,7 +220,9 @@ _PROVENANCE = pa.struct(
         ("created_at", pa.timestamp("us", tz="UTC")),
     ]
 )
-_DEMOGRAPHICS = pa.struct([("age", pa.int32()), ("sex", pa.string()), ("comorbidities", pa.list_(pa.string()))])
+_DEMOGRAPHICS = pa.struct(
+    [("age", pa.int32()), ("sex", pa.string()), ("comorbidities", pa.list_(pa.string()))]
+)
 _DEID = pa.list_(pa.struct([("entity", pa.string()), ("count", pa.int32())]))
 
 SAMPLE_SCHEMA = pa.schema(
@@ -272,7 +274,9 @@ def table_to_samples(table: pa.Table) -> list[Sample]:
 
 def conform_table(table: pa.Table) -> pa.Table:
     """Cast/reorder a table to SAMPLE_SCHEMA; raises ValueError naming the missing or bad column."""
-    missing = [n for n in SAMPLE_SCHEMA.names if n not in table.column_names and not SAMPLE_SCHEMA.field(n).nullable]
+    missing = [
+        n for n in SAMPLE_SCHEMA.names if n not in table.column_names and not SAMPLE_SCHEMA.field(n).nullable
+    ]
     if missing:
         raise ValueError(f"table lacks required sample column(s): {', '.join(missing)}")
     cols = []

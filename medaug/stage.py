@@ -30,7 +30,11 @@ class StageResult:
 def reject_table(ids: list[str], reasons: list[str], details: list[str]) -> pa.Table:
     """Rejections: sample id, reason code, human-readable detail (never personal data)."""
     return pa.table(
-        {"id": pa.array(ids, pa.string()), "reason": pa.array(reasons, pa.string()), "detail": pa.array(details, pa.string())}
+        {
+            "id": pa.array(ids, pa.string()),
+            "reason": pa.array(reasons, pa.string()),
+            "detail": pa.array(details, pa.string()),
+        }
     )
 
 

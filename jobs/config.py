@@ -1,0 +1,110 @@
+"""Job configuration: YAML files validated by pydantic, with errors that name the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from generators.engine import EngineConfig, SamplingConfig
+from generators.expand import Quotas
+from generators.output_format import OutputMode
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class LLMSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    engine: EngineConfig
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    output_mode: OutputMode = "delimited"
+    max_retries: int = Field(default=2, ge=0)
+    field_max_chars: int = Field(default=600, ge=8)
+    replicas: int | None = Field(
+        default=None, ge=1, description="engine replicas; default: one per GPU group / per node"
+    )
+    build_tiny_if_missing: bool = Field(
+        default=False, description="demo only: build the random-weight tiny model at engine.model if absent"
+    )
+
+
+class RunSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    output_dir: str = "runs"
+    run_id: str | None = None
+    seed: int = 0
+    shard_size: int = Field(default=256, ge=1)
+    ray_address: str | None = None
+    max_shard_attempts: int = Field(default=3, ge=1)
+
+
+class GenerateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    job: Literal["generate"] = "generate"
+    run: RunSection = Field(default_factory=RunSection)
+    templates: str | None = None  # default: the shipped library
+    knowledge: str | None = None  # default: the shipped knowledge table
+    quotas: Quotas
+    llm: LLMSection
+    curate: dict[str, Any] | None = None  # curation + queue push, see jobs/pipeline.py
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: config file not found") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: broken YAML: {getattr(e, 'problem', None) or e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def validate(model: type[C], data: dict[str, Any], source: str) -> C:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        msgs = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msgs.append(f"{source}: {loc}: {err['msg']}")
+        raise ConfigError("\n".join(msgs)) from e
+
+
+def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Apply a `--set a.b.c=value` override (value parsed as YAML)."""
+    keys = dotted.split(".")
+    cur = data
+    for k in keys[:-1]:
+        cur = cur.setdefault(k, {})
+        if not isinstance(cur, dict):
+            raise ConfigError(f"--set {dotted}: {k} is not a mapping")
+    cur[keys[-1]] = value
+
+
+def load_config(model: type[C], path: str | Path, overrides: list[str] | None = None) -> C:
+    data = load_yaml(path)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        k, v = item.split("=", 1)
+        set_dotted(data, k.strip(), yaml.safe_load(v))
+    return validate(model, data, str(path))

@@ -1,0 +1,290 @@
+"""Generation job: templates → prompts → vLLM on a Ray actor pool → Parquet shards + manifest.
+
+    medaug generate --config configs/demo.yaml
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- python -m jobs.generate --config configs/demo.yaml
+
+Rerunning with the same run id resumes: a shard whose Parquet file exists is not
+redone, and each prompt belongs to exactly one shard, so no sample appears twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from generators.expand import expand
+from generators.knowledge import load_comorbidities, load_knowledge
+from generators.templates import load_templates
+from generators.worker import FAILURE_SCHEMA, GenerationWorker, prompt_to_dict
+from jobs.config import ConfigError, GenerateConfig, LLMSection, load_config
+from medaug.io import write_parquet
+from medaug.run import RunFolder, StageStats, build_manifest, new_run_id, summary_table
+from medaug.schema import now_utc
+
+STAGE = "generate"
+
+
+def _atomic_failures(rows: list[dict[str, Any]], path: Path) -> None:
+    import os
+
+    import pyarrow.parquet as pq
+
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(pa.Table.from_pylist(rows, schema=FAILURE_SCHEMA), tmp)
+    os.replace(tmp, path)
+
+
+def prepare_model(llm: LLMSection) -> None:
+    """Build the demo model if asked; make a local model path absolute so every worker finds it."""
+    if llm.build_tiny_if_missing and not (Path(llm.engine.model) / "config.json").exists():
+        from generators.tiny_model import build_tiny_model
+
+        print(f"[generate] building the tiny demo model at {llm.engine.model}", flush=True)
+        build_tiny_model(llm.engine.model)
+    if Path(llm.engine.model).exists():
+        llm.engine.model = str(Path(llm.engine.model).resolve())
+
+
+def _replicas(llm: LLMSection, device: str) -> int:
+    import ray
+
+    if llm.replicas:
+        return llm.replicas
+    if llm.engine.kind == "openai":
+        return 1
+    if device == "cuda":
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        return max(1, gpus // llm.engine.gpus_per_replica())
+    return max(1, sum(1 for n in ray.nodes() if n.get("Alive")))
+
+
+def _cluster_device(llm: LLMSection) -> str:
+    import ray
+
+    if llm.engine.device != "auto":
+        return llm.engine.device
+    return "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
+
+
+def make_actor_factory(llm: LLMSection, device: str, run_id: str, job_id: str | None):
+    import ray
+
+    from generators.engine import CPU_ENGINE_ENV
+
+    engine = llm.engine.model_copy(update={"device": device})
+    options: dict[str, Any] = {"max_restarts": 0, "scheduling_strategy": "SPREAD"}
+    if engine.kind == "vllm" and device == "cuda":
+        options["num_gpus"] = engine.gpus_per_replica()
+    else:
+        options["num_cpus"] = 1
+        options["runtime_env"] = {"env_vars": dict(CPU_ENGINE_ENV)}
+    actor_cls = ray.remote(GenerationWorker).options(**options)
+
+    def make() -> Any:
+        return actor_cls.remote(
+            engine,
+            llm.sampling,
+            llm.output_mode,
+            max_retries=llm.max_retries,
+            field_max_chars=llm.field_max_chars,
+            run_id=run_id,
+            job_id=job_id,
+        )
+
+    return make
+
+
+def run_generate(cfg: GenerateConfig, *, max_shards: int | None = None) -> dict[str, Any]:
+    """Run (or resume) the generation job; returns the manifest."""
+    import ray
+
+    from medaug.ray_env import init_ray
+
+    started = now_utc().isoformat()
+    run_id = cfg.run.run_id or new_run_id("gen")
+    folder = RunFolder(cfg.run.output_dir, run_id).prepare()
+    previous = folder.load_manifest()
+    config_dump = cfg.model_dump(mode="json")
+    if previous and previous.get("config", {}).get("quotas") != config_dump["quotas"]:
+        raise ConfigError(f"run {run_id} exists with different quotas; use a new run id")
+
+    templates = load_templates(cfg.templates)
+    diseases = load_knowledge(cfg.knowledge)
+    prompts = expand(templates, diseases, load_comorbidities(cfg.knowledge), cfg.quotas, cfg.run.seed)
+    size = cfg.run.shard_size
+    shards = [
+        (i, [prompt_to_dict(p) for p in prompts[s : s + size]])
+        for i, s in enumerate(range(0, len(prompts), size))
+    ]
+    done = {int(p.stem.split("-")[1]) for p in folder.finished_shards(STAGE)}
+    pending = [s for s in shards if s[0] not in done]
+    if max_shards is not None:
+        pending = pending[:max_shards]
+    print(
+        f"[generate] run {run_id}: {len(prompts)} prompts in {len(shards)} shards; "
+        f"{len(done)} already done, {len(pending)} to run",
+        flush=True,
+    )
+
+    prepare_model(cfg.llm)
+    init_ray(cfg.run.ray_address)
+    job_id = ray.get_runtime_context().get_job_id()
+    device = _cluster_device(cfg.llm)
+    n_replicas = _replicas(cfg.llm, device)
+    stats_path = folder.stage_dir(STAGE) / "shard-stats.jsonl"
+    t0 = time.perf_counter()
+    completed = 0
+
+    def on_result(idx: int, result: dict[str, Any]) -> None:
+        nonlocal completed
+        _atomic_failures(result["failures"], folder.stage_dir(STAGE) / f"failures-{idx:05d}.parquet")
+        with open(stats_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"shard": idx, **result["stats"]}) + "\n")
+        write_parquet(result["samples"], folder.shard_path(STAGE, idx))  # last: marks the shard done
+        completed += 1
+        st = result["stats"]
+        tps = st["output_tokens"] / st["llm_seconds"] if st["llm_seconds"] else 0.0
+        print(
+            f"[generate] shard {idx} done ({completed}/{len(pending)}): {st['samples']} samples, "
+            f"{len(result['failures'])} failures, {tps:.0f} output tok/s",
+            flush=True,
+        )
+
+    def on_give_up(idx: int, rows: list[dict[str, Any]], reason: str) -> None:
+        print(f"[generate] shard {idx} failed for good: {reason}", file=sys.stderr, flush=True)
+        _atomic_failures(
+            [
+                {k: r[k] for k in ("prompt_id", "template_id", "seed_id")}
+                | {"reason": reason, "attempts": 0, "raw": ""}
+                for r in rows
+            ],
+            folder.stage_dir(STAGE) / f"failures-{idx:05d}.parquet",
+        )
+        # No samples shard: a rerun with the same run id retries this shard.
+
+    from jobs.pool import run_pool
+
+    print(f"[generate] {n_replicas} engine replica(s) on {device}, model {cfg.llm.engine.model}", flush=True)
+    run_pool(
+        make_actor_factory(cfg.llm, device, run_id, job_id),
+        n_replicas,
+        pending,
+        method="run_shard",
+        on_result=on_result,
+        on_give_up=on_give_up,
+        max_attempts=cfg.run.max_shard_attempts,
+    )
+    wall = time.perf_counter() - t0
+    manifest = finish_manifest(folder, cfg, started, previous, wall, len(prompts), len(shards))
+    return manifest
+
+
+def collect_stats(folder: RunFolder) -> StageStats:
+    """Counts over every finished shard (this attempt and earlier ones), from the per-shard stats log."""
+    st = StageStats(STAGE)
+    finished = {int(p.stem.split("-")[1]) for p in folder.finished_shards(STAGE)}
+    stats_path = folder.path / STAGE / "shard-stats.jsonl"
+    seen: set[int] = set()
+    if stats_path.exists():
+        for line in stats_path.read_text(encoding="utf-8").splitlines():
+            rec = json.loads(line)
+            if rec["shard"] in finished and rec["shard"] not in seen:
+                seen.add(rec["shard"])
+                st.rows_in += rec["prompts"]
+                st.rows_out += rec["samples"]
+                st.rejects.update(rec["failed"])
+                for k in ("prompt_tokens", "output_tokens", "retries"):
+                    st.extra[k] = st.extra.get(k, 0) + rec[k]
+                st.extra["llm_seconds"] = st.extra.get("llm_seconds", 0.0) + rec["llm_seconds"]
+    return st
+
+
+def finish_manifest(
+    folder: RunFolder,
+    cfg: GenerateConfig,
+    started: str,
+    previous: dict[str, Any],
+    wall: float,
+    n_prompts: int,
+    n_shards: int,
+) -> dict[str, Any]:
+    st = collect_stats(folder)
+    st.seconds = wall
+    finished = len(folder.finished_shards(STAGE))
+    if wall > 0:
+        st.extra["prompts_per_s"] = round(st.rows_in / wall, 1) if finished else 0.0
+        st.extra["output_tok_per_s"] = round(st.extra.get("output_tokens", 0) / wall, 1)
+    if st.extra.get("llm_seconds"):
+        st.extra["engine_output_tok_per_s"] = round(st.extra["output_tokens"] / st.extra["llm_seconds"], 1)
+    outputs = {
+        "samples": str(folder.path / STAGE),
+        "shards_done": finished,
+        "shards_total": n_shards,
+        "prompts_total": n_prompts,
+        "complete": finished == n_shards,
+    }
+    manifest = build_manifest(
+        run_id=folder.run_id,
+        job="generate",
+        config=cfg.model_dump(mode="json"),
+        stages=[st],
+        started_at=started,
+        outputs=outputs,
+        previous=previous,
+    )
+    folder.write_manifest(manifest)
+    return manifest
+
+
+def print_summary(manifest: dict[str, Any]) -> None:
+    stages = [StageStats.from_dict(s) for s in manifest["stages"]]
+    print(summary_table(stages, title=f"medaug {manifest['job']} — run {manifest['run_id']}"))
+    out = manifest["outputs"]
+    print(f"output: {out['samples']}  ({out['shards_done']}/{out['shards_total']} shards)")
+    print(f"manifest: {Path(out['samples']).parent / 'manifest.json'}")
+    if not out["complete"]:
+        print(f"incomplete: rerun with --run-id {manifest['run_id']} to finish the remaining shards")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.generate", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--run-id")
+    parser.add_argument("--output-dir")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
+    )
+    parser.add_argument("--max-shards", type=int, help="stop after this many shards (resume later)")
+    args = parser.parse_args(argv)
+    return cli_entry(args.config, args.run_id, args.output_dir, args.set, args.max_shards)
+
+
+def cli_entry(
+    config: str, run_id: str | None, output_dir: str | None, overrides: list[str], max_shards: int | None
+) -> int:
+    overrides = list(overrides)
+    if run_id:
+        overrides.append(f"run.run_id={run_id}")
+    if output_dir:
+        overrides.append(f"run.output_dir={output_dir}")
+    try:
+        cfg = load_config(GenerateConfig, config, overrides)
+        manifest = run_generate(cfg, max_shards=max_shards)
+    except (ConfigError, OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # engine start failures surface from the actors as RuntimeError subclasses
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print_summary(manifest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
