@@ -36,6 +36,8 @@ STAGE = "dedup"
 class Engine(Protocol):
     """Where the heavy steps run: in this process, or as Ray tasks (curation.dedup.distributed)."""
 
+    name: str
+
     def features(self, table: pa.Table, cfg: DedupConfig) -> Features: ...
 
     def keys(self, feats: Features, rows: np.ndarray, cfg: DedupConfig) -> np.ndarray: ...
@@ -46,6 +48,8 @@ class Engine(Protocol):
 
 
 class LocalEngine:
+    name = "local"
+
     def features(self, table: pa.Table, cfg: DedupConfig) -> Features:
         return extract(table, cfg)
 
@@ -161,7 +165,7 @@ def run_dedup(table: pa.Table, cfg: DedupConfig, index: DedupIndex | None, engin
     stats.rows_out = kept_rows.size
     stats.rejects = count_reasons(rejected)
     stats.seconds = time.perf_counter() - t0
-    stats.extra = {"candidates": n_cand, "verified": int(len(edges)), "index_hits": m}
+    stats.extra = {"candidates": n_cand, "verified": int(len(edges)), "index_hits": m, "engine": engine.name}
     return StageResult(kept=table.take(pa.array(kept_rows)), rejected=rejected, stats=stats)
 
 
