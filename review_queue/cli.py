@@ -1,9 +1,162 @@
-"""Commands of the review_queue stage, registered on the `medaug` app by medaug/cli.py."""
+"""`medaug queue ...`: serve, push, user add and audit work on the database; pull, submit, stats call the service."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+DB_HELP = "database URL (sqlite:///path or postgresql+psycopg://...); env MEDAUG_QUEUE_DB"
+DbOpt = Annotated[str, typer.Option("--db", envvar="MEDAUG_QUEUE_DB", help=DB_HELP)]
+UrlOpt = Annotated[str, typer.Option("--url", envvar="MEDAUG_QUEUE_URL", help="queue service URL")]
+TokenOpt = Annotated[str, typer.Option("--token", envvar="MEDAUG_TOKEN", help="your API token")]
+DEFAULT_SERVICE = "http://127.0.0.1:8765"
+
+
+def _open(db: str) -> Any:
+    from review_queue.store import QueueStore
+
+    if db.startswith("sqlite:///") and not db.startswith("sqlite:////"):
+        Path(db.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return QueueStore.open(db)
+
+
+def _call(url: str, token: str, method: str, path: str, body: Any = None) -> Any:
+    import httpx
+
+    if not token:
+        raise typer.BadParameter("no token: pass --token or set MEDAUG_TOKEN")
+    r = httpx.request(method, url.rstrip("/") + path, json=body, timeout=60,
+                      headers={"Authorization": f"Bearer {token}"})
+    if r.status_code >= 400:
+        typer.echo(f"error {r.status_code}: {r.json().get('detail', r.text)}", err=True)
+        raise typer.Exit(1)
+    return r.json()
 
 
 def register(app: typer.Typer) -> None:
-    """Add this package's commands to `app` (keep heavy imports inside the command functions)."""
+    """Add the `queue` command group to `app`."""
+    from review_queue.store import DEFAULT_URL
+
+    q = typer.Typer(help="Physician review queue.", no_args_is_help=True)
+    audit_app = typer.Typer(help="Tamper-evident audit log.", no_args_is_help=True)
+    user_app = typer.Typer(help="Users and tokens.", no_args_is_help=True)
+    q.add_typer(audit_app, name="audit")
+    q.add_typer(user_app, name="user")
+    app.add_typer(q, name="queue")
+
+    @q.command()
+    def serve(db: DbOpt = DEFAULT_URL, port: int = 8765, lease_seconds: float = 1800.0,
+              icd10: Annotated[Path | None, typer.Option(help="extra ICD-10 code,name CSV for the picker")] = None
+              ) -> None:
+        """Serve the API and the physicians' page on 127.0.0.1."""
+        import uvicorn
+
+        from review_queue.service import create_app
+
+        store = _open(db)
+        store.lease_seconds = lease_seconds
+        uvicorn.run(create_app(store, icd10_path=icd10), host="127.0.0.1", port=port, log_level="info")
+
+    @q.command()
+    def push(files: list[Path], run_id: Annotated[str, typer.Option("--run-id")], db: DbOpt = DEFAULT_URL,
+             priority: int = 0, actor: str = "pipeline") -> None:
+        """Queue samples from Parquet/JSONL files (de-identified ones only; idempotent on sample id)."""
+        from medaug.io import read_samples
+
+        store = _open(db)
+        bad = 0
+        for f in files:
+            read = read_samples(f)
+            for err in read.errors:
+                typer.echo(f"skipped {err}", err=True)
+            res = store.push(read.samples, run_id=run_id, priority=priority, actor=actor)
+            for r in res.refusals:
+                typer.echo(f"refused {f}: record {r.row} ({r.id}): {r.reason}", err=True)
+            bad += len(read.errors) + res.refused
+            typer.echo(f"{f}: inserted={res.inserted} already_queued={res.already_queued} "
+                       f"refused={res.refused} unreadable={len(read.errors)}")
+        if bad:
+            raise typer.Exit(2)
+
+    @q.command()
+    def pull(url: UrlOpt = DEFAULT_SERVICE, token: TokenOpt = "", size: int = 10,
+             area: list[str] | None = None, task: list[str] | None = None, label: list[str] | None = None,
+             arbitration: bool = False) -> None:
+        """Lease a batch; prints one JSON item per line."""
+        if arbitration:
+            got = _call(url, token, "POST", "/api/arbitration/pull", {"size": size})
+        else:
+            got = _call(url, token, "POST", "/api/pull", {"size": size, "area": area or None, "task": task or None,
+                                                         "label": label or None})
+        for item in got["items"]:
+            typer.echo(json.dumps(item, ensure_ascii=False))
+
+    @q.command()
+    def submit(item_id: str, decision: Annotated[Path, typer.Argument(help="decision JSON file, '-' for stdin")],
+               url: UrlOpt = DEFAULT_SERVICE, token: TokenOpt = "", arbitrate: bool = False) -> None:
+        """Submit a decision ({"decision": "approve"|"correct"|"reject", ...}) for a leased item."""
+        text = sys.stdin.read() if str(decision) == "-" else decision.read_text(encoding="utf-8")
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise typer.BadParameter(f"{decision}: line {e.lineno}: not JSON: {e.msg}") from e
+        path = f"/api/items/{item_id}/{'arbitrate' if arbitrate else 'submit'}"
+        typer.echo(json.dumps(_call(url, token, "POST", path, body), ensure_ascii=False))
+
+    @q.command()
+    def stats(url: UrlOpt = DEFAULT_SERVICE, token: TokenOpt = "") -> None:
+        """Per-reviewer and per-pair throughput, agreement and Cohen's kappa."""
+        from rich.console import Console
+        from rich.table import Table
+
+        got = _call(url, token, "GET", "/api/stats")
+        con = Console()
+        con.print(f"items: {got['items']}  outcomes: {got['outcomes']}")
+        t = Table("reviewer", "reviews", "per hour", "agreement", "kappa")
+        for r in got["reviewers"]:
+            t.add_row(r["reviewer"], str(r["reviews"]), str(r["per_hour"]), _fmt(r["agreement_rate"]), _fmt(r["kappa"]))
+        con.print(t)
+        p = Table("pair", "items", "agreement", "kappa")
+        for r in got["pairs"]:
+            p.add_row(" / ".join(r["reviewers"]), str(r["items"]), _fmt(r["agreement_rate"]), _fmt(r["kappa"]))
+        con.print(p)
+
+    @audit_app.command("verify")
+    def audit_verify(db: DbOpt = DEFAULT_URL) -> None:
+        """Recompute the hash chain; exit 1 and list the rows if anything was edited or deleted."""
+        res = _open(db).audit_verify()
+        for p in res.problems:
+            typer.echo(p, err=True)
+        typer.echo(f"audit rows={res.rows} ok={res.ok}")
+        if not res.ok:
+            raise typer.Exit(1)
+
+    @audit_app.command("export")
+    def audit_export(out: Annotated[Path, typer.Option("--out")], db: DbOpt = DEFAULT_URL,
+                     actor: str = os.environ.get("USER", "maintainer")) -> None:
+        """Write the audit log as JSONL (the export is itself audited)."""
+        with out.open("w", encoding="utf-8") as f:
+            n = _open(db).audit_export(f, actor=actor)
+        typer.echo(f"wrote {n} audit rows to {out}")
+
+    @user_app.command("add")
+    def user_add(name: str, role: Annotated[str, typer.Option(help="reviewer | arbiter | maintainer | admin")], db: DbOpt = DEFAULT_URL
+                 ) -> None:
+        """Create a user; the token is printed once and only its hash is stored."""
+        from review_queue.errors import QueueError
+
+        try:
+            token = _open(db).add_user(name, role)
+        except QueueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from e
+        typer.echo(token)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"

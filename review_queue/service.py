@@ -3,9 +3,9 @@
 Every endpoint authenticates a bearer token and checks the caller's role; a reviewer
 only ever reads items leased to them, and reviews are shown only to the arbiter of a
 disputed item. Store errors map to 4xx with a message naming the item and field.
+(No `from __future__ import annotations`: FastAPI must resolve the dependency aliases
+defined inside create_app.)
 """
-
-from __future__ import annotations
 
 import io
 from importlib import resources
