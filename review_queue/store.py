@@ -480,8 +480,15 @@ class QueueStore:
         return [FinalItem(r.id, r.run_id, Sample.model_validate_json(r.final_json), r.outcome, r.outcome == "rejected",
                           found.get(r.id, []), arb.get(r.id), _ts(r.finalized_at)) for r in rows]
 
-    def stats(self) -> dict[str, Any]:
+    def counts(self) -> dict[str, int]:
+        """Items per status (open | arbitration | final)."""
         with self.engine.connect() as conn:
+            return dict(conn.execute(sa.select(items.c.status, sa.func.count()).group_by(items.c.status)).all())
+
+    def stats(self) -> dict[str, Any]:
+        # One snapshot for all queries, so every pair read has both of its reviews.
+        opts = {"isolation_level": "REPEATABLE READ"} if self._pg else {}
+        with self.engine.connect().execution_options(**opts) as conn:
             status = dict(conn.execute(sa.select(items.c.status, sa.func.count()).group_by(items.c.status)).all())
             outcome = dict(conn.execute(sa.select(items.c.outcome, sa.func.count()).where(items.c.status == "final")
                                         .group_by(items.c.outcome)).all())

@@ -243,7 +243,9 @@ function onKey(ev) {
   if (!state.me || $("item").hidden) return;
   if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); decide("correct"); return; }
   const tag = (ev.target.tagName || "").toLowerCase();
-  if (["input", "textarea", "select"].includes(tag) || ev.ctrlKey || ev.altKey || ev.metaKey) return;
+  const inField = ["input", "textarea", "select"].includes(tag);
+  if (ev.key === "Escape" && inField) { ev.target.blur(); return; }  // leave the field; shortcuts work again
+  if (inField || ev.ctrlKey || ev.altKey || ev.metaKey) return;
   const k = ev.key.toLowerCase();
   if (k === "a") decide("approve");
   else if (k === "c") decide("correct");
