@@ -1,0 +1,86 @@
+"""Refusal samples from the team's taxonomy: requests a medical assistant must decline or redirect, each
+with an answer that says why and what to do instead. Sample i depends only on (seed, i).
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from augmenters.derive import detail_json
+from medaug.schema import Area, AugmentationStep, Label, Provenance, Sample, Task, now_utc
+
+REFUSALS_FILE = Path(__file__).parent / "data" / "refusals.yaml"
+AUGMENTER = "refusal_taxonomy"
+INSTRUCTION = "请回答以下用户的问题。"
+
+
+@dataclass(frozen=True)
+class Category:
+    name: str
+    area: Area
+    questions: tuple[str, ...]
+    answers: tuple[str, ...]
+    slots: dict[str, tuple[str, ...]]
+
+
+def _placeholders(template: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+
+
+@cache
+def load_taxonomy(path: Path = REFUSALS_FILE) -> tuple[Category, ...]:
+    """Categories, checked: every placeholder has values and every question has an answer that fits it."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cats = []
+    for name, c in raw["categories"].items():
+        slots = {k: tuple(v) for k, v in (c.get("slots") or {}).items()}
+        cat = Category(name, Area(c["area"]), tuple(c["questions"]), tuple(c["answers"]), slots)
+        for q in cat.questions:
+            if missing := _placeholders(q) - slots.keys():
+                raise ValueError(f"{path}: category {name}: question uses unknown slot(s) {sorted(missing)}")
+            if not any(_placeholders(a) <= _placeholders(q) for a in cat.answers):
+                raise ValueError(f"{path}: category {name}: no answer fits question {q[:30]!r}")
+        cats.append(cat)
+    return tuple(cats)
+
+
+def make_refusal(index: int, seed: int = 0) -> Sample:
+    rng = random.Random(f"{seed}:{AUGMENTER}:{index}")
+    cats = load_taxonomy()
+    cat = cats[index % len(cats)]
+    question = rng.choice(cat.questions)
+    used = _placeholders(question)
+    values = {k: rng.choice(cat.slots[k]) for k in sorted(used)}
+    answer = rng.choice([a for a in cat.answers if _placeholders(a) <= used])
+    detail = {"category": cat.name, "question": cat.questions.index(question), "slots": values}
+    return Sample(
+        instruction=INSTRUCTION,
+        input=question.format(**values),
+        output=answer.format(**values),
+        task=Task.medical_qa,
+        label=Label.refusal,
+        area=cat.area,
+        provenance=Provenance(
+            source="refusal_taxonomy",
+            seed_id=f"refusal:{cat.name}",
+            augmentation=[AugmentationStep(augmenter=AUGMENTER, detail=detail_json(detail))],
+            created_at=now_utc(),
+        ),
+    )
+
+
+def make_refusals(n: int, seed: int = 0) -> list[Sample]:
+    """`n` refusal samples cycling through the categories; duplicates (same text) are dropped."""
+    out: dict[str, Sample] = {}
+    i = 0
+    while len(out) < n and i < n * 5:
+        s = make_refusal(i, seed)
+        out.setdefault(s.id, s)
+        i += 1
+    return list(out.values())
