@@ -61,21 +61,27 @@ class Decision(BaseModel):
                 if getattr(self, k) is not None}
 
 
-def apply(decision: Decision, sample: Sample) -> Sample:
-    """The sample this decision leads to; raises DecisionError when the decision is inconsistent."""
+def check_shape(decision: Decision) -> None:
+    """The checks that need no sample (all of them for approve and reject); raises DecisionError."""
     edits = decision.edits()
     if decision.decision == "reject":
         if decision.reject_reason is None:
             raise DecisionError("reject_reason", "a rejection needs a reason from the list")
         if edits:
             raise DecisionError(next(iter(edits)), "a rejection carries no edits")
-        return sample
+        return
     if decision.reject_reason is not None:
         raise DecisionError("reject_reason", f"only a rejection has a reason, this is {decision.decision}")
-    if decision.decision == "approve":
-        if edits:
-            raise DecisionError(next(iter(edits)), "an approval carries no edits; use correct")
+    if decision.decision == "approve" and edits:
+        raise DecisionError(next(iter(edits)), "an approval carries no edits; use correct")
+
+
+def apply(decision: Decision, sample: Sample) -> Sample:
+    """The sample this decision leads to; raises DecisionError when the decision is inconsistent."""
+    check_shape(decision)
+    if decision.decision != "correct":
         return sample
+    edits = decision.edits()
     data = sample.model_dump(mode="python")
     for key in (*TEXT_FIELDS, "icd10"):
         if key in edits:

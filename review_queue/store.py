@@ -34,6 +34,7 @@ from review_queue.decisions import (
     DecisionError,
     agree,
     apply,
+    check_shape,
     finalize_sample,
     merge,
     outcome_of,
@@ -399,7 +400,7 @@ class QueueStore:
             if row.status != "open":
                 raise Conflict(f"item {item_id} is not awaiting review (status {row.status})")
             self._check_lease(row, who)
-            sample = Sample.model_validate_json(row.sample_json)
+            sample = _LazySample(row.sample_json)  # parsed only when a correction needs it
             _checked(item_id, decision, sample)
             payload = decision.model_dump_json(exclude_none=True)
             conn.execute(reviews.insert().values(item_id=item_id, reviewer=who, decision=decision.decision,
@@ -413,19 +414,25 @@ class QueueStore:
                 first = Decision.model_validate_json(conn.execute(
                     sa.select(reviews.c.payload).where(reviews.c.item_id == item_id, reviews.c.reviewer != who)
                 ).scalar_one())
-                agreed = agree(first, decision, sample, self.similarity)
+                agreed = first.decision == decision.decision and (
+                    decision.decision != "correct" or agree(first, decision, sample.get(), self.similarity))
                 values |= {"second_reviewer": who, "agreed": agreed, "status": "arbitration"}
                 if agreed:
                     merged = merge(first, decision)
-                    final = finalize_sample(merged, sample, item_id=item_id, deciders=[row.first_reviewer, who])
-                    values |= {"status": "final", "outcome": outcome_of(merged), "final_json": final.model_dump_json(),
-                               "finalized_at": now}
+                    values |= {"status": "final", "outcome": outcome_of(merged), "finalized_at": now,
+                               "final_json": self._final_json(merged, sample, item_id, [row.first_reviewer, who])}
             status = values.get("status", "open")
             conn.execute(items.update().where(items.c.id == item_id).values(**values))
             audit.append(conn, [Event(who, "submit", item_id,
                                       {"status": row.status, "reviews_done": row.reviews_done},
                                       {"status": status, "review": json.loads(payload)})], at=now)
         return SubmitResult(item_id, status)
+
+    @staticmethod
+    def _final_json(decision: Decision, sample: _LazySample, item_id: str, deciders: list[str]) -> str:
+        if decision.decision != "correct":
+            return sample.text  # approved or rejected: the pushed sample, byte for byte
+        return finalize_sample(decision, sample.get(), item_id=item_id, deciders=deciders).model_dump_json()
 
     def arbitrate(self, who: str, item_id: str, decision: Decision) -> SubmitResult:
         """The arbiter's decision is final; an arbiter never decides an item they reviewed."""
@@ -437,15 +444,14 @@ class QueueStore:
             if row.status != "arbitration":
                 raise Conflict(f"item {item_id} is not awaiting arbitration (status {row.status})")
             self._check_lease(row, who)
-            sample = Sample.model_validate_json(row.sample_json)
+            sample = _LazySample(row.sample_json)
             _checked(item_id, decision, sample)
-            final = finalize_sample(decision, sample, item_id=item_id,
-                                    deciders=[row.first_reviewer, row.second_reviewer, who])
+            final_json = self._final_json(decision, sample, item_id, [row.first_reviewer, row.second_reviewer, who])
             payload = decision.model_dump_json(exclude_none=True)
             conn.execute(arbitrations.insert().values(item_id=item_id, arbiter=who, decision=decision.decision,
                                                       payload=payload, submitted_at=now))
             conn.execute(items.update().where(items.c.id == item_id).values(
-                status="final", outcome=outcome_of(decision), final_json=final.model_dump_json(), finalized_at=now,
+                status="final", outcome=outcome_of(decision), final_json=final_json, finalized_at=now,
                 lease_owner=None, lease_started=None, lease_expires=None))
             audit.append(conn, [Event(who, "arbitrate", item_id, {"status": "arbitration"},
                                       {"status": "final", "arbitration": json.loads(payload)})], at=now)
@@ -512,8 +518,23 @@ class QueueStore:
         return audit.export_jsonl(self.engine, out)
 
 
-def _checked(item_id: str, decision: Decision, sample: Sample) -> None:
+class _LazySample:
+    """A stored sample's JSON, validated into a Sample only on first use (approvals never need it)."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self._sample: Sample | None = None
+
+    def get(self) -> Sample:
+        if self._sample is None:
+            self._sample = Sample.model_validate_json(self.text)
+        return self._sample
+
+
+def _checked(item_id: str, decision: Decision, sample: _LazySample) -> None:
     try:
-        apply(decision, sample)
+        check_shape(decision)
+        if decision.decision == "correct":
+            apply(decision, sample.get())
     except DecisionError as e:
         raise InvalidDecision(item_id, e.field, str(e).split(": ", 1)[-1]) from e
