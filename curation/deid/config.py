@@ -100,7 +100,9 @@ class DeidConfig(BaseModel):
     def require_salt(self) -> bytes:
         salt = self.resolved_salt()
         if salt is None:
-            raise DeidConfigError(f"the hash operator needs a salt: set deid.salt or the env var {self.salt_env!r}")
+            raise DeidConfigError(
+                f"the hash operator needs a salt: set deid.salt or the env var {self.salt_env!r}"
+            )
         if len(salt) < 16:
             raise DeidConfigError(f"deid salt is {len(salt)} bytes; presidio's hash needs at least 16")
         return salt
@@ -108,7 +110,9 @@ class DeidConfig(BaseModel):
     def require_key(self) -> bytes:
         key = self.resolved_key()
         if key is None:
-            raise DeidConfigError(f"the encrypt operator needs a key: set deid.key or the env var {self.key_env!r}")
+            raise DeidConfigError(
+                f"the encrypt operator needs a key: set deid.key or the env var {self.key_env!r}"
+            )
         if len(key) not in (16, 24, 32):
             raise DeidConfigError(f"deid key is {len(key)} bytes; AES needs 16, 24 or 32")
         return key

@@ -47,7 +47,9 @@ def shift_date(value: str, days: int) -> str:
         if len(parts) == 3:
             d = date(parts[0], parts[1], parts[2]) + timedelta(days=days)
             if "年" in value:
-                suffix = "号" if value.rstrip().endswith("号") else ("日" if value.rstrip().endswith("日") else "")
+                suffix = (
+                    "号" if value.rstrip().endswith("号") else ("日" if value.rstrip().endswith("日") else "")
+                )
                 return f"{d.year}年{d.month}月{d.day}{suffix}"
             sep = next((c for c in value if c in "-./"), "-")
             padded = len(_DATE_PARTS.findall(value)[1]) == 2
@@ -83,7 +85,9 @@ class Deidentifier:
         self.engine = AnonymizerEngine()
         self._salt = self.config.resolved_salt()
         self._removing = {e for e in self.config.entities if self.config.operator_for(e).operator != "keep"}
-        self._encrypted = {e for e in self.config.entities if self.config.operator_for(e).operator == "encrypt"}
+        self._encrypted = {
+            e for e in self.config.entities if self.config.operator_for(e).operator == "encrypt"
+        }
         self._shifted = self.config.operator_for("DATE").operator == "shift"
         self._operators = {e: self._operator(e) for e in self.config.entities}
 
@@ -96,14 +100,20 @@ class Deidentifier:
             case "mask":
                 return OperatorConfig(
                     "mask",
-                    {"masking_char": spec.masking_char, "chars_to_mask": spec.chars_to_mask, "from_end": spec.from_end},
+                    {
+                        "masking_char": spec.masking_char,
+                        "chars_to_mask": spec.chars_to_mask,
+                        "from_end": spec.from_end,
+                    },
                 )
             case "hash":
                 return OperatorConfig("custom", {"lambda": self._hasher(label)})
             case "encrypt":
                 return OperatorConfig("encrypt", {"key": self.config.require_key()})
             case "generalize":
-                return OperatorConfig("custom", {"lambda": generalize_age if entity == "AGE" else generalize_date})
+                return OperatorConfig(
+                    "custom", {"lambda": generalize_age if entity == "AGE" else generalize_date}
+                )
             case "shift":  # replaced per sample in anonymize(): the offset depends on the sample
                 return OperatorConfig("custom", {"lambda": lambda v: v})
             case _:
@@ -121,7 +131,10 @@ class Deidentifier:
         operators = self._operators
         if self._shifted and any(s[0] == "DATE" for s in spans):
             days = date_offset(self._salt, sample_key, self.config.date_max_shift_days)
-            operators = {**operators, "DATE": OperatorConfig("custom", {"lambda": lambda v: shift_date(v, days)})}
+            operators = {
+                **operators,
+                "DATE": OperatorConfig("custom", {"lambda": lambda v: shift_date(v, days)}),
+            }
         results = [RecognizerResult(e, s, t, 1.0) for e, s, t in spans]
         out = self.engine.anonymize(text, results, operators)
         if not self._encrypted:
@@ -129,13 +142,17 @@ class Deidentifier:
         new = out.text
         for item in sorted(out.items, key=lambda i: i.start, reverse=True):
             if item.entity_type in self._encrypted:
-                new = f"{new[: item.start]}〈{item.entity_type}:{new[item.start : item.end]}〉{new[item.end :]}"
+                new = (
+                    f"{new[: item.start]}〈{item.entity_type}:{new[item.start : item.end]}〉{new[item.end :]}"
+                )
         return new
 
     def counts(self, spans: Sequence[Span]) -> Counter[str]:
         return Counter(e for e, _, _ in spans if e in self._removing)
 
-    def texts(self, texts: Sequence[str | None], keys: Sequence[str]) -> list[tuple[str | None, Counter[str]]]:
+    def texts(
+        self, texts: Sequence[str | None], keys: Sequence[str]
+    ) -> list[tuple[str | None, Counter[str]]]:
         """De-identify many texts in one detection pass; `keys` tie texts of one sample to one date shift."""
         all_spans = self.recognizers.detect_many(texts)
         return [

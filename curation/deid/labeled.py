@@ -22,9 +22,36 @@ from pathlib import Path
 from curation.deid.lists import surnames
 from curation.deid.recognizers import ENTITIES, Recognizers, Span, id_checksum
 
-_GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂英华建国志红玉梅海燕鹏飞欣怡子涵浩然宇轩雨萱思远晓东"
-_CITIES = ["北京", "上海", "广州", "深圳", "成都", "武汉", "杭州", "南京", "西安", "长沙", "郑州", "济南", "沈阳"]
-_DISTRICTS = ["朝阳区", "海淀区", "浦东新区", "天河区", "武侯区", "洪山区", "西湖区", "鼓楼区", "雁塔区", "岳麓区"]
+_GIVEN = (
+    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂英华建国志红玉梅海燕鹏飞欣怡子涵浩然宇轩雨萱思远晓东"
+)
+_CITIES = [
+    "北京",
+    "上海",
+    "广州",
+    "深圳",
+    "成都",
+    "武汉",
+    "杭州",
+    "南京",
+    "西安",
+    "长沙",
+    "郑州",
+    "济南",
+    "沈阳",
+]
+_DISTRICTS = [
+    "朝阳区",
+    "海淀区",
+    "浦东新区",
+    "天河区",
+    "武侯区",
+    "洪山区",
+    "西湖区",
+    "鼓楼区",
+    "雁塔区",
+    "岳麓区",
+]
 _ROADS = ["建国路", "人民路", "解放大道", "中山路", "长江路", "和平街", "新华路", "学府路"]
 _ESTATES = ["阳光花园", "幸福家园", "翠湖小区", "金色公寓", "锦绣新村"]
 _HOSP_CORE = ["协和", "第一人民", "中心", "中医", "第三人民", "同济", "湘雅", "华西", "仁济", "妇幼保健"]
@@ -115,7 +142,9 @@ def _phone(rng: random.Random, b: _Builder, sentence: str) -> None:
 
 def _id_card(rng: random.Random, b: _Builder, sentence: str) -> None:
     idn = resident_id(rng, force_x=rng.random() < 0.3)
-    b.add(rng.choice(["身份证号：", "身份证", "证件号码 "])).add(_split(rng, idn, [6, 8, 4]), "ID_CARD").add("，" + sentence)
+    b.add(rng.choice(["身份证号：", "身份证", "证件号码 "])).add(_split(rng, idn, [6, 8, 4]), "ID_CARD").add(
+        "，" + sentence
+    )
 
 
 def _email(rng: random.Random, b: _Builder, sentence: str) -> None:
@@ -126,11 +155,18 @@ def _email(rng: random.Random, b: _Builder, sentence: str) -> None:
 
 def _record(rng: random.Random, b: _Builder, sentence: str) -> None:
     no = rng.choice(["", "ZY", "MZ"]) + "".join(rng.choice("0123456789") for _ in range(rng.randint(6, 10)))
-    b.add(rng.choice(_RECORD_LABELS) + rng.choice(["：", ":", " "])).add(no, "MEDICAL_RECORD").add("，" + sentence)
+    b.add(rng.choice(_RECORD_LABELS) + rng.choice(["：", ":", " "])).add(no, "MEDICAL_RECORD").add(
+        "，" + sentence
+    )
 
 
 def _hospital(rng: random.Random, b: _Builder, sentence: str) -> None:
-    hosp = rng.choice(_CITIES) + rng.choice(["", "市", "大学附属"]) + rng.choice(_HOSP_CORE) + rng.choice(_HOSP_SUFFIX)
+    hosp = (
+        rng.choice(_CITIES)
+        + rng.choice(["", "市", "大学附属"])
+        + rng.choice(_HOSP_CORE)
+        + rng.choice(_HOSP_SUFFIX)
+    )
     b.add(rng.choice(["在", "曾去", "于"])).add(hosp, "HOSPITAL")
     if hosp.endswith("医院") and rng.random() < 0.5:
         b.add(rng.choice(_DEPTS), "DEPARTMENT")
@@ -142,14 +178,22 @@ def _address(rng: random.Random, b: _Builder, sentence: str) -> None:
     if rng.random() < 0.5:
         addr = city + rng.choice(_ROADS) + f"{rng.randint(1, 300)}号"
     else:
-        addr = city + rng.choice(_ESTATES) + f"{rng.randint(1, 30)}栋{rng.randint(1, 6)}单元{rng.randint(101, 2804)}室"
+        addr = (
+            city
+            + rng.choice(_ESTATES)
+            + f"{rng.randint(1, 30)}栋{rng.randint(1, 6)}单元{rng.randint(101, 2804)}室"
+        )
     b.add(rng.choice(["家住", "住址：", "现住"])).add(addr, "ADDRESS").add("，" + sentence)
 
 
 def _date(rng: random.Random, b: _Builder, sentence: str) -> None:
     y, m, d = rng.randint(2000, 2024), rng.randint(1, 12), rng.randint(1, 28)
-    text = rng.choice([f"{y}年{m}月{d}日", f"{y}-{m:02d}-{d:02d}", f"{y}/{m}/{d}", f"{m}月{d}日", f"{y}.{m:02d}.{d:02d}"])
-    b.add(rng.choice(["于", "", "入院日期："])).add(text, "DATE").add(rng.choice(["入院，", "就诊，"]) + sentence)
+    text = rng.choice(
+        [f"{y}年{m}月{d}日", f"{y}-{m:02d}-{d:02d}", f"{y}/{m}/{d}", f"{m}月{d}日", f"{y}.{m:02d}.{d:02d}"]
+    )
+    b.add(rng.choice(["于", "", "入院日期："])).add(text, "DATE").add(
+        rng.choice(["入院，", "就诊，"]) + sentence
+    )
 
 
 def _age(rng: random.Random, b: _Builder, sentence: str) -> None:
@@ -194,7 +238,9 @@ def _sentences(text: str) -> Iterable[str]:
             yield s
 
 
-def build_labeled_set(data_dir: Path, n: int = 2000, seed: int = 7, clean_share: float = 0.2) -> list[LabeledText]:
+def build_labeled_set(
+    data_dir: Path, n: int = 2000, seed: int = 7, clean_share: float = 0.2
+) -> list[LabeledText]:
     """n texts: each real sentence gets one PII insertion of a rotating type, or none (clean_share)."""
     sentences = real_sentences(data_dir, n, seed)
     rng = random.Random(seed)

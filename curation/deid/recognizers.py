@@ -270,7 +270,9 @@ def _detectors() -> list[Detector]:
     return [
         Detector(
             "ID_CARD",
-            re.compile(rf"(?<![0-9０-９A-Za-z]){_D}{{6}}(?:{_SEP}{_D}){{11}}{_SEP}[0-9０-９XxＸ×](?![0-9０-９A-Za-z])"),
+            re.compile(
+                rf"(?<![0-9０-９A-Za-z]){_D}{{6}}(?:{_SEP}{_D}){{11}}{_SEP}[0-9０-９XxＸ×](?![0-9０-９A-Za-z])"
+            ),
             _id_card,
         ),
         Detector(
@@ -282,7 +284,11 @@ def _detectors() -> list[Detector]:
             ),
             _whole,
         ),
-        Detector("EMAIL", re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"), _whole),
+        Detector(
+            "EMAIL",
+            re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"),
+            _whole,
+        ),
         Detector(
             "MEDICAL_RECORD",
             re.compile(
@@ -422,7 +428,9 @@ class Recognizers:
         wanted = set(ENTITIES if entities is None else entities)
         unknown = wanted - set(ENTITIES)
         if unknown:
-            raise ValueError(f"unknown entity type(s): {', '.join(sorted(unknown))}; known: {', '.join(ENTITIES)}")
+            raise ValueError(
+                f"unknown entity type(s): {', '.join(sorted(unknown))}; known: {', '.join(ENTITIES)}"
+            )
         self.entities = tuple(e for e in ENTITIES if e in wanted)
         self.detectors = [d for d in _detectors() if d.entity in wanted]
 

@@ -16,12 +16,11 @@ from functools import lru_cache
 
 import pyarrow as pa
 
+from curation.deid.config import DeidConfig
+from curation.deid.engine import Deidentifier
 from medaug.run import StageStats
 from medaug.schema import SAMPLE_SCHEMA, conform_table
 from medaug.stage import StageResult
-
-from curation.deid.config import DeidConfig
-from curation.deid.engine import Deidentifier
 
 STAGE_NAME = "deid"
 
@@ -87,7 +86,9 @@ def deidentify_table(table: pa.Table, config: DeidConfig | None = None) -> Stage
         merged.update(counts)
         deid_values.append([{"entity": e, "count": c} for e, c in sorted(merged.items())])
     table = table.set_column(
-        table.schema.get_field_index("deid"), "deid", pa.array(deid_values, type=SAMPLE_SCHEMA.field("deid").type)
+        table.schema.get_field_index("deid"),
+        "deid",
+        pa.array(deid_values, type=SAMPLE_SCHEMA.field("deid").type),
     )
     stats = StageStats(STAGE_NAME, rows_in=n, rows_out=n, seconds=time.perf_counter() - t0)
     stats.extra["samples_with_pii"] = sum(1 for c in per_row if c)
