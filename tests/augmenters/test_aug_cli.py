@@ -1,0 +1,93 @@
+"""`medaug lexicon ...` through the real command line app."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from medaug.cli import app
+
+runner = CliRunner()
+
+
+def test_normalize_stdin_to_stdout():
+    r = runner.invoke(
+        app, ["lexicon", "normalize", "-", "-"], input="胸口疼\n拉肚子两天，无胸痛\n烧到39.5\n\n38度多\n"
+    )
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == ["胸痛", "腹泻两天，无胸痛", "高热", "", "中等度热"]
+
+
+def test_normalize_reverse_direction(tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("腹泻\n心悸伴胸闷\n", encoding="utf-8")
+    dst = tmp_path / "out.txt"
+    r = runner.invoke(app, ["lexicon", "normalize", str(src), str(dst), "--to", "colloquial"])
+    assert r.exit_code == 0, r.output
+    assert dst.read_text(encoding="utf-8").splitlines() == ["拉肚子", "心慌伴胸口闷"]
+
+
+def test_normalize_jsonl_field_with_imcs_lexicon(tmp_path, shared_data):
+    lex = tmp_path / "pairs.csv"
+    lex.write_text("原始词\t标准词\n嗓子眼发痒\t咽喉不适\n", encoding="utf-8")
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        json.dumps({"q": "嗓子眼发痒，拉肚子", "k": 1}, ensure_ascii=False)
+        + "\n"
+        + json.dumps({"q": "心慌"})
+        + "\n",
+        encoding="utf-8",
+    )
+    r = runner.invoke(
+        app,
+        [
+            "lexicon",
+            "normalize",
+            str(src),
+            "-",
+            "--field",
+            "q",
+            "--lexicon",
+            str(lex),
+            "--lexicon",
+            str(shared_data / "imcs21_symptom_norm" / "imcs_train.csv"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(x) for x in r.stdout.splitlines()]
+    assert recs == [{"q": "咽喉不适，腹泻", "k": 1}, {"q": "心悸"}]
+
+
+def test_bad_jsonl_line_is_named(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"q": "心慌"}\n{"q": \n', encoding="utf-8")
+    r = runner.invoke(app, ["lexicon", "normalize", str(src), "-", "--field", "q"])
+    assert r.exit_code == 2
+    assert "in.jsonl:2: not valid JSON" in r.stderr
+    r = runner.invoke(app, ["lexicon", "normalize", "-", "-", "--field", "x"], input='{"q": "心慌"}\n')
+    assert r.exit_code == 2 and "-:1: field 'x' is missing" in r.stderr
+
+
+def test_invalid_utf8_line_is_named():
+    r = runner.invoke(app, ["lexicon", "normalize"], input=b"ok\n\xff\xfe\n")
+    assert r.exit_code == 2 and "-:2: not valid UTF-8" in r.stderr
+
+
+def test_stats_and_coverage(shared_data):
+    r = runner.invoke(app, ["lexicon", "stats"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["entries"] >= 300
+    dev = str(shared_data / "imcs21_symptom_norm" / "imcs_dev.csv")
+    core = runner.invoke(app, ["lexicon", "coverage", dev])
+    both = runner.invoke(
+        app,
+        [
+            "lexicon",
+            "coverage",
+            dev,
+            "--lexicon",
+            str(shared_data / "imcs21_symptom_norm" / "imcs_train.csv"),
+        ],
+    )
+    ratio = [float(x.stdout.split("coverage=")[1].split()[0]) for x in (core, both)]
+    assert 0 < ratio[0] < ratio[1] <= 1
