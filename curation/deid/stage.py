@@ -55,43 +55,49 @@ def deidentify_texts(texts: list[str], config: DeidConfig | None = None) -> list
 
 
 def deidentify_table(table: pa.Table, config: DeidConfig | None = None) -> StageResult:
-    """Rewrite the configured text fields of every sample; nothing is rejected, ids are unchanged."""
+    """Rewrite the configured text fields of every sample; nothing is rejected, ids are unchanged.
+
+    Samples whose `deid` is already set pass through untouched: a second pass would shift their
+    dates again.
+    """
     t0 = time.perf_counter()
     config = config or DeidConfig()
     deid = deidentifier_for(config)
     table = conform_table(table)
     n = table.num_rows
+    todo = [i for i, d in enumerate(table.column("deid").to_pylist()) if d is None]
     ids = table.column("id").to_pylist()
+    todo_ids = [ids[i] for i in todo]
     fields = list(config.fields)
     texts: list[str | None] = []
+    columns = {f: table.column(f).to_pylist() for f in fields}
     for f in fields:
-        texts.extend(table.column(f).to_pylist())
-    results = deid.texts(texts, ids * len(fields))
+        texts.extend(columns[f][i] for i in todo)
+    results = deid.texts(texts, todo_ids * len(fields))
 
-    per_row: list[Counter[str]] = [Counter() for _ in range(n)]
-    for i, f in enumerate(fields):
-        chunk = results[i * n : (i + 1) * n]
-        for row, (_, counts) in enumerate(chunk):
-            if counts:
-                per_row[row].update(counts)
-        col = pa.array([t for t, _ in chunk], type=SAMPLE_SCHEMA.field(f).type)
+    per_row: dict[int, Counter[str]] = {i: Counter() for i in todo}
+    m = len(todo)
+    for k, f in enumerate(fields):
+        values = columns[f]
+        for row, (text, counts) in zip(todo, results[k * m : (k + 1) * m], strict=True):
+            values[row] = text
+            per_row[row].update(counts)
+        col = pa.array(values, type=SAMPLE_SCHEMA.field(f).type)
         table = table.set_column(table.schema.get_field_index(f), f, col)
 
-    previous = table.column("deid").to_pylist()
-    deid_values = []
+    deid_values = table.column("deid").to_pylist()
     totals: Counter[str] = Counter()
-    for counts, prev in zip(per_row, previous, strict=True):
+    for row, counts in per_row.items():
         totals.update(counts)
-        merged = Counter({d["entity"]: d["count"] for d in prev or []})
-        merged.update(counts)
-        deid_values.append([{"entity": e, "count": c} for e, c in sorted(merged.items())])
+        deid_values[row] = [{"entity": e, "count": c} for e, c in sorted(counts.items())]
     table = table.set_column(
         table.schema.get_field_index("deid"),
         "deid",
         pa.array(deid_values, type=SAMPLE_SCHEMA.field("deid").type),
     )
     stats = StageStats(STAGE_NAME, rows_in=n, rows_out=n, seconds=time.perf_counter() - t0)
-    stats.extra["samples_with_pii"] = sum(1 for c in per_row if c)
+    stats.extra["samples_with_pii"] = sum(1 for c in per_row.values() if c)
+    stats.extra["already_deidentified"] = n - m
     for entity, count in sorted(totals.items()):
         stats.extra[f"removed_{entity}"] = count
     return StageResult(kept=table, stats=stats)
