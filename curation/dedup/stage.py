@@ -1,14 +1,16 @@
 """The dedup batch stage: exact, then near-duplicate, within the batch and against the index.
 
-Which sample a cluster keeps (stated rule, first difference decides):
+Which sample of a cluster is kept (stated rule, first difference decides):
   1. one already released, then one already queued (it has been or is being reviewed);
   2. the most traceable: most provenance fields filled;
   3. the fewest augmentation steps (closest to its source);
   4. the earliest `provenance.created_at`;
   5. the first in input order.
-Only samples with the same label merge, and never a sample with its own parent or
-child (a paraphrase or negative built from a sample is not its duplicate). Every
-dropped sample names the kept one and their similarity in `detail`.
+Members are visited in that order and one is dropped only when it is an exact or
+verified near-duplicate of a member already kept (see cluster.py for why not strictly
+one per cluster). Only samples with the same label merge, and never a sample with its
+own parent or child (a paraphrase or negative built from a sample is not its
+duplicate). Every dropped sample names the kept one and their similarity in `detail`.
 """
 
 from __future__ import annotations
@@ -18,10 +20,9 @@ from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
-from rapidfuzz.distance import Levenshtein
 
 from curation.dedup.candidates import bucket_pairs
-from curation.dedup.cluster import components, keepers
+from curation.dedup.cluster import keep_greedy
 from curation.dedup.config import DedupConfig
 from curation.dedup.features import Features, extract
 from curation.dedup.index import DedupIndex, IndexHits
@@ -124,43 +125,40 @@ def run_dedup(table: pa.Table, cfg: DedupConfig, index: DedupIndex | None, engin
         ex = [(rep_pos[int(e)], r + j) for j, e in enumerate(hits.exact.tolist()) if int(e) in rep_pos]
         if ex:
             edges = np.concatenate((edges, np.asarray(ex, dtype=np.int64)))
-    comp = components(r + m, edges)
+            scores = np.concatenate((scores, np.ones(len(ex), np.float32)))
 
-    # keeper per cluster, at row level: rows are units 0..n-1, index entries n..n+m-1
-    unit_comp = np.concatenate((comp[rep_of_row], comp[r:]))
+    # rule order over rows; an exact group is represented by its best row
+    row_order = np.lexsort((np.arange(n), feats.created_us, feats.aug_steps, -feats.richness))
+    row_rank = np.empty(n, dtype=np.int64)
+    row_rank[row_order] = np.arange(n)
+    node_rank = np.full(r, n, dtype=np.int64)
+    np.minimum.at(node_rank, rep_of_row, row_rank)
+    best_row = row_order[node_rank]
+    # index entries come first (released, then queued, then other origins) and are always kept
     hit_origin = np.fromiter((_origin_rank(o) for o in hits.origins), dtype=np.int64, count=m)
-    rank = [
-        np.concatenate((np.full(n, 3, np.int64), hit_origin)),
-        np.concatenate((-feats.richness, np.zeros(m, np.int64))),
-        np.concatenate((feats.aug_steps, np.zeros(m, np.int64))),
-        np.concatenate((feats.created_us, np.zeros(m, np.int64))),
-        np.concatenate((np.arange(n, dtype=np.int64), hits.rows)),
-    ]
-    keeper = keepers(unit_comp, rank)[:n]
+    hit_prio = np.empty(m, dtype=np.int64)
+    hit_prio[np.lexsort((hits.rows, hit_origin))] = np.arange(m)
+    # nodes are renumbered so the index entries are 0..m-1 for keep_greedy
+    renum = np.concatenate((np.arange(m, m + r), np.arange(m)))
+    prio = np.concatenate((hit_prio, m + node_rank))
+    keeper_of, score_of = keep_greedy(prio, renum[edges] if len(edges) else edges, scores, fixed=m)
 
-    # a cluster can join a sample to its own parent or child through a third member;
-    # such a pair was never a duplicate edge, so the sample stays
-    unit_ids = feats.ids + hits.ids
-    unit_parents = feats.parent_ids + hits.parent_ids
-    for row in np.flatnonzero(keeper != np.arange(n)).tolist():
-        k = int(keeper[row])
-        if unit_parents[row] == unit_ids[k] or (unit_parents[k] == feats.ids[row] and unit_ids[k] != feats.ids[row]):
-            keeper[row] = row
-    kept_rows = np.flatnonzero(keeper == np.arange(n))
+    row_node = rep_of_row + m
+    row_keeper = keeper_of[row_node]
+    kept_mask = (row_keeper == row_node) & (best_row[rep_of_row] == np.arange(n))
     ids, reasons, details = [], [], []
-    for row in np.flatnonzero(keeper != np.arange(n)).tolist():
-        k = int(keeper[row])
-        if k >= n:
-            j = k - n
-            other_id, other_text, reason = hits.ids[j], hits.texts[j], seen_reason(hits.origins[j])
-            suffix = f" ({hits.origins[j]})"
+    for row in np.flatnonzero(~kept_mask).tolist():
+        node, k = int(row_node[row]), int(row_keeper[row])
+        if k < m:
+            other, reason = f"{hits.ids[k]} ({hits.origins[k]})", seen_reason(hits.origins[k])
+        elif k == node:
+            other, reason = feats.ids[best_row[node - m]], "duplicate_exact"
         else:
-            other_id, other_text, suffix = feats.ids[k], feats.texts[k], ""
-            reason = "duplicate_exact" if feats.exact[row] == feats.exact[k] else "near_duplicate"
-        score = Levenshtein.normalized_similarity(feats.texts[row], other_text)
+            other, reason = feats.ids[best_row[k - m]], "near_duplicate"
         ids.append(feats.ids[row])
         reasons.append(reason)
-        details.append(f"{other_id}{suffix} score={score:.3f}")
+        details.append(f"{other} score={float(score_of[node]) if k != node else 1.0:.3f}")
+    kept_rows = np.flatnonzero(kept_mask)
     rejected = reject_table(ids, reasons, details)
     stats.rows_out = kept_rows.size
     stats.rejects = count_reasons(rejected)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from curation.dedup import DedupConfig, dedup_table
-from curation.dedup.normalize import compare_text
+from curation.dedup.normalize import compare_text, normalize_for_dedup
 from medaug.schema import Sample, samples_to_table
 
 Q1 = "我最近两周经常胸口疼，爬楼梯的时候更明显，休息几分钟能缓解，需要做什么检查？"
@@ -152,6 +152,9 @@ def test_label_separates_exact_text() -> None:
 def test_compare_text_keeps_fields_apart() -> None:
     assert compare_text("ab", "c", "d") != compare_text("a", "bc", "d")
     assert compare_text("高血压， 怎么办？", "", "ＯＫ") == compare_text("高血压怎么办", "", "ok")
+    # NFKC before dropping symbols (㎏ is a symbol, "kg" is not); combining sequences compose
+    assert normalize_for_dedup("５㎏ e\u0301") == "5kgé"
+    assert normalize_for_dedup("體重５㎏", "t2s") == "体重5kg"
 
 
 def test_empty_table_and_bad_config() -> None:
