@@ -112,6 +112,7 @@ class GenerationWorker:
                 source="template",
                 template_id=row["template_id"],
                 seed_id=row["seed_id"],
+                prompt_id=row["prompt_id"],
                 model=self.model,
                 sampling_params=sampling_json(
                     {**self.sampling.to_dict(), "output_mode": self.stage.output_mode}

@@ -102,7 +102,8 @@ class Provenance(BaseModel):
 
     source: str | None = None  # input file or "template"
     template_id: str | None = None
-    seed_id: str | None = None
+    seed_id: str | None = None  # knowledge-table entry (generated) or source record id (imported)
+    prompt_id: str | None = None  # the expanded prompt / LLM request that produced this sample
     parent_id: str | None = None
     augmentation: list[AugmentationStep] = Field(default_factory=list)
     model: str | None = None
@@ -210,6 +211,7 @@ _PROVENANCE = pa.struct(
         ("source", pa.string()),
         ("template_id", pa.string()),
         ("seed_id", pa.string()),
+        ("prompt_id", pa.string()),
         ("parent_id", pa.string()),
         ("augmentation", pa.list_(_AUG_STEP)),
         ("model", pa.string()),

@@ -1,0 +1,170 @@
+"""The generate job for real: local Ray, the CPU vLLM build, the tiny model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from jobs.config import GenerateConfig, load_config
+from jobs.generate import run_generate
+from medaug.io import read_samples
+from medaug.schema import SAMPLE_SCHEMA
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _outputs(run_dir: Path) -> tuple[list, list[str]]:
+    samples = []
+    for shard in sorted((run_dir / "generate").glob("shard-*.parquet")):
+        assert pq.read_schema(shard).equals(SAMPLE_SCHEMA)
+        samples += read_samples(shard, strict=True).samples
+    failed = []
+    for f in sorted((run_dir / "generate").glob("failures-*.parquet")):
+        failed += pq.read_table(f).column("prompt_id").to_pylist()
+    return samples, failed
+
+
+@pytest.fixture(scope="module")
+def clean_run(small_config, tiny_model, ray_local, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    path = out / "job.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(small_config(tiny_model, out)), encoding="utf-8")
+    cfg = load_config(GenerateConfig, path, ["run.run_id=clean"])
+    manifest = run_generate(cfg)
+    return out / "clean", manifest, path
+
+
+def test_end_to_end_samples_carry_provenance(clean_run):
+    run_dir, manifest, _ = clean_run
+    samples, failed = _outputs(run_dir)
+    st = manifest["stages"][0]
+    assert st["rows_in"] == 24 and st["rows_out"] == len(samples) == 24 - len(failed)
+    assert len(samples) > 0
+    assert len({s.id for s in samples}) == len(samples)
+    for s in samples:
+        p = s.provenance
+        assert p.source == "template" and p.template_id and p.seed_id and p.prompt_id
+        assert p.model and Path(p.model).name == "tiny-qwen2"
+        assert '"temperature": 0.8' in p.sampling_params and '"output_mode": "regex"' in p.sampling_params
+        assert p.sampling_seed is not None and p.run_id == "clean" and p.created_at is not None
+        assert s.icd10 and s.demographics.age is not None and s.demographics.sex is not None
+    assert manifest["outputs"]["complete"] and manifest["config_hash"]
+    assert st["extra"]["output_tokens"] > 0 and st["extra"]["output_tok_per_s"] > 0
+
+
+def test_delimited_mode_records_every_failure(small_config, tiny_model, ray_local, tmp_path, write_config):
+    # A random model never writes the 【field】 layout unconstrained: every prompt must become a recorded failure.
+    cfg = small_config(tiny_model, tmp_path, total=8, output_mode="delimited", max_retries=1)
+    manifest = run_generate(load_config(GenerateConfig, write_config(cfg), ["run.run_id=delim"]))
+    samples, failed = _outputs(tmp_path / "delim")
+    assert len(samples) + len(failed) == 8
+    st = manifest["stages"][0]
+    assert sum(st["rejects"].values()) == len(failed)
+    assert st["extra"]["retries"] == len(failed)  # one bounded retry each
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def test_resume_after_kill_gives_the_clean_runs_ids(clean_run, tmp_path):
+    run_dir, _, cfg_path = clean_run
+    cmd = [
+        sys.executable,
+        "-m",
+        "jobs.generate",
+        "--config",
+        str(cfg_path),
+        "--run-id",
+        "killed",
+        "--set",
+        "run.shard_size=4",
+    ]
+    cmd += ["--output-dir", str(tmp_path)]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=_env(), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    shard_dir = tmp_path / "killed" / "generate"
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(shard_dir.glob("shard-*.parquet"))) < 2:
+        assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = {p.name for p in shard_dir.glob("shard-*.parquet")}
+    assert 2 <= len(first) < 6, "the kill must land mid-run"
+    mtimes = {p.name: p.stat().st_mtime_ns for p in shard_dir.glob("shard-*.parquet")}
+
+    done = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "already done" in done.stdout
+    for name, m in mtimes.items():  # finished shards were not redone
+        assert (shard_dir / name).stat().st_mtime_ns == m
+    resumed, failed = _outputs(tmp_path / "killed")
+    clean, clean_failed = _outputs(run_dir)
+    ids = [s.id for s in resumed]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {s.id for s in clean}
+    assert sorted(failed) == sorted(clean_failed)
+
+
+def test_ray_job_submit_against_a_head_on_loopback(small_config, tiny_model, tmp_path, write_config):
+    import socket
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    gcs, dash = free_port(), free_port()
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    head = subprocess.Popen(
+        [ray_bin, "start", "--head", "--block", "--port", str(gcs), "--num-cpus", "2", "--node-ip-address", "127.0.0.1",
+         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--include-dashboard", "true",
+         "--temp-dir", ray_tmp],
+        env=_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        cfg = write_config(small_config(tiny_model, tmp_path / "out", total=8))
+        address = f"http://127.0.0.1:{dash}"
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            r = subprocess.run(
+                [ray_bin, "job", "list", "--address", address], env=_env(), capture_output=True
+            )
+            if r.returncode == 0:
+                break
+            time.sleep(1)
+        sub = subprocess.run(
+            [ray_bin, "job", "submit", "--address", address, "--working-dir", str(REPO), "--",
+             sys.executable, "-m", "jobs.generate", "--config", str(cfg), "--run-id", "submitted"],
+            env=_env(), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert sub.returncode == 0, sub.stdout[-3000:] + sub.stderr[-2000:]
+        assert "medaug generate — run submitted" in sub.stdout
+        samples, failed = _outputs(tmp_path / "out" / "submitted")
+        assert len(samples) + len(failed) == 8 and samples
+        assert all(s.provenance.job_id for s in samples)
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
