@@ -16,6 +16,8 @@ from pathlib import Path
 
 from medaug.schema import ICD10_SHAPE
 
+MAX_BAD_ROWS = 5
+
 
 class Icd10ListError(ValueError):
     """The configured list cannot be used; the message names the file (and line)."""
@@ -26,6 +28,7 @@ class Icd10List:
     path: str
     codes: frozenset[str]
     categories: frozenset[str]
+    skipped_lines: tuple[int, ...] = ()  # rows whose first column is not a code
 
     def is_valid(self, code: str, match: str = "category") -> bool:
         code = normalize_code(code)
@@ -53,15 +56,22 @@ def load_icd10_list(path: str | Path) -> Icd10List:
     lines = text.splitlines()
     delimiter = "\t" if lines and "\t" in lines[0] else ","
     codes: set[str] = set()
+    skipped: list[int] = []
     for lineno, row in enumerate(csv.reader(lines, delimiter=delimiter), start=1):
         if not row or not row[0].strip():
             continue
         code = normalize_code(row[0])
-        if not ICD10_SHAPE.fullmatch(code):
-            if lineno == 1:
-                continue  # header
-            raise Icd10ListError(f"{p}:{lineno}: first column {row[0]!r} is not an ICD-10 code")
-        codes.add(code)
+        if ICD10_SHAPE.fullmatch(code):
+            codes.add(code)
+            codes.add(code.rstrip("+*"))  # dagger/asterisk marks (A17+, D63*): the bare code is the same code
+        elif lineno > 1:  # line 1 may be a header
+            skipped.append(lineno)
+    # Real lists carry a stray row or two (v601 has "N,N"); many bad rows mean the wrong file or column.
+    if len(skipped) > max(MAX_BAD_ROWS, len(codes) // 100):
+        raise Icd10ListError(
+            f"{p}:{skipped[0]}: first column is not an ICD-10 code ({len(skipped)} such lines); "
+            "expected `icd_code,name` CSV or `code<TAB>disease` TSV"
+        )
     if not codes:
         raise Icd10ListError(f"{p}: no ICD-10 codes found")
-    return Icd10List(str(p), frozenset(codes), frozenset(c[:3] for c in codes))
+    return Icd10List(str(p), frozenset(codes), frozenset(c[:3] for c in codes), tuple(skipped))
