@@ -9,6 +9,7 @@ from curation.cli import register as register_curation
 from curation.dedup_cli import register as register_dedup
 from generators.cli import register as register_generators
 from review_queue.cli import register as register_review_queue
+from review_queue.release_cli import register as register_release
 
 app = typer.Typer(
     name="medaug",
@@ -23,6 +24,7 @@ for register in (
     register_curation,
     register_dedup,
     register_review_queue,
+    register_release,
 ):
     register(app)
 
