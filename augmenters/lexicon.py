@@ -243,13 +243,22 @@ class Lexicon:
         return {k: tuple(v) for k, v in both.items()}
 
     def automaton(self, direction: str) -> ahocorasick.Automaton | None:
-        """Keys of at least MIN_MATCH_LEN chars; value = (key, candidates). None when nothing to match."""
+        """Keys of at least MIN_MATCH_LEN chars; value = (key, candidates). None when nothing to match.
+
+        Every other known wording is a key with no candidates: longest match then keeps 支气管炎 whole
+        instead of rewriting the 气管炎 inside it.
+        """
         if direction not in self._automata:
             a = ahocorasick.Automaton()
-            for key, cands in self.mapping(direction).items():
+            mapping = self.mapping(direction)
+            known = self.clinical_terms | {v for e in self.entries for v in e.variants}
+            for key in known - mapping.keys():
+                if len(key) >= MIN_MATCH_LEN:
+                    a.add_word(key, (key, ()))
+            for key, cands in mapping.items():
                 if len(key) >= MIN_MATCH_LEN:
                     a.add_word(key, (key, cands))
-            if len(a):
+            if any(mapping):
                 a.make_automaton()
                 self._automata[direction] = a
             else:

@@ -208,7 +208,9 @@ def contradicts_findings(
         return text[:s] + new + text[e:], {"strategy": "flip", "from": w, "to": new, "start": s}
     terms = lexicon.automaton("to_colloquial")
     stated = (
-        sorted({k for end, (k, _) in terms.iter_long(question) if not negated(question, end - len(k) + 1)})
+        sorted(
+            {k for end, (k, c) in terms.iter_long(question) if c and not negated(question, end - len(k) + 1)}
+        )
         if terms is not None
         else []
     )

@@ -66,6 +66,8 @@ def find_matches(text: str, lexicon: Lexicon, direction: str, skipped: Counter[s
     spans = None
     out: list[Match] = []
     for end, (key, cands) in auto.iter_long(text):
+        if not cands:
+            continue
         start = end - len(key) + 1
         if spans is None:
             spans = protected_spans(text)

@@ -1,0 +1,160 @@
+"""LLM paraphrase and LLM negatives through the real CPU vLLM build and the tiny model: the text is
+noise, the mechanics (prompts, structured output, checks, mapping back, counted rejections) are real."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from augmenters.llm_negatives import (
+    ERROR_PROMPTS,
+    llm_negatives_table,
+    shows_error,
+)
+from augmenters.llm_negatives import (
+    build_request as negative_request,
+)
+from augmenters.llm_paraphrase import (
+    MODES,
+    llm_paraphrase_table,
+    outcomes_to_rows,
+)
+from augmenters.llm_paraphrase import (
+    build_request as paraphrase_request,
+)
+from augmenters.negatives import load_negative_knowledge
+from augmenters.preserve import PreservationCheck
+from medaug.schema import ErrorType, samples_to_table, table_to_samples
+
+for _k, _v in {
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "OMP_NUM_THREADS": "1",
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+}.items():
+    os.environ.setdefault(_k, _v)
+
+
+@pytest.fixture(scope="module")
+def stage(tiny_model):
+    from generators.engine import EngineConfig, SamplingConfig
+    from generators.llm_stage import LLMStage
+
+    cfg = EngineConfig(model=str(tiny_model), device="cpu", max_model_len=2048)
+    # Short fields so the random model closes its JSON within max_tokens and the checks get to run.
+    sampling = SamplingConfig(temperature=0.7, max_tokens=64, seed=3)
+    return LLMStage(cfg, sampling, "json", max_retries=1, field_max_chars=12)
+
+
+def _outcome(key, fields, error=None):
+    from generators.llm_stage import LLMOutcome
+
+    return LLMOutcome(
+        key, fields, error, attempts=1, seed=42, prompt_tokens=10, output_tokens=5, finish_reason="stop"
+    )
+
+
+def test_paraphrase_prompts_carry_the_rules(samples):
+    row = samples_to_table(samples).to_pylist()[0]
+    req = paraphrase_request(row, "patient_question")
+    assert req.fields == ("instruction",) and row["instruction"] in req.user and "否定" in req.user
+    assert paraphrase_request(row, "plain_answer").fields == ("output",)
+    assert len({paraphrase_request(row, m).key for m in MODES}) == len(MODES)
+
+
+def test_paraphrase_mapping_keeps_faithful_and_rejects_unfaithful(samples, core_lexicon):
+    row = samples_to_table(samples).to_pylist()[0]
+    faithful = "患者男，58岁，胸痛30分钟，大汗淋漓，心电图示ST段抬高，应该怎么处理？"
+    lost_number = "患者男，58岁，胸痛3分钟，大汗淋漓，心电图示ST段抬高，应该怎么处理？"
+    outs = [
+        _outcome("a", {"instruction": faithful}),
+        _outcome("b", {"instruction": lost_number}),
+        _outcome("c", None, "no_json"),
+    ]
+    derived, rejected, counts = outcomes_to_rows(
+        [row, row, row][:1] * 1,
+        ["patient_question"],
+        outs[:1],
+        PreservationCheck(core_lexicon),
+        {"model": "m"},
+    )
+    assert [d["instruction"] for d in derived] == [faithful] and not rejected
+    assert derived[0]["provenance"]["parent_id"] == row["id"]
+    assert derived[0]["provenance"]["model"] == "m" and derived[0]["provenance"]["sampling_seed"] == 42
+    for o, reason in ((outs[1], "number_changed"), (outs[2], "llm_no_json")):
+        derived, rejected, counts = outcomes_to_rows(
+            [row], ["patient_question"], [o], PreservationCheck(core_lexicon), {}
+        )
+        assert not derived and rejected == [(row["id"], f"llm_paraphrase:{reason}", "mode=patient_question")]
+        assert counts[f"llm_paraphrase_rejected_{reason}"] == 1
+
+
+def test_preservation_check_reasons(core_lexicon):
+    check = PreservationCheck(core_lexicon)
+    o = "患者胸痛2小时，无发热，左侧肢体麻木，服用阿司匹林100mg。"
+    assert check.check(o, "病人胸口疼了2小时，没有发烧，左边手脚发麻，吃了阿司匹林100mg。") is None
+    assert (
+        check.check(o, "病人胸口疼了2小时，有发烧，左边手脚发麻，吃了阿司匹林100mg。") == "negation_changed"
+    )
+    assert check.check(o, "病人2小时，没有发烧，左边手脚发麻，吃了阿司匹林100mg。") == "entity_lost"
+    assert (
+        check.check(o, "病人胸口疼了2小时，没有发烧，右边手脚发麻，吃了阿司匹林100mg。")
+        == "laterality_changed"
+    )
+    assert check.check(o, "病人胸口疼了2小时，没有发烧，左边手脚发麻，吃了布洛芬100mg。") == "drug_changed"
+    assert check.check(o, o) == "unchanged"
+
+
+def test_injection_check_per_error_type():
+    kb = load_negative_knowledge()
+    ref = "考虑急性心肌梗死，应立即拨打120。可嚼服阿司匹林300mg。"
+    assert shows_error(ErrorType.wrong_dose, ref, ref.replace("300mg", "3000mg"), kb)
+    assert not shows_error(ErrorType.wrong_dose, ref, ref + "注意休息。", kb)
+    assert shows_error(ErrorType.wrong_drug, ref, ref.replace("阿司匹林", "华法林"), kb)
+    assert shows_error(ErrorType.wrong_diagnosis, ref, ref.replace("急性心肌梗死", "急性心包炎"), kb)
+    assert not shows_error(ErrorType.wrong_diagnosis, ref, ref.replace("300mg", "30mg"), kb)
+    assert shows_error(ErrorType.missing_referral, ref, "考虑急性心肌梗死。可嚼服阿司匹林300mg。", kb)
+    assert shows_error(ErrorType.overclaiming, ref, ref + "保证治愈。", kb)
+    assert not shows_error(ErrorType.overclaiming, ref, ref.replace("考虑", "可能"), kb)
+    req = negative_request({"id": "x", "instruction": "问", "input": "", "output": ref}, ErrorType.wrong_dose)
+    assert ERROR_PROMPTS[ErrorType.wrong_dose] in req.user and ref in req.user
+
+
+def test_llm_paraphrase_end_to_end(stage, samples, core_lexicon):
+    table = samples_to_table(samples)
+    res = llm_paraphrase_table(table, stage, core_lexicon, modes=("patient_question", "plain_answer"))
+    assert res.kept.num_rows + res.rejected.num_rows == 6
+    assert sum(res.stats.rejects.values()) == res.rejected.num_rows
+    reasons = {r.split(":", 1)[1] for r in res.rejected.column("reason").to_pylist()}
+    known = {
+        "empty",
+        "unchanged",
+        "number_changed",
+        "drug_changed",
+        "laterality_changed",
+        "entity_lost",
+        "negation_changed",
+    }
+    assert all(r in known or r.startswith("llm_") for r in reasons)
+    assert reasons & known  # structured output parsed, and the preservation check judged it
+    for s in table_to_samples(res.kept):
+        assert s.provenance.model == stage.engine_config.model and s.provenance.sampling_seed is not None
+    again = llm_paraphrase_table(table, stage, core_lexicon, modes=("patient_question", "plain_answer"))
+    assert again.rejected.to_pylist() == res.rejected.to_pylist()
+    assert again.kept.column("id").to_pylist() == res.kept.column("id").to_pylist()
+
+
+def test_llm_negatives_end_to_end(stage, samples):
+    table = samples_to_table(samples)
+    ratios = dict.fromkeys(ERROR_PROMPTS, 1.0)
+    res = llm_negatives_table(table, stage, ratios, seed=2)
+    assert res.kept.num_rows + res.rejected.num_rows == 3 * len(ERROR_PROMPTS)
+    for s in table_to_samples(res.kept):
+        assert s.label == "negative" and s.reference_output and s.reference_output != s.output
+    reasons = {r.split(":", 1)[1] for r in res.rejected.column("reason").to_pylist()}
+    assert reasons - {"error_not_injected", "unchanged", "empty"} <= {
+        r for r in reasons if r.startswith("llm_")
+    }
+    assert res.stats.extra.get("llm_negative_rejected_error_not_injected", 0) + res.kept.num_rows > 0
+    half = llm_negatives_table(table, stage, dict.fromkeys(ERROR_PROMPTS, 0.5), seed=2)
+    assert half.kept.num_rows + half.rejected.num_rows < 18
