@@ -24,6 +24,7 @@ NoCoreOpt = Annotated[bool, typer.Option("--no-core", help="do not load the ship
 def register(app: typer.Typer) -> None:
     """Add this package's commands to `app` (keep heavy imports inside the command functions)."""
     app.add_typer(lexicon_app, name="lexicon")
+    app.command("augment")(augment)
 
 
 def _load(lexicons: list[Path] | None, no_core: bool):
@@ -98,4 +99,59 @@ def coverage(
         raise typer.BadParameter(str(e), param_hint="PAIRS") from e
     typer.echo(
         f"pairs={cov.pairs} correct={cov.correct} coverage={cov.ratio:.4f} identity={cov.identity} changed={cov.changed}"
+    )
+
+
+def augment(
+    input: Annotated[Path, typer.Argument(help="samples: .jsonl, .json or .parquet")],
+    output: Annotated[Path, typer.Argument(help="originals + derived samples: .parquet or .jsonl")],
+    config: Annotated[Path | None, typer.Option(help="YAML with AugmentConfig fields")] = None,
+    seed: Annotated[int | None, typer.Option(help="overrides the config's seed")] = None,
+    refusals: Annotated[int | None, typer.Option(help="overrides the config's refusal count")] = None,
+    lexicon: LexiconOpt = None,
+    keep_going: Annotated[
+        bool, typer.Option(help="list bad input records and augment the good ones")
+    ] = False,
+) -> None:
+    """Lexicon paraphrases, rule negatives and refusals for a sample file (the rule augmenters, no model)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from augmenters.lexicon import LexiconError
+    from augmenters.pipeline import AugmentConfig, augment_table
+    from medaug.io import InputError, read_samples, write_parquet, write_samples_jsonl
+    from medaug.schema import samples_to_table, table_to_samples
+
+    if output.suffix not in (".parquet", ".jsonl"):
+        raise typer.BadParameter("must end in .parquet or .jsonl", param_hint="OUTPUT")
+    try:
+        raw = yaml.safe_load(config.read_text(encoding="utf-8")) if config else {}
+        raw = (raw or {}) | {k: v for k, v in (("seed", seed), ("refusals", refusals)) if v is not None}
+        if lexicon:
+            raw["lexicons"] = [*raw.get("lexicons", []), *map(str, lexicon)]
+        cfg = AugmentConfig.model_validate(raw)
+    except (OSError, yaml.YAMLError, ValidationError) as e:
+        raise typer.BadParameter(f"{config}: {e}", param_hint="--config") from e
+    try:
+        read = read_samples(input)
+    except InputError as e:
+        raise typer.BadParameter(str(e), param_hint="INPUT") from e
+    for err in read.errors:
+        typer.echo(f"error: {err}", err=True)
+    if read.errors and not keep_going:
+        typer.echo(
+            f"{len(read.errors)} bad record(s); nothing written (use --keep-going to skip them)", err=True
+        )
+        raise typer.Exit(2)
+    try:
+        res = augment_table(samples_to_table(read.samples), cfg)
+    except LexiconError as e:
+        raise typer.BadParameter(str(e), param_hint="--lexicon") from e
+    if output.suffix == ".parquet":
+        write_parquet(res.kept, output)
+    else:
+        write_samples_jsonl(table_to_samples(res.kept), output)
+    extra = ", ".join(f"{k}={v}" for k, v in res.stats.extra.items())
+    typer.echo(
+        f"{res.stats.rows_in} in, {res.stats.rows_out} out in {res.stats.seconds:.1f} s: {extra}", err=True
     )

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from augmenters.derive import derive_row, rng_for
-from augmenters.guards import PROTECTED_PATTERNS, drug_automaton
+from augmenters.guards import drug_automaton
 from augmenters.llm_paraphrase import llm_provenance, llm_result
-from augmenters.negatives import NegativeKnowledge, load_negative_knowledge
+from augmenters.negatives import DRUG_DOSE, NegativeKnowledge, load_negative_knowledge
 from medaug.schema import ErrorType, Label, conform_table
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ ERROR_PROMPTS: dict[ErrorType, str] = {
     ErrorType.overclaiming: "加入夸大疗效的承诺，例如“保证治愈”“百分之百有效”",
 }
 _OVERCLAIM = re.compile(r"保证|百分之百|百分百|100%|一定能|绝对|根治|彻底治愈|不会复发")
-_DOSE = dict(PROTECTED_PATTERNS)["dose"]
 
 
 def build_request(row: dict[str, Any], error_type: ErrorType) -> LLMRequest:
@@ -50,7 +49,7 @@ def build_request(row: dict[str, Any], error_type: ErrorType) -> LLMRequest:
 def shows_error(error_type: ErrorType, reference: str, wrong: str, kb: NegativeKnowledge) -> bool:
     """Whether `wrong` differs from `reference` in the way the error type says (a necessary condition)."""
     if error_type == ErrorType.wrong_dose:
-        return sorted(_DOSE.findall(reference)) != sorted(_DOSE.findall(wrong))
+        return sorted(DRUG_DOSE.findall(reference)) != sorted(DRUG_DOSE.findall(wrong))
     if error_type == ErrorType.wrong_drug:
         drugs = drug_automaton()
         return {w for _, w in drugs.iter_long(reference)} != {w for _, w in drugs.iter_long(wrong)}

@@ -20,14 +20,18 @@ import ahocorasick
 import yaml
 
 from augmenters.derive import derive_row, rng_for
-from augmenters.guards import DRUGS_FILE, PROTECTED_PATTERNS, drug_automaton, negated
+from augmenters.guards import DRUGS_FILE, drug_automaton, negated
 from augmenters.lexicon import Lexicon
 from medaug.schema import ErrorType, Label
 
 NEGATIVES_FILE = Path(__file__).parent / "data" / "negatives.yaml"
 AUGMENTER = "rule_negative"
 _SENTENCE = re.compile(r"[^。！？!?；;\n]+[。！？!?；;\n]*")
-_DOSE = dict(PROTECTED_PATTERNS)["dose"]
+# Drug amounts only: a changed temperature, blood pressure or lab value is a different error type.
+DRUG_DOSE = re.compile(
+    r"\d+(?:\.\d+)?\s*(?:mg|g|μg|ug|mcg|ml|mL|IU|U|毫克|微克|克|毫升|单位|国际单位|片|粒|支|袋|滴|喷)"
+    r"(?:\s*/\s*(?:kg|d|次|天|日))?(?![A-Za-z/])"
+)
 _DOSE_PARTS = re.compile(r"(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[^\d\s].*)")
 UNIT_SWAPS = {
     "mg": "g",
@@ -171,7 +175,7 @@ def _fmt(x: float) -> str:
 
 def wrong_dose(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random, lexicon: Lexicon) -> Injected:
     text = row["output"]
-    doses = [m for m in _DOSE.finditer(text) if _DOSE_PARTS.fullmatch(m.group())]
+    doses = [m for m in DRUG_DOSE.finditer(text) if _DOSE_PARTS.fullmatch(m.group())]
     if not doses:
         return None
     m = rng.choice(doses)
