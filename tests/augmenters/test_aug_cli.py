@@ -119,4 +119,4 @@ def test_augment_command_names_bad_records_and_config(tmp_path, samples):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("negative_ratios: {wrong_dose: 2}\n", encoding="utf-8")
     r = runner.invoke(app, ["augment", str(src), str(tmp_path / "o.parquet"), "--config", str(cfg)])
-    assert r.exit_code == 2 and "negative_ratios.wrong_dose" in r.stderr
+    assert r.exit_code == 2 and "negative_ratios" in r.stderr and "wrong_dose ratio" in r.stderr

@@ -158,3 +158,19 @@ def test_llm_negatives_end_to_end(stage, samples):
     assert res.stats.extra.get("llm_negative_rejected_error_not_injected", 0) + res.kept.num_rows > 0
     half = llm_negatives_table(table, stage, dict.fromkeys(ERROR_PROMPTS, 0.5), seed=2)
     assert half.kept.num_rows + half.rejected.num_rows < 18
+
+
+def test_augment_table_runs_llm_augmenters_with_the_stage(stage, samples):
+    from augmenters.pipeline import AugmentConfig, augment_table
+
+    cfg = AugmentConfig(
+        paraphrase=False,
+        negative_ratios={},
+        llm_paraphrase_modes=("clinical_answer",),
+        llm_negative_ratios={ErrorType.overclaiming: 1.0},
+    )
+    res = augment_table(samples_to_table(samples), cfg, llm_stage=stage)
+    derived = res.kept.num_rows - 3
+    assert derived + res.rejected.num_rows == 3 + 3
+    assert sum(res.stats.rejects.values()) == res.rejected.num_rows
+    assert res.kept.column("id").to_pylist()[:3] == [s.id for s in samples]

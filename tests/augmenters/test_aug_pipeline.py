@@ -48,7 +48,7 @@ def test_only_selected_augmenters_run(samples):
 @pytest.mark.parametrize(
     ("bad", "where"),
     [
-        ({"negative_ratios": {"wrong_dose": 1.5}}, "negative_ratios.wrong_dose"),
+        ({"negative_ratios": {"wrong_dose": 1.5}}, "wrong_dose ratio must be within [0, 1]"),
         ({"negative_ratios": {"bogus": 0.1}}, "negative_ratios"),
         ({"direction": "sideways"}, "direction"),
         ({"fields": ["answer"]}, "fields"),
@@ -71,3 +71,11 @@ def test_missing_lexicon_file_is_named(samples, tmp_path):
 def test_table_missing_a_column_is_named():
     with pytest.raises(ValueError, match="output"):
         augment_table(pa.table({"id": ["x"], "instruction": ["q"]}), AugmentConfig())
+
+
+def test_llm_augmenters_need_a_stage(samples):
+    cfg = AugmentConfig(llm_paraphrase_modes=("plain_answer",))
+    with pytest.raises(ValueError, match="no LLM stage"):
+        augment_table(samples_to_table(samples), cfg)
+    with pytest.raises(ValidationError, match="unknown mode"):
+        AugmentConfig(llm_paraphrase_modes=("shout",))
