@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from generators.engine import EngineConfig, SamplingConfig
 from generators.expand import Quotas
 from generators.output_format import OutputMode
+from jobs.curate import CurateConfig
 
 
 class ConfigError(ValueError):
@@ -53,7 +54,7 @@ class GenerateConfig(BaseModel):
     knowledge: str | None = None  # default: the shipped knowledge table
     quotas: Quotas
     llm: LLMSection
-    curate: dict[str, Any] | None = None  # curation + queue push, see jobs/pipeline.py
+    curate: CurateConfig | None = None  # de-id, quality gates, dedup, queue push (jobs/curate.py)
 
 
 C = TypeVar("C", bound=BaseModel)

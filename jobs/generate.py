@@ -181,8 +181,17 @@ def run_generate(cfg: GenerateConfig, *, max_shards: int | None = None) -> dict[
         max_attempts=cfg.run.max_shard_attempts,
     )
     wall = time.perf_counter() - t0
-    manifest = finish_manifest(folder, cfg, started, previous, wall, len(prompts), len(shards))
-    return manifest
+    extra_stages: list[StageStats] = []
+    complete = len(folder.finished_shards(STAGE)) == len(shards)
+    if cfg.curate is not None and complete:
+        from jobs.curate import curate_and_push, read_stage
+
+        extra_stages = curate_and_push(folder, read_stage(folder, STAGE), cfg.curate, run_id)
+    elif cfg.curate is not None:
+        print(
+            "[generate] not every shard is done: curation and queue push wait for a complete run", flush=True
+        )
+    return finish_manifest(folder, cfg, started, previous, wall, len(prompts), len(shards), extra_stages)
 
 
 def collect_stats(folder: RunFolder) -> StageStats:
@@ -213,6 +222,7 @@ def finish_manifest(
     wall: float,
     n_prompts: int,
     n_shards: int,
+    extra_stages: list[StageStats] | None = None,
 ) -> dict[str, Any]:
     st = collect_stats(folder)
     st.seconds = wall
@@ -229,11 +239,14 @@ def finish_manifest(
         "prompts_total": n_prompts,
         "complete": finished == n_shards,
     }
+    if cfg.curate is not None and extra_stages:
+        outputs["curated"] = str(folder.path / "curated")
+        outputs["queue"] = cfg.curate.queue.url if cfg.curate.queue.push else None
     manifest = build_manifest(
         run_id=folder.run_id,
         job="generate",
         config=cfg.model_dump(mode="json"),
-        stages=[st],
+        stages=[st, *(extra_stages or [])],
         started_at=started,
         outputs=outputs,
         previous=previous,

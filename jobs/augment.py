@@ -1,0 +1,216 @@
+"""Augment job: existing SFT data → augmenters → de-identification → quality gates → dedup → review queue.
+
+    medaug augment --config configs/augment-demo.yaml
+    ray job submit --address http://127.0.0.1:8265 --working-dir . -- python -m jobs.augment --config ...
+
+Inputs: seed-format / Alpaca JSON or JSONL, ShareGPT JSONL, Parquet, or a released
+medaug dataset version folder. Bad records are reported with file, line and
+field (and kept out); everything accepted is either in the output or in
+`rejects/` with its reason. Rerunning with the same run id resumes after the
+last finished stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from augmenters.pipeline import AugmentConfig
+from jobs.config import ConfigError, RunSection, load_config
+from jobs.curate import CurateConfig, _done, _mark, curate_and_push, read_stage
+from medaug.io import InputError, read_samples, write_jsonl, write_parquet
+from medaug.run import RunFolder, StageStats, build_manifest, new_run_id, summary_table
+from medaug.schema import conform_table, now_utc, samples_to_table
+
+
+class AugmentJobConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    job: Literal["augment"] = "augment"
+    run: RunSection = Field(default_factory=RunSection)
+    inputs: list[str] = Field(
+        min_length=1, description="files (.jsonl/.json/.parquet) or dataset version folders"
+    )
+    limit: int | None = Field(default=None, ge=1, description="read at most this many valid records in total")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    curate: CurateConfig = Field(default_factory=CurateConfig)
+
+
+def _input_files(spec: str) -> list[Path]:
+    p = Path(spec)
+    if p.is_dir():  # a released dataset version (data/*.parquet) or a folder of shards
+        files = sorted((p / "data").glob("*.parquet")) or sorted(p.glob("*.parquet"))
+        if not files:
+            raise InputError(f"{p}: folder holds no Parquet shards")
+        return files
+    if not p.exists():
+        raise InputError(f"{p}: no such input file")
+    return [p]
+
+
+def read_inputs(cfg: AugmentJobConfig, folder: RunFolder, log=print) -> tuple[pa.Table, StageStats]:
+    st = StageStats("read")
+    t0 = time.perf_counter()
+    tables, errors = [], []
+    budget = cfg.limit
+    for spec in cfg.inputs:
+        for path in _input_files(spec):
+            res = read_samples(path)
+            st.rows_in += len(res.samples) + len({(e.path, e.line) for e in res.errors})
+            samples = res.samples if budget is None else res.samples[:budget]
+            if budget is not None:
+                budget -= len(samples)
+            tables.append(samples_to_table(samples))
+            errors += res.errors
+            for e in res.errors:
+                st.rejects[f"bad_record:{e.field.split('.')[0]}"] += 1
+            log(f"[read] {path}: {len(res.samples)} samples, {len(res.errors)} bad records")
+            if budget == 0:
+                break
+    if errors:
+        write_jsonl(({"path": e.path, "line": e.line, "field": e.field, "message": e.message} for e in errors),
+                    folder.path / "input_errors.jsonl")  # fmt: skip
+        for e in errors[:5]:
+            log(f"[read] bad record: {e}")
+        if len(errors) > 5:
+            log(f"[read] ... {len(errors) - 5} more in {folder.path / 'input_errors.jsonl'}")
+    table = pa.concat_tables(tables) if tables else samples_to_table([])
+    st.rows_out = table.num_rows
+    st.seconds = time.perf_counter() - t0
+    return table, st
+
+
+def _augment_batch(batch: pa.Table, config: AugmentConfig) -> pa.Table:
+    from augmenters.pipeline import augment_table
+
+    return augment_table(batch, config).kept
+
+
+def augment(table: pa.Table, cfg: AugmentJobConfig, folder: RunFolder, run_id: str, log=print) -> StageStats:
+    """Augment every input row (Ray Data map_batches); refusals from the taxonomy are added once per run."""
+    import ray
+
+    from augmenters.refusals import make_refusals
+
+    t0 = time.perf_counter()
+    per_batch = cfg.augment.model_copy(update={"refusals": 0})
+    if table.num_rows > cfg.curate.batch_size and ray.is_initialized():
+        ds = ray.data.from_arrow(table).repartition(max(1, table.num_rows // cfg.curate.batch_size))
+        out = ds.map_batches(_augment_batch, fn_kwargs={"config": per_batch}, batch_format="pyarrow",
+                             batch_size=cfg.curate.batch_size)  # fmt: skip
+        parts = [conform_table(ray.get(r)) for r in out.to_arrow_refs()]
+    else:
+        parts = [_augment_batch(table, per_batch)]
+    if cfg.augment.refusals:
+        parts.append(samples_to_table(make_refusals(cfg.augment.refusals, cfg.augment.seed)))
+    result = pa.concat_tables([p for p in parts if p.num_rows]) if any(p.num_rows for p in parts) else table
+    result = _stamp_run(result, run_id)
+    for i, start in enumerate(range(0, result.num_rows, cfg.curate.shard_rows)):
+        write_parquet(result.slice(start, cfg.curate.shard_rows), folder.shard_path("augment", i))
+    st = StageStats(
+        "augment", rows_in=table.num_rows, rows_out=result.num_rows, seconds=time.perf_counter() - t0
+    )
+    labels = result.column("label").to_pylist()
+    st.extra = {f"label_{k}": labels.count(k) for k in ("positive", "negative", "refusal")}
+    _mark(folder, "augment", [st])
+    log(f"[augment] {table.num_rows} in, {result.num_rows} out ({st.seconds:.1f}s)")
+    return st
+
+
+def _stamp_run(table: pa.Table, run_id: str) -> pa.Table:
+    """Record the run in every sample's provenance (ids are content hashes and do not change)."""
+    rows = table.to_pylist()
+    for r in rows:
+        prov = r["provenance"] or {}
+        prov["run_id"] = prov.get("run_id") or run_id
+        r["provenance"] = prov
+    from medaug.schema import rows_to_table
+
+    return rows_to_table(rows)
+
+
+def run_augment(cfg: AugmentJobConfig, log=print) -> dict[str, Any]:
+    from medaug.ray_env import init_ray
+
+    started = now_utc().isoformat()
+    run_id = cfg.run.run_id or new_run_id("aug")
+    folder = RunFolder(cfg.run.output_dir, run_id).prepare()
+    previous = folder.load_manifest()
+    init_ray(cfg.run.ray_address)
+    t0 = time.perf_counter()
+    table, read_st = read_inputs(cfg, folder, log)
+    if (done := _done(folder, "augment")) is not None:
+        aug_st = done[0]
+        log("[augment] already done in an earlier attempt; reusing augment/")
+    else:
+        aug_st = augment(table, cfg, folder, run_id, log)
+    stages = [
+        read_st,
+        aug_st,
+        *curate_and_push(folder, read_stage(folder, "augment"), cfg.curate, run_id, log),
+    ]
+    total = StageStats(
+        "total", rows_in=read_st.rows_in, rows_out=stages[-1].rows_out, seconds=time.perf_counter() - t0
+    )
+    manifest = build_manifest(
+        run_id=run_id,
+        job="augment",
+        config=cfg.model_dump(mode="json"),
+        stages=[*stages, total],
+        started_at=started,
+        outputs={
+            "augmented": str(folder.path / "augment"),
+            "curated": str(folder.path / "curated"),
+            "rejects": str(folder.path / "rejects"),
+            "queue": cfg.curate.queue.url if cfg.curate.queue.push else None,
+        },
+        previous=previous,
+    )
+    folder.write_manifest(manifest)
+    return manifest
+
+
+def print_summary(manifest: dict[str, Any]) -> None:
+    stages = [StageStats.from_dict(s) for s in manifest["stages"]]
+    print(summary_table(stages, title=f"medaug {manifest['job']} — run {manifest['run_id']}"))
+    for k, v in manifest["outputs"].items():
+        if v:
+            print(f"{k}: {v}")
+
+
+def cli_entry(config: str, run_id: str | None, output_dir: str | None, overrides: list[str]) -> int:
+    overrides = list(overrides)
+    if run_id:
+        overrides.append(f"run.run_id={run_id}")
+    if output_dir:
+        overrides.append(f"run.output_dir={output_dir}")
+    try:
+        cfg = load_config(AugmentJobConfig, config, overrides)
+        manifest = run_augment(cfg)
+    except (ConfigError, InputError, OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print_summary(manifest)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.augment", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--run-id")
+    parser.add_argument("--output-dir")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
+    )
+    args = parser.parse_args(argv)
+    return cli_entry(args.config, args.run_id, args.output_dir, args.set)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
