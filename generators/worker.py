@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import ValidationError
 
-from generators.engine import EngineConfig, SamplingConfig
+from generators.engine import Engine, EngineConfig, SamplingConfig
 from generators.expand import PromptRow
 from generators.llm_stage import LLMOutcome, LLMRequest, LLMStage, LLMStats
 from generators.output_format import OutputMode
@@ -49,9 +49,15 @@ class GenerationWorker:
         field_max_chars: int,
         run_id: str,
         job_id: str | None,
+        engine: Engine | None = None,
     ):
         self.stage = LLMStage(
-            engine_config, sampling, output_mode, max_retries=max_retries, field_max_chars=field_max_chars
+            engine_config,
+            sampling,
+            output_mode,
+            max_retries=max_retries,
+            field_max_chars=field_max_chars,
+            engine=engine,
         )
         self.sampling = sampling
         self.run_id = run_id
