@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.dedup.config import DedupConfig
-from curation.dedup.features import Features, extract
+from curation.dedup.features import extract
 from medaug.schema import now_utc
 
 # the settings band keys depend on: an index is only usable with the same ones
@@ -70,12 +70,12 @@ class DedupIndex:
 
     # ------------------------------------------------------------------ writing
 
-    def add(self, table: pa.Table, origin: str, features: Features | None = None) -> int:
+    def add(self, table: pa.Table, origin: str) -> int:
         """Record `table`'s samples as seen under `origin` ("queue", "release:v3", ...).
         Samples already recorded under the same origin are skipped; returns rows added."""
         if not origin or "/" in origin:
             raise ValueError(f"dedup index origin must be a non-empty name without '/', got {origin!r}")
-        feats = features or extract(table, self.cfg)
+        feats = extract(table, self.cfg)
         with self._locked():
             manifest = self._read_manifest() or self._new_manifest()
             self._cache = None
