@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import ahocorasick
@@ -19,6 +19,7 @@ NEGATION_CUES = ("没有", "否认", "未见", "未闻及", "并非", "无", "�
 SCOPE_BREAKS = ("，", "。", "；", "！", "？", ",", ".", ";", "!", "?", "\n", "但", "却", "而", "然而", "、但")
 NEGATION_WINDOW = 10
 LATERALITY = ("左", "右", "双侧", "两侧", "单侧", "对侧", "同侧", "双")
+_LATERAL_CHARS = re.compile("[左右双两单对同]")
 
 _CN_NUM = "零〇一二两三四五六七八九十百千万半"
 _UNITS = (
@@ -100,12 +101,19 @@ def check_substitution(text: str, start: int, end: int, target: str, spans: list
             return sp.kind if sp.kind in ("drug", "icd_code") else "number_dose_duration"
     if _quantities(source) != _quantities(target):
         return "number_dose_duration"
-    if _laterality(source) != _laterality(target):
+    if (_LATERAL_CHARS.search(source) or _LATERAL_CHARS.search(target)) and _laterality(
+        source
+    ) != _laterality(target):
         return "laterality"
     if any(b in target for b in SCOPE_BREAKS):
         return "negation"
     if negated(text, start) and (has_negation(source) or has_negation(target)):
         return "negation"
-    if any(True for _ in drug_automaton().iter(target)):
+    if names_drug(target):
         return "drug"
     return None
+
+
+@lru_cache(maxsize=65536)
+def names_drug(text: str) -> bool:
+    return any(True for _ in drug_automaton().iter(text))

@@ -90,12 +90,8 @@ def outcomes_to_rows(
             rejected.append((row["id"], f"{AUGMENTER}:{reason}", f"error_type={et.value}"))
             counts[f"llm_negative_rejected_{reason}"] += 1
             continue
-        detail = {
-            "error_type": et.value,
-            "instruction": ERROR_PROMPTS[et],
-            "prompt_key": o.key,
-            "seed": o.seed,
-        }
+        req = build_request(row, et)
+        detail = {"error_type": et.value, "system": req.system, "prompt": req.user, "seed": o.seed}
         new = derive_row(
             row,
             AUGMENTER,

@@ -80,7 +80,8 @@ def outcomes_to_rows(
                 rejected.append((row["id"], f"{AUGMENTER}:{reason}", f"mode={mode}"))
                 counts[f"llm_paraphrase_rejected_{reason}"] += 1
                 continue
-            detail = {"mode": mode, "field": field, "prompt_key": o.key, "seed": o.seed}
+            req = build_request(row, mode)
+            detail = {"mode": mode, "field": field, "system": req.system, "prompt": req.user, "seed": o.seed}
             new = derive_row(row, AUGMENTER, detail, **{field: o.fields[field]})
             new["provenance"] |= {**provenance, "sampling_seed": o.seed}
             derived.append(new)

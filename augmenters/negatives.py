@@ -69,6 +69,7 @@ class NegativeKnowledge:
     population_cues: dict[str, list[str]]
     drugs: dict[str, Drug]
     _autos: dict[str, ahocorasick.Automaton] = field(default_factory=dict)
+    _diseases: dict[str | None, dict[str, set[str]]] = field(default_factory=dict)
 
     def automaton(self, name: str, words: list[str]) -> ahocorasick.Automaton:
         if name not in self._autos:
@@ -81,6 +82,8 @@ class NegativeKnowledge:
 
     def diseases(self, area: str | None = None) -> dict[str, set[str]]:
         """Disease → the diseases it is confusable with, from the groups of `area` (all areas if None)."""
+        if area in self._diseases:
+            return self._diseases[area]
         out: dict[str, set[str]] = {}
         for name, groups in self.confusable.items():
             if area is not None and name != area:
@@ -88,6 +91,7 @@ class NegativeKnowledge:
             for g in groups:
                 for d in g:
                     out.setdefault(d, set()).update(x for x in g if x != d)
+        self._diseases[area] = out
         return out
 
     def populations(self, text: str) -> set[str]:

@@ -3,6 +3,7 @@ noise, the mechanics (prompts, structured output, checks, mapping back, counted 
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -81,6 +82,9 @@ def test_paraphrase_mapping_keeps_faithful_and_rejects_unfaithful(samples, core_
     assert [d["instruction"] for d in derived] == [faithful] and not rejected
     assert derived[0]["provenance"]["parent_id"] == row["id"]
     assert derived[0]["provenance"]["model"] == "m" and derived[0]["provenance"]["sampling_seed"] == 42
+    step = derived[0]["provenance"]["augmentation"][-1]
+    assert step["augmenter"] == "llm_paraphrase"
+    assert json.loads(step["detail"])["prompt"] == paraphrase_request(row, "patient_question").user
     for o, reason in ((outs[1], "number_changed"), (outs[2], "llm_no_json")):
         derived, rejected, counts = outcomes_to_rows(
             [row], ["patient_question"], [o], PreservationCheck(core_lexicon), {}
