@@ -59,8 +59,15 @@ def normalize(
         raise typer.BadParameter("must be 'clinical' or 'colloquial'", param_hint="--to")
     lex = _load(lexicon, no_core)
     skipped: Counter[str] = Counter()
-    src = sys.stdin.buffer if input == "-" else open(input, "rb")  # noqa: SIM115
-    dst = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        src = sys.stdin.buffer if input == "-" else open(input, "rb")  # noqa: SIM115
+    except OSError as e:
+        raise typer.BadParameter(f"{input}: {e.strerror}", param_hint="INPUT") from e
+    try:
+        dst = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
+    except OSError as e:
+        src.close()
+        raise typer.BadParameter(f"{output}: {e.strerror}", param_hint="OUTPUT") from e
     try:
         n = normalize_stream(src, dst, lex, f"to_{to}", field=field, name=input, skipped=skipped)
     except LineError as e:

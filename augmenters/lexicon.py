@@ -1,6 +1,12 @@
 """Colloquial ↔ clinical lexicons: the entry format, loaders for ours and for real external ones, and the
 Aho-Corasick automata that paraphrasing and term normalisation run on.
 
+Our format (TSV, `#` comments allowed; or YAML, a list of mappings with the same keys):
+    term<TAB>variants<TAB>direction<TAB>area<TAB>source
+    胸痛<TAB>胸口疼|心口疼<TAB>both<TAB>cardiovascular<TAB>medaug-core
+term is the clinical wording, variants the colloquial ones (`|`-separated); direction says which way the
+entry may be used (both, to_clinical only, to_colloquial only); area is a medaug Area.
+
 Several external formats are accepted so that a user can point the config at the real resources
 (IMCS-21 pairs, DXY normalised symptoms, CHIP-CDN, ICD-10 names) without converting them first.
 """
@@ -229,6 +235,11 @@ class Lexicon:
                     _append(to_coll, e.term, v)
         self.to_clinical = {k: tuple(v) for k, v in to_clin.items()}
         self.to_colloquial = {k: tuple(v) for k, v in to_coll.items()}
+        both = {k: list(v) for k, v in self.to_clinical.items()}
+        for k, v in self.to_colloquial.items():
+            for x in v:
+                _append(both, k, x)
+        self.both = {k: tuple(v) for k, v in both.items()}
         self._automata: dict[str, ahocorasick.Automaton | None] = {}
 
     def mapping(self, direction: str) -> dict[str, tuple[str, ...]]:
@@ -236,11 +247,7 @@ class Lexicon:
             return self.to_clinical
         if direction == "to_colloquial":
             return self.to_colloquial
-        both: dict[str, list[str]] = {k: list(v) for k, v in self.to_clinical.items()}
-        for k, v in self.to_colloquial.items():
-            for x in v:
-                _append(both, k, x)
-        return {k: tuple(v) for k, v in both.items()}
+        return self.both
 
     def automaton(self, direction: str) -> ahocorasick.Automaton | None:
         """Keys of at least MIN_MATCH_LEN chars; value = (key, candidates). None when nothing to match.

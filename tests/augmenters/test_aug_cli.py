@@ -120,3 +120,8 @@ def test_augment_command_names_bad_records_and_config(tmp_path, samples):
     cfg.write_text("negative_ratios: {wrong_dose: 2}\n", encoding="utf-8")
     r = runner.invoke(app, ["augment", str(src), str(tmp_path / "o.parquet"), "--config", str(cfg)])
     assert r.exit_code == 2 and "negative_ratios" in r.stderr and "wrong_dose ratio" in r.stderr
+
+
+def test_missing_input_file_is_named(tmp_path):
+    r = runner.invoke(app, ["lexicon", "normalize", str(tmp_path / "nope.txt"), "-"])
+    assert r.exit_code == 2 and "nope.txt" in r.stderr
