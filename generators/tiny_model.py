@@ -43,9 +43,16 @@ def build_tiny_model(
     heads: int = 4,
     kv_heads: int = 2,
     vocab_size: int = 2048,
+    intermediate_size: int | None = None,
+    tie_word_embeddings: bool = True,
+    dtype: str = "float32",
     seed: int = 0,
 ) -> Path:
-    """Write config, random safetensors weights and a byte-level BPE tokenizer to `out_dir`."""
+    """Write config, random safetensors weights and a byte-level BPE tokenizer to `out_dir`.
+
+    The defaults make the ≈1.6 M-parameter CPU test model; `qwen2_05b_shape()` gives the
+    arguments for a Qwen2.5-0.5B-shaped model (≈370 M parameters) for GPU tests and benchmarks.
+    """
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -79,21 +86,34 @@ def build_tiny_model(
     config = Qwen2Config(
         vocab_size=len(fast),
         hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
+        intermediate_size=intermediate_size or hidden_size * 2,
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=kv_heads,
         max_position_embeddings=4096,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie_word_embeddings,
         eos_token_id=fast.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=fast.convert_tokens_to_ids("<|endoftext|>"),
         bos_token_id=None,
-        torch_dtype="float32",
+        torch_dtype=dtype,
     )
-    model = Qwen2ForCausalLM(config)
+    model = Qwen2ForCausalLM(config).to(getattr(torch, dtype))
     model.save_pretrained(out, safe_serialization=True)
     (out / "generation_config.json").write_text(
         json.dumps({"eos_token_id": config.eos_token_id, "pad_token_id": config.pad_token_id}),
         encoding="utf-8",
     )
     return out
+
+
+def qwen2_05b_shape() -> dict[str, int | str]:
+    """Qwen2.5-0.5B's shape (hidden 896, 24 layers, 14 heads, 2 KV heads, intermediate 4864), bf16."""
+    return {
+        "hidden_size": 896,
+        "layers": 24,
+        "heads": 14,
+        "kv_heads": 2,
+        "intermediate_size": 4864,
+        "vocab_size": 16384,
+        "dtype": "bfloat16",
+    }
