@@ -24,7 +24,7 @@ NoCoreOpt = Annotated[bool, typer.Option("--no-core", help="do not load the ship
 def register(app: typer.Typer) -> None:
     """Add this package's commands to `app` (keep heavy imports inside the command functions)."""
     app.add_typer(lexicon_app, name="lexicon")
-    app.command("augment")(augment)
+    app.command("augment-file")(augment)
 
 
 def _load(lexicons: list[Path] | None, no_core: bool):

@@ -270,8 +270,17 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist([_arrow_value(r) for r in rows], schema=SAMPLE_SCHEMA)
 
 
+def _drop_nones(value: Any) -> Any:
+    """Arrow nulls mean "not set": let the model's defaults apply (every nullable field defaults to None)."""
+    if isinstance(value, dict):
+        return {k: _drop_nones(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nones(v) for v in value]
+    return value
+
+
 def table_to_samples(table: pa.Table) -> list[Sample]:
-    return [Sample.model_validate(r) for r in conform_table(table).to_pylist()]
+    return [Sample.model_validate(_drop_nones(r)) for r in conform_table(table).to_pylist()]
 
 
 def conform_table(table: pa.Table) -> pa.Table:

@@ -101,7 +101,7 @@ def test_augment_command_writes_originals_and_derived(tmp_path, samples):
     cfg = tmp_path / "aug.yaml"
     cfg.write_text("variants: 1\nnegative_ratios: {overclaiming: 1.0}\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    r = runner.invoke(app, ["augment", str(src), str(out), "--config", str(cfg), "--refusals", "2"])
+    r = runner.invoke(app, ["augment-file", str(src), str(out), "--config", str(cfg), "--refusals", "2"])
     assert r.exit_code == 0, r.output
     got = read_samples(out)
     assert not got.errors
@@ -112,13 +112,13 @@ def test_augment_command_writes_originals_and_derived(tmp_path, samples):
 def test_augment_command_names_bad_records_and_config(tmp_path, samples):
     src = tmp_path / "in.jsonl"
     src.write_text('{"instruction": "问", "output": "答"}\n{"instruction": "问"}\n', encoding="utf-8")
-    r = runner.invoke(app, ["augment", str(src), str(tmp_path / "o.parquet")])
+    r = runner.invoke(app, ["augment-file", str(src), str(tmp_path / "o.parquet")])
     assert r.exit_code == 2 and "in.jsonl:2" in r.stderr and not (tmp_path / "o.parquet").exists()
-    r = runner.invoke(app, ["augment", str(src), str(tmp_path / "o.parquet"), "--keep-going"])
+    r = runner.invoke(app, ["augment-file", str(src), str(tmp_path / "o.parquet"), "--keep-going"])
     assert r.exit_code == 0 and (tmp_path / "o.parquet").exists()
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("negative_ratios: {wrong_dose: 2}\n", encoding="utf-8")
-    r = runner.invoke(app, ["augment", str(src), str(tmp_path / "o.parquet"), "--config", str(cfg)])
+    r = runner.invoke(app, ["augment-file", str(src), str(tmp_path / "o.parquet"), "--config", str(cfg)])
     assert r.exit_code == 2 and "negative_ratios" in r.stderr and "wrong_dose ratio" in r.stderr
 
 

@@ -115,3 +115,14 @@ def test_huge_field_refused(tmp_path):
     p.write_text(json.dumps({"instruction": "a" * 200_000, "output": "b"}) + "\n", encoding="utf-8")
     res = read_samples(p)
     assert not res.samples and res.errors[0].field == "instruction" and "limit" in res.errors[0].message
+
+
+def test_table_with_null_nested_columns_reads_back():
+    import pyarrow as pa
+
+    from medaug.schema import conform_table, table_to_samples
+
+    t = conform_table(pa.table({"id": ["x"], "instruction": ["问"], "input": [""], "output": ["答"], "task": ["other"],
+                                "label": ["positive"], "area": ["general"]}))  # fmt: skip
+    [s] = table_to_samples(t)
+    assert s.icd10 == [] and s.demographics.age is None and s.provenance.augmentation == [] and s.deid is None
