@@ -170,14 +170,21 @@ def run_dedup(table: pa.Table, cfg: DedupConfig, index: DedupIndex | None, engin
 def _not_lineage(
     pairs: np.ndarray, feats: Features, reps: np.ndarray, rep_of_row: np.ndarray, hits: IndexHits
 ) -> np.ndarray:
-    """Mask of pairs that are not parent and child of each other."""
+    """Mask of pairs that are neither parent and child nor siblings (children of one parent).
+
+    Paraphrase variants of one sample are near-duplicates on purpose (胸口疼 vs 胸痛 is what the
+    model should learn); the augmenter, not dedup, decides how many of them a parent gets.
+    """
     r = reps.size
     node_of: dict[str, int] = {sid: int(rep_of_row[i]) for i, sid in enumerate(feats.ids)}
     for j, sid in enumerate(hits.ids):
         node_of.setdefault(sid, r + j)
     parents = [feats.parent_ids[i] for i in reps.tolist()] + hits.parent_ids
-    parent_node = np.fromiter((node_of.get(p, -1) if p else -1 for p in parents), dtype=np.int64, count=len(parents))
-    if not (parent_node >= 0).any() or len(pairs) == 0:
+    if not any(parents) or len(pairs) == 0:
         return np.ones(len(pairs), dtype=bool)
+    parent_node = np.fromiter((node_of.get(p, -1) if p else -1 for p in parents), dtype=np.int64, count=len(parents))
+    codes: dict[str, int] = {}
+    family = np.fromiter((codes.setdefault(p, len(codes)) if p else -1 for p in parents), dtype=np.int64, count=len(parents))
     a, b = pairs[:, 0], pairs[:, 1]
-    return (parent_node[a] != b) & (parent_node[b] != a)
+    siblings = (family[a] >= 0) & (family[a] == family[b])
+    return (parent_node[a] != b) & (parent_node[b] != a) & ~siblings

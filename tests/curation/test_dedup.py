@@ -176,3 +176,15 @@ def test_lineage_never_merges_parent_and_child() -> None:
     result = dedup_table(samples_to_table([child, bridge, parent]))
     assert sorted(result.kept.column("id").to_pylist()) == sorted([parent.id, child.id])
     assert result.rejected.to_pylist()[0]["id"] == bridge.id
+
+
+def test_siblings_of_one_parent_never_merge() -> None:
+    parent = _s(Q1, A1, provenance={"source": "import"})
+    a = _s(Q1, A1.replace("心内科", "心血管内科"), provenance={"parent_id": parent.id})
+    b = _s(Q1, A1.replace("心内科", "心血管科"), provenance={"parent_id": parent.id})
+    other_parent = _s(Q1, A1.replace("心内科", "心脏内科"), provenance={"parent_id": "someone-else"})
+    result = dedup_table(samples_to_table([parent, a, b]))
+    assert result.rejected.num_rows == 0
+    # a near-copy from another family is still a duplicate of the family that was kept
+    result = dedup_table(samples_to_table([parent, a, b, other_parent]))
+    assert result.rejected.column("id").to_pylist() == [other_parent.id]
