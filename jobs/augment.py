@@ -22,7 +22,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from augmenters.pipeline import AugmentConfig
-from jobs.config import ConfigError, RunSection, load_config
+from jobs.config import ConfigError, LLMSection, RunSection, load_config
 from jobs.curate import CurateConfig, _done, _mark, curate_and_push, read_stage
 from medaug.io import InputError, read_samples, write_jsonl, write_parquet
 from medaug.run import RunFolder, StageStats, build_manifest, new_run_id, summary_table
@@ -39,6 +39,9 @@ class AugmentJobConfig(BaseModel):
     )
     limit: int | None = Field(default=None, ge=1, description="read at most this many valid records in total")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    llm: LLMSection | None = Field(
+        default=None, description="engine for the LLM augmenters (llm_paraphrase_modes, llm_negative_ratios)"
+    )
     curate: CurateConfig = Field(default_factory=CurateConfig)
 
 
@@ -92,15 +95,90 @@ def _augment_batch(batch: pa.Table, config: AugmentConfig) -> pa.Table:
     return augment_table(batch, config).kept
 
 
+class AugmentWorker:
+    """One engine replica running every configured augmenter, LLM ones included, over a shard of rows."""
+
+    def __init__(self, llm: LLMSection, config: AugmentConfig):
+        from generators.llm_stage import LLMStage
+
+        self.config = config
+        self.stage = LLMStage(
+            llm.engine,
+            llm.sampling,
+            llm.output_mode,
+            max_retries=llm.max_retries,
+            field_max_chars=llm.field_max_chars,
+        )
+
+    def warm(self) -> bool:
+        _ = self.stage.engine
+        return True
+
+    def run_shard(self, shard: int, table: pa.Table) -> dict[str, Any]:
+        from augmenters.pipeline import augment_table
+
+        res = augment_table(table, self.config, self.stage)
+        return {"kept": res.kept, "rejected": res.rejected, "stats": res.stats.to_dict()}
+
+
+def _augment_with_llm(
+    table: pa.Table, cfg: AugmentJobConfig, config: AugmentConfig, folder: RunFolder, log
+) -> list[pa.Table]:
+    """Shards of input rows on a pool of engine actors; a finished shard is not redone on resume."""
+    import pyarrow.parquet as pq
+    import ray
+
+    from generators.engine import CPU_ENGINE_ENV
+    from jobs.generate import _cluster_device, _replicas, prepare_model
+    from jobs.pool import run_pool
+
+    assert cfg.llm is not None
+    prepare_model(cfg.llm)
+    device = _cluster_device(cfg.llm)
+    llm = cfg.llm.model_copy(update={"engine": cfg.llm.engine.model_copy(update={"device": device})})
+    options: dict[str, Any] = {"max_restarts": 0, "scheduling_strategy": "SPREAD"}
+    if device == "cuda":
+        options["num_gpus"] = llm.engine.gpus_per_replica()
+    else:
+        options.update(num_cpus=1, runtime_env={"env_vars": dict(CPU_ENGINE_ENV)})
+    actor_cls = ray.remote(AugmentWorker).options(**options)
+    size = cfg.run.shard_size
+    shards = [(i, table.slice(s, size)) for i, s in enumerate(range(0, table.num_rows, size))]
+    pending = [s for s in shards if not folder.shard_path("augment-llm", s[0]).exists()]
+    log(
+        f"[augment] LLM augmenters on {device}: {len(shards)} shards, {len(shards) - len(pending)} already done"
+    )
+
+    def on_result(idx: int, result: dict[str, Any]) -> None:
+        if result["rejected"].num_rows:
+            pq.write_table(result["rejected"], folder.stage_dir("rejects") / f"augment-llm-{idx:05d}.parquet")
+        write_parquet(result["kept"], folder.shard_path("augment-llm", idx))
+        log(
+            f"[augment] shard {idx}: {result['stats']['rows_out']} out, {result['rejected'].num_rows} LLM rewrites rejected"
+        )
+
+    def on_give_up(idx: int, _payload: Any, reason: str) -> None:
+        raise RuntimeError(
+            f"augment shard {idx} failed for good: {reason}; rerun with the same run id to retry it"
+        )
+
+    run_pool(lambda: actor_cls.remote(llm, config), _replicas(llm, device), pending, method="run_shard",
+             on_result=on_result, on_give_up=on_give_up, max_attempts=cfg.run.max_shard_attempts)  # fmt: skip
+    return [conform_table(pq.read_table(p)) for p in folder.finished_shards("augment-llm")]
+
+
 def augment(table: pa.Table, cfg: AugmentJobConfig, folder: RunFolder, run_id: str, log=print) -> StageStats:
-    """Augment every input row (Ray Data map_batches); refusals from the taxonomy are added once per run."""
+    """Augment every input row (Ray Data map_batches, or engine actors for the LLM augmenters);
+    refusals from the taxonomy are added once per run."""
     import ray
 
     from augmenters.refusals import make_refusals
 
     t0 = time.perf_counter()
     per_batch = cfg.augment.model_copy(update={"refusals": 0})
-    if table.num_rows > cfg.curate.batch_size and ray.is_initialized():
+    if cfg.augment.uses_llm():
+        parts = _augment_with_llm(table, cfg, per_batch, folder, log)
+    elif table.num_rows > cfg.curate.batch_size and ray.is_initialized():
         ds = ray.data.from_arrow(table).repartition(max(1, table.num_rows // cfg.curate.batch_size))
         out = ds.map_batches(_augment_batch, fn_kwargs={"config": per_batch}, batch_format="pyarrow",
                              batch_size=cfg.curate.batch_size)  # fmt: skip
@@ -116,6 +194,11 @@ def augment(table: pa.Table, cfg: AugmentJobConfig, folder: RunFolder, run_id: s
     st = StageStats(
         "augment", rows_in=table.num_rows, rows_out=result.num_rows, seconds=time.perf_counter() - t0
     )
+    if cfg.augment.uses_llm():
+        import pyarrow.parquet as pq
+
+        for p in sorted((folder.path / "rejects").glob("augment-llm-*.parquet")):
+            st.rejects.update(pq.read_table(p, columns=["reason"]).column("reason").to_pylist())
     labels = result.column("label").to_pylist()
     st.extra = {f"label_{k}": labels.count(k) for k in ("positive", "negative", "refusal")}
     _mark(folder, "augment", [st])
@@ -143,6 +226,10 @@ def run_augment(cfg: AugmentJobConfig, log=print) -> dict[str, Any]:
     folder = RunFolder(cfg.run.output_dir, run_id).prepare()
     previous = folder.load_manifest()
     init_ray(cfg.run.ray_address)
+    if cfg.augment.uses_llm() and cfg.llm is None:
+        raise ConfigError(
+            "augment.llm_paraphrase_modes/llm_negative_ratios need an `llm` section (engine, sampling)"
+        )
     t0 = time.perf_counter()
     table, read_st = read_inputs(cfg, folder, log)
     if (done := _done(folder, "augment")) is not None:
@@ -196,6 +283,9 @@ def cli_entry(config: str, run_id: str | None, output_dir: str | None, overrides
     except (ConfigError, InputError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # an engine that cannot start, a shard that keeps failing
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print_summary(manifest)
     return 0
 

@@ -130,3 +130,63 @@ def test_missing_input_file_is_a_clear_error(tmp_path, capsys):
     )
     assert main(["--config", str(cfg_path)]) == 2
     assert "nope.jsonl: no such input file" in capsys.readouterr().err
+
+
+def test_llm_augmenters_run_through_the_engine_actors(tmp_path, ray_local, tiny_model):
+    import os
+
+    for k, v in {
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "OMP_NUM_THREADS": "1",
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    }.items():
+        os.environ.setdefault(k, v)
+    src = tmp_path / "in.jsonl"
+    rows = [
+        {
+            "instruction": "孩子发烧39度怎么办？",
+            "input": "",
+            "output": "体温超过38.5℃可按说明使用布洛芬，精神差请就医。",
+        },
+        {
+            "instruction": "胸口疼是怎么回事？",
+            "input": "男性，56岁",
+            "output": "需警惕心肌梗死，请立即拨打120。",
+        },
+        {
+            "instruction": "空腹血糖9.8是糖尿病吗？",
+            "input": "",
+            "output": "提示血糖偏高，需复查并到内分泌科就诊。",
+        },
+    ]
+    src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    cfg = _cfg(tmp_path, [src])
+    cfg = AugmentJobConfig.model_validate(
+        cfg.model_dump(mode="json")
+        | {
+            "augment": {"variants": 0, "refusals": 0, "negative_ratios": {}, "llm_paraphrase_modes": ["patient_question"], "seed": 1},
+            "llm": {"engine": {"model": str(tiny_model), "max_model_len": 2048}, "output_mode": "json",
+                    "sampling": {"max_tokens": 96, "seed": 1}, "field_max_chars": 40, "max_retries": 0},
+            "run": {"output_dir": str(tmp_path / "runs"), "run_id": "llm", "shard_size": 2},
+        }
+    )  # fmt: skip
+    manifest = run_augment(cfg, log=lambda m: None)
+    aug = _stage(manifest, "augment")
+    derived = aug["rows_out"] - 3
+    # every request became a derived sample or a counted rejection (random weights: mostly rejections)
+    assert derived + sum(aug["rejects"].values()) == 3
+    shards = sorted((tmp_path / "runs" / "llm" / "augment-llm").glob("shard-*.parquet"))
+    assert len(shards) == 2  # 3 rows in shards of 2
+    for p in shards:
+        for s in read_samples(p).samples:
+            if s.provenance.parent_id:
+                assert s.provenance.augmentation[-1].augmenter == "llm_paraphrase" and s.provenance.model
+
+
+def test_llm_augmenters_without_llm_section_is_a_config_error(tmp_path, ray_local, shared_data):
+    from jobs.config import ConfigError
+
+    cfg = _cfg(tmp_path, [shared_data / "medicalgpt_sft_sample" / "medical_sft_1K_format.jsonl"])
+    cfg.augment = cfg.augment.model_copy(update={"llm_paraphrase_modes": ("patient_question",)})
+    with pytest.raises(ConfigError, match="need an `llm` section"):
+        run_augment(cfg, log=lambda m: None)
