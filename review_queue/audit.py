@@ -1,16 +1,20 @@
 """Append-only, hash-chained audit log.
 
-Each row's hash covers its own content and the previous row's hash, so editing a row
-breaks its hash and deleting one breaks the chain (or the head, for the newest rows).
-Appends lock the single head row, which serialises them in commit order; callers
-append as the last step of their transaction to hold that lock briefly.
+Each row's hash covers its own content (including its global `seq`) and the hash of the
+previous row of its chain, so editing a row breaks its hash and deleting one breaks its
+chain (or its chain's head, for the newest rows). There are several chains: a writer
+locks any unlocked head (`SKIP LOCKED`) as the last step of its transaction, so writers
+on different heads commit in parallel instead of queueing behind one lock until each
+commit's WAL flush. Rows of the same item are still in commit order by `seq`, because
+the item's row lock orders those transactions and `seq` is drawn under the head lock.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import random
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -18,7 +22,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from review_queue.db import audit_head, audit_log
+from review_queue.db import AUDIT_CHAINS, audit_head, audit_log
 
 GENESIS = "0" * 64
 
@@ -42,24 +46,64 @@ def row_hash(seq: int, at: str, actor: str, action: str, item_id: str | None, be
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def append(conn: Connection, events: list[Event], *, at: float) -> None:
-    """Append events inside the caller's transaction (locks the head row until commit)."""
+def append(conn: Connection, events: list[Event], *, at: float, writes: Sequence[Any] = ()) -> None:
+    """Append events inside the caller's transaction; `writes` are the caller's own INSERT/UPDATE statements.
+
+    On PostgreSQL the writes, the audit rows and the head update go to the server as one
+    statement (data-modifying CTEs), so an operation costs two round trips here.
+    """
     if not events:
+        for w in writes:
+            conn.execute(w)
         return
-    head = conn.execute(sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-                        .with_for_update()).one()
-    seq, prev = int(head.seq), head.hash
+    pg = conn.dialect.name == "postgresql"
+    chain, prev, seqs = _lock_head(conn, len(events)) if pg else _lock_head_sqlite(conn, len(events))
     stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds")
     rows = []
-    for ev in events:
-        seq += 1
+    for seq, ev in zip(seqs, events, strict=True):
         before, after = _dump(ev.before), _dump(ev.after)
         h = row_hash(seq, stamp, ev.actor, ev.action, ev.item_id, before, after, prev)
         rows.append({"seq": seq, "at": stamp, "actor": ev.actor, "action": ev.action, "item_id": ev.item_id,
-                     "before": before, "after": after, "prev_hash": prev, "hash": h})
+                     "before": before, "after": after, "prev_hash": prev, "hash": h, "chain": chain})
         prev = h
-    conn.execute(audit_log.insert(), rows)
-    conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=prev))
+    head = audit_head.update().where(audit_head.c.id == chain).values(seq=seqs[-1], hash=prev)
+    if not pg or len(rows) > _MAX_VALUES_ROWS:
+        for w in writes:
+            conn.execute(w)
+        conn.execute(audit_log.insert(), rows)
+        conn.execute(head)
+        return
+    for i, w in enumerate([*writes, audit_log.insert().values(rows)]):
+        head = head.add_cte(w.cte(f"w{i}"))
+    conn.execute(head)
+
+
+_MAX_VALUES_ROWS = 1000  # one multi-row VALUES stays well below PostgreSQL's 65535 bind parameters
+
+# Lock the first free head; the sequence is read only after the lock is held (MATERIALIZED), so
+# within one chain seq grows in commit order.
+_FREE_HEAD = sa.text(
+    "WITH h AS MATERIALIZED (SELECT id, hash FROM audit_head ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, :n)) AS seqs FROM h")
+_ONE_HEAD = sa.text(
+    "WITH h AS MATERIALIZED (SELECT id, hash FROM audit_head WHERE id = :id FOR UPDATE) "
+    "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, :n)) AS seqs FROM h")
+
+
+def _lock_head(conn: Connection, n: int) -> tuple[int, str, list[int]]:
+    row = conn.execute(_FREE_HEAD, {"n": n}).first()
+    if row is None:  # every head is busy: wait for one, picked at random to spread the waiters
+        row = conn.execute(_ONE_HEAD, {"n": n, "id": random.randint(1, AUDIT_CHAINS)}).one()
+    return int(row.id), row.hash, sorted(row.seqs)
+
+
+def _lock_head_sqlite(conn: Connection, n: int) -> tuple[int, str, list[int]]:
+    """SQLite has one writer at a time (BEGIN IMMEDIATE): chain 1, and seq follows the largest one."""
+    row = conn.execute(sa.select(audit_head.c.id, audit_head.c.hash,
+                                 sa.select(sa.func.coalesce(sa.func.max(audit_log.c.seq), 0)).scalar_subquery())
+                       .where(audit_head.c.id == 1)).one()
+    last = int(row[2])
+    return 1, row.hash, list(range(last + 1, last + n + 1))
 
 
 @dataclass
@@ -85,25 +129,29 @@ def _iter_rows(engine: Engine, chunk: int = 5000) -> Iterator[sa.Row[Any]]:
 
 
 def verify(engine: Engine, *, max_problems: int = 100) -> VerifyResult:
-    """Recompute the whole chain; report every edited, deleted or reordered row (up to max_problems)."""
+    """Recompute every chain; report every edited, deleted or reordered row (up to max_problems)."""
     res = VerifyResult()
-    expected_seq, prev = 1, GENESIS
+    last: dict[int, tuple[int, str]] = {}  # chain -> (seq, hash) of its newest row so far
     for r in _iter_rows(engine):
         res.rows += 1
-        if r.seq != expected_seq:
-            res.problems.append(f"rows {expected_seq}..{r.seq - 1} are missing (deleted)")
+        prev_seq, prev = last.get(r.chain, (0, GENESIS))
         if r.prev_hash != prev:
-            res.problems.append(f"row {r.seq}: prev_hash does not match the row before it")
+            where = f"row {prev_seq}" if prev_seq else "the start of the chain"
+            res.problems.append(f"row {r.seq}: prev_hash does not match {where} of chain {r.chain}: rows between "
+                                "them are missing (deleted) or edited")
         if row_hash(r.seq, r.at, r.actor, r.action, r.item_id, r.before, r.after, r.prev_hash) != r.hash:
             res.problems.append(f"row {r.seq}: content does not match its hash (edited)")
-        expected_seq, prev = r.seq + 1, r.hash
+        last[r.chain] = (r.seq, r.hash)
         if len(res.problems) >= max_problems:
             return res
     with engine.connect() as conn:
-        head = conn.execute(sa.select(audit_head).where(audit_head.c.id == 1)).one()
-    if head.seq != expected_seq - 1 or head.hash != prev:
-        res.problems.append(f"chain ends at row {expected_seq - 1} but the head records row {head.seq} "
-                            "(newest rows deleted or head edited)")
+        heads = {h.id: (int(h.seq), h.hash) for h in conn.execute(sa.select(audit_head))}
+    for chain in sorted(heads.keys() | last.keys()):
+        end, want = last.get(chain, (0, GENESIS)), heads.get(chain)
+        if want != end:
+            recorded = "no head" if want is None else f"the head records row {want[0]}"
+            res.problems.append(f"chain {chain} ends at row {end[0]} but {recorded} "
+                                "(newest rows deleted or head edited)")
     return res
 
 

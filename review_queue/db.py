@@ -86,10 +86,14 @@ audit_log = sa.Table(
     sa.Column("after", sa.Text),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("chain", sa.Integer, nullable=False, server_default="1"),  # which head this row was chained under
 )
 
-# One row: the chain's last seq and hash. Locking it serialises appends, and it makes
-# deleting the newest audit rows detectable (the chain alone would end early, unnoticed).
+AUDIT_CHAINS = 32  # head rows 1..N, created by the migrations
+
+# One row per chain: its last seq and hash. Locking a head serialises the appends to its
+# chain, and it makes deleting a chain's newest rows detectable (the chain alone would end
+# early, unnoticed). Writers take any unlocked head, so they do not wait for each other's commit.
 audit_head = sa.Table(
     "audit_head",
     metadata,

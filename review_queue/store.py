@@ -285,21 +285,31 @@ class QueueStore:
         if not 1 <= size <= 500:
             raise QueueError(f"batch size must be 1-500, got {size}")
         now = self.clock()
-        q = (sa.select(items.c.id, items.c.status, items.c.lease_owner, items.c.lease_expires, items.c.sample_json,
-                       items.c.parent_json)
-             .where(*cond, sa.or_(items.c.lease_owner.is_(None), items.c.lease_expires < now))
-             .order_by(items.c.priority.desc(), items.c.pushed_at, items.c.id).limit(size)
-             .with_for_update(skip_locked=True))
         expires = now + self.lease_seconds
+        lease = {"lease_owner": who, "lease_started": now, "lease_expires": expires}
+        pick = (sa.select(items.c.id, items.c.lease_owner, items.c.lease_expires)
+                .where(*cond, sa.or_(items.c.lease_owner.is_(None), items.c.lease_expires < now))
+                .order_by(items.c.priority.desc(), items.c.pushed_at, items.c.id).limit(size)
+                .with_for_update(skip_locked=True))
         with self.engine.begin() as conn:
-            rows = conn.execute(q).all()
+            if self._pg:  # pick, lock and lease in one statement; RETURNING has no order, so sort here
+                old = pick.subquery("old")
+                rows = conn.execute(items.update().where(items.c.id == old.c.id).values(**lease).returning(
+                    items.c.id, items.c.status, items.c.priority, items.c.pushed_at, items.c.sample_json,
+                    items.c.parent_json, old.c.lease_owner.label("old_owner"),
+                    old.c.lease_expires.label("old_expires"))).all()
+                rows.sort(key=lambda r: (-r.priority, r.pushed_at, r.id))
+            else:  # one writer at a time: nothing can take the rows between the two statements
+                rows = conn.execute(pick.add_columns(items.c.status, items.c.sample_json, items.c.parent_json)).all()
+                if rows:
+                    conn.execute(items.update().where(items.c.id.in_([r.id for r in rows])).values(**lease))
             if not rows:
                 return []
             ids = [r.id for r in rows]
-            conn.execute(items.update().where(items.c.id.in_(ids))
-                         .values(lease_owner=who, lease_started=now, lease_expires=expires))
-            events = [Event("system", "expire", r.id, {"lease_owner": r.lease_owner, "lease_expires": r.lease_expires},
-                            {"lease_owner": None}) for r in rows if r.lease_owner is not None]
+            owner_col, expires_col = ("old_owner", "old_expires") if self._pg else ("lease_owner", "lease_expires")
+            events = [Event("system", "expire", r.id, {"lease_owner": r._mapping[owner_col],
+                                                       "lease_expires": r._mapping[expires_col]},
+                            {"lease_owner": None}) for r in rows if r._mapping[owner_col] is not None]
             events += [Event(who, "lease", r.id, {"lease_owner": None},
                              {"lease_owner": who, "lease_expires": expires, "status": r.status}) for r in rows]
             found = self._reviews_of(conn, ids) if arbitration else {}
@@ -342,8 +352,8 @@ class QueueStore:
         if row.lease_expires < self.clock():
             raise LeaseExpired(f"the lease of {who} on item {row.id} expired; pull again")
 
-    def _lock(self, conn: Connection, item_id: str) -> Any:
-        row = conn.execute(sa.select(items).where(items.c.id == item_id).with_for_update()).first()
+    def _lock(self, conn: Connection, item_id: str, *extra: Any) -> Any:
+        row = conn.execute(sa.select(items, *extra).where(items.c.id == item_id).with_for_update(of=items)).first()
         if row is None:
             raise NotFound(f"unknown item {item_id}")
         return row
@@ -393,8 +403,11 @@ class QueueStore:
     def submit(self, who: str, item_id: str, decision: Decision) -> SubmitResult:
         """Record one independent review; the second one finalises the item or sends it to arbitration."""
         now = self.clock()
+        # The first review comes with the locked row, so the second review needs no extra query.
+        first_payload = (sa.select(reviews.c.payload).where(reviews.c.item_id == items.c.id)
+                         .order_by(reviews.c.id).limit(1).scalar_subquery().label("first_payload"))
         with self.engine.begin() as conn:
-            row = self._lock(conn, item_id)
+            row = self._lock(conn, item_id, first_payload)
             if who in (row.first_reviewer, row.second_reviewer):
                 raise Conflict(f"{who} already reviewed item {item_id}")
             if row.status != "open":
@@ -403,17 +416,12 @@ class QueueStore:
             sample = _LazySample(row.sample_json)  # parsed only when a correction needs it
             _checked(item_id, decision, sample)
             payload = decision.model_dump_json(exclude_none=True)
-            conn.execute(reviews.insert().values(item_id=item_id, reviewer=who, decision=decision.decision,
-                                                 payload=payload, leased_at=row.lease_started or now,
-                                                 submitted_at=now))
             values: dict[str, Any] = {"lease_owner": None, "lease_started": None, "lease_expires": None,
                                       "reviews_done": row.reviews_done + 1}
             if row.reviews_done == 0:
                 values |= {"first_reviewer": who}
             else:
-                first = Decision.model_validate_json(conn.execute(
-                    sa.select(reviews.c.payload).where(reviews.c.item_id == item_id, reviews.c.reviewer != who)
-                ).scalar_one())
+                first = Decision.model_validate_json(row.first_payload)
                 agreed = first.decision == decision.decision and (
                     decision.decision != "correct" or agree(first, decision, sample.get(), self.similarity))
                 values |= {"second_reviewer": who, "agreed": agreed, "status": "arbitration"}
@@ -422,10 +430,12 @@ class QueueStore:
                     values |= {"status": "final", "outcome": outcome_of(merged), "finalized_at": now,
                                "final_json": self._final_json(merged, sample, item_id, [row.first_reviewer, who])}
             status = values.get("status", "open")
-            conn.execute(items.update().where(items.c.id == item_id).values(**values))
+            writes = [reviews.insert().values(item_id=item_id, reviewer=who, decision=decision.decision,
+                                              payload=payload, leased_at=row.lease_started or now, submitted_at=now),
+                      items.update().where(items.c.id == item_id).values(**values)]
             audit.append(conn, [Event(who, "submit", item_id,
                                       {"status": row.status, "reviews_done": row.reviews_done},
-                                      {"status": status, "review": json.loads(payload)})], at=now)
+                                      {"status": status, "review": json.loads(payload)})], at=now, writes=writes)
         return SubmitResult(item_id, status)
 
     @staticmethod

@@ -52,7 +52,8 @@ def test_edits_and_deletions_are_detected(store: QueueStore) -> None:
     with store.engine.begin() as c:
         c.execute(audit_log.delete().where(audit_log.c.seq == 7))
     res = store.audit_verify()
-    assert any("rows 7..7 are missing" in p for p in res.problems)
+    assert any(p.startswith("row 8: prev_hash does not match row 6 of chain 1") and "missing (deleted)" in p
+               for p in res.problems)
 
 
 def test_deleting_the_newest_rows_is_detected(store: QueueStore) -> None:
