@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from generators.engine import EngineConfig, SamplingConfig
 from generators.expand import Quotas
 from generators.output_format import OutputMode
-from jobs.curate import CurateConfig
 
 
 class ConfigError(ValueError):
@@ -54,7 +53,18 @@ class GenerateConfig(BaseModel):
     knowledge: str | None = None  # default: the shipped knowledge table
     quotas: Quotas
     llm: LLMSection
-    curate: CurateConfig | None = None  # de-id, quality gates, dedup, queue push (jobs/curate.py)
+    # jobs.curate.CurateConfig (de-id, quality gates, dedup, queue push), validated on load but imported
+    # only when present: a generation-only host (e.g. a GPU node) needs none of curation's dependencies.
+    curate: Any = None
+
+    @field_validator("curate", mode="before")
+    @classmethod
+    def _curate(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        from jobs.curate import CurateConfig
+
+        return v if isinstance(v, CurateConfig) else CurateConfig.model_validate(v)
 
 
 C = TypeVar("C", bound=BaseModel)
