@@ -150,11 +150,14 @@ def test_ray_job_submit_against_a_head_on_loopback(small_config, tiny_model, tmp
             if r.returncode == 0:
                 break
             time.sleep(1)
-        sub = subprocess.run(
-            [ray_bin, "job", "submit", "--address", address, "--working-dir", str(REPO), "--",
-             sys.executable, "-m", "jobs.generate", "--config", str(cfg), "--run-id", "submitted"],
-            env=_env(), capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+        submit = [ray_bin, "job", "submit", "--address", address, "--working-dir", str(REPO), "--",
+                  sys.executable, "-m", "jobs.generate", "--config", str(cfg), "--run-id", "submitted"]  # fmt: skip
+        deadline = time.time() + 120
+        while True:  # the job agent may come up a little after the dashboard answers
+            sub = subprocess.run(submit, env=_env(), capture_output=True, text=True, timeout=300)
+            if "No available agent" not in sub.stderr or time.time() > deadline:
+                break
+            time.sleep(2)
         assert sub.returncode == 0, sub.stdout[-3000:] + sub.stderr[-2000:]
         assert "medaug generate — run submitted" in sub.stdout
         samples, failed = _outputs(tmp_path / "out" / "submitted")
