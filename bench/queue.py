@@ -1,17 +1,22 @@
 """Review-queue benchmark: pull+submit operations per second with many concurrent reviewers on PostgreSQL.
 
 Both sides run the same protocol on the same schema (created by the queue's Alembic
-migration) in fresh databases, with the same number of reviewer threads and connections:
-  ours      review_queue.store.QueueStore (SQLAlchemy Core, decision validation, audit chain)
-  bare SQL  psycopg with hand-written SQL doing the same transactions: lease with
-            FOR UPDATE SKIP LOCKED, insert the review, finalise on the second approval,
-            append the hash-chained audit rows under the head-row lock
-Every item is reviewed by two different reviewers (batch size 1: one pull = one op,
-one submit = one op). Latency is per operation, measured in the reviewer thread.
-Samples come from the MedicalGPT SFT sample under --data (read at run time), repeated
-with a numbered suffix to reach --items.
+migrations) in fresh databases, with the same reviewers, processes and connections:
+  ours      review_queue.store.QueueStore (SQLAlchemy Core, sample and decision validation,
+            audit chain)
+  bare SQL  psycopg with hand-written SQL doing the same transactions in the fewest round
+            trips: lease with one UPDATE .. FROM (SELECT .. FOR UPDATE SKIP LOCKED) RETURNING,
+            lock the row on submit, insert the review, finalise on the second approval, and
+            append the hash-chained audit rows under a free head's lock (the same chains,
+            sequence and hashes as ours, written with the item changes in one statement)
+Every item is reviewed by two different reviewers (batch size 1: one pull = one op, one
+submit = one op). Reviewers are threads spread over --procs processes, so one client's
+GIL is not what is measured on a small machine. Latency is per operation, measured in
+the reviewer thread. Each side runs --repeat times (alternating, fresh databases); the
+figures are medians over the repeats. Samples come from the MedicalGPT SFT sample under
+--data (read at run time), repeated with a numbered suffix to reach --items.
 
-  python bench/queue.py --items 3000 --reviewers 64
+  python bench/queue.py --items 3000 --reviewers 64 --procs 4 --repeat 3
 """
 
 from __future__ import annotations
@@ -24,12 +29,16 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import multiprocessing as mp  # noqa: E402
 import queue  # noqa: E402
+import statistics  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from typing import Any, Protocol  # noqa: E402
 
 import psycopg  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
@@ -40,6 +49,7 @@ sys.path.insert(0, str(REPO))
 from medaug.io import read_samples  # noqa: E402
 from medaug.schema import DeidEntity, Sample  # noqa: E402
 from review_queue.audit import row_hash  # noqa: E402
+from review_queue.db import make_engine  # noqa: E402
 from review_queue.decisions import Decision  # noqa: E402
 from review_queue.store import QueueStore  # noqa: E402
 
@@ -71,56 +81,43 @@ def fresh_db(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def drive(reviewers: int, pull: Callable[[str], str | None], submit: Callable[[str, str], None],
-          open_left: Callable[[], int]) -> tuple[float, list[float]]:
-    """Run reviewer threads until every item has two reviews; returns (seconds, per-op latencies)."""
-    lat: list[list[float]] = [[] for _ in range(reviewers)]
-    errors: list[BaseException] = []
+class Side(Protocol):
+    """One implementation of the reviewer loop's operations, opened inside a reviewer process."""
 
-    def run(i: int) -> None:
-        me, mine = f"rev{i:02d}", lat[i]
-        try:
-            while True:
-                t0 = time.perf_counter()
-                item = pull(me)
-                t1 = time.perf_counter()
-                if item is None:
-                    if open_left() == 0:
-                        return
-                    time.sleep(0.005)
-                    continue
-                mine.append(t1 - t0)
-                submit(me, item)
-                mine.append(time.perf_counter() - t1)
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+    def pull(self, me: str) -> str | None: ...
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(reviewers)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    took = time.perf_counter() - start
-    if errors:
-        raise errors[0]
-    return took, [x for xs in lat for x in xs]
+    def submit(self, me: str, item: str) -> None: ...
+
+    def open_left(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
-def run_ours(url: str, samples: list[Sample], reviewers: int, conns: int) -> tuple[float, list[float]]:
-    store = QueueStore.open(url, lease_seconds=600, engine_kwargs={"pool_size": conns, "max_overflow": 0})
-    store.push(samples, run_id="bench")
+class Ours:
+    def __init__(self, url: str, conns: int):
+        self.store = QueueStore(make_engine(url, pool_size=conns, max_overflow=0), lease_seconds=600)
 
-    def pull(me: str) -> str | None:
-        got = store.pull(me, 1)
+    def pull(self, me: str) -> str | None:
+        got = self.store.pull(me, 1)
         return got[0].id if got else None
 
-    try:
-        return drive(reviewers, pull, lambda me, item: (store.submit(me, item, APPROVE), None)[1],
-                     lambda: store.counts().get("open", 0))
-    finally:
-        assert store.counts() == {"final": len(samples)}, store.counts()
-        store.close()
+    def submit(self, me: str, item: str) -> None:
+        self.store.submit(me, item, APPROVE)
+
+    def open_left(self) -> int:
+        return self.store.counts().get("open", 0)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+_FREE_HEAD = ("WITH h AS MATERIALIZED (SELECT id, hash FROM audit_head ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+              "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, %s)) FROM h")
+_ONE_HEAD = ("WITH h AS MATERIALIZED (SELECT id, hash FROM audit_head WHERE id = %s FOR UPDATE) "
+             "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, %s)) FROM h")
+_AUDIT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_AUDIT_INSERT = ("INSERT INTO audit_log (seq, at, actor, action, item_id, before, after, prev_hash, hash, chain) "
+                 "VALUES ")
 
 
 class BareSql:
@@ -129,6 +126,7 @@ class BareSql:
     def __init__(self, url: str, conns: int):
         dsn = url.replace("postgresql+psycopg://", "postgresql://")
         self.pool: queue.Queue[psycopg.Connection] = queue.Queue()
+        self.heads = 0
         for _ in range(conns):
             self.pool.put(psycopg.connect(dsn))
 
@@ -142,58 +140,73 @@ class BareSql:
             self.pool.put(conn)
 
     @staticmethod
-    def _audit(cur: psycopg.Cursor, actor: str, action: str, item: str, before: dict, after: dict,
-               now: float) -> None:
-        cur.execute("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-        seq, prev = cur.fetchone()
-        seq += 1
-        at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-        b, a = json.dumps(before, sort_keys=True), json.dumps(after, sort_keys=True)
-        h = row_hash(seq, at, actor, action, item, b, a, prev)
-        cur.execute("INSERT INTO audit_log (seq, at, actor, action, item_id, before, after, prev_hash, hash) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", (seq, at, actor, action, item, b, a, prev, h))
-        cur.execute("UPDATE audit_head SET seq = %s, hash = %s WHERE id = 1", (seq, h))
+    def _audit(cur: psycopg.Cursor, events: list[tuple[str, str, str, dict, dict]], now: float,
+               writes: list[tuple[str, tuple]]) -> None:
+        """Lock a free head, then the item writes, audit rows and head update as one statement."""
+        cur.execute(_FREE_HEAD, (len(events),))
+        row = cur.fetchone()
+        if row is None:
+            cur.execute(_ONE_HEAD, (1 + hash(threading.get_ident()) % 32, len(events)))
+            row = cur.fetchone()
+        chain, prev, seqs = row[0], row[1], sorted(row[2])
+        at = datetime.fromtimestamp(now, UTC).isoformat(timespec="microseconds")
+        values: list[Any] = []
+        for seq, (actor, action, item, before, after) in zip(seqs, events, strict=True):
+            b = json.dumps(before, ensure_ascii=False, sort_keys=True)
+            a = json.dumps(after, ensure_ascii=False, sort_keys=True)
+            h = row_hash(seq, at, actor, action, item, b, a, prev)
+            values += [seq, at, actor, action, item, b, a, prev, h, chain]
+            prev = h
+        ctes = [f"w{i} AS ({sql})" for i, (sql, _) in enumerate(writes)]
+        ctes.append(f"a AS ({_AUDIT_INSERT}{', '.join([_AUDIT_ROW] * len(events))})")
+        params = [p for _, ps in writes for p in ps] + values + [seqs[-1], prev, chain]
+        cur.execute(f"WITH {', '.join(ctes)} UPDATE audit_head SET seq = %s, hash = %s WHERE id = %s", params)
 
     def pull(self, me: str) -> str | None:
         now = time.time()
         with self.tx() as cur:
-            cur.execute("SELECT id, lease_owner FROM queue_items WHERE status = 'open' "
+            cur.execute("UPDATE queue_items q SET lease_owner = %s, lease_started = %s, lease_expires = %s "
+                        "FROM (SELECT id, lease_owner, lease_expires FROM queue_items WHERE status = 'open' "
                         "AND coalesce(first_reviewer, '') <> %s AND (lease_owner IS NULL OR lease_expires < %s) "
-                        "ORDER BY priority DESC, pushed_at, id LIMIT 1 FOR UPDATE SKIP LOCKED", (me, now))
+                        "ORDER BY priority DESC, pushed_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) old "
+                        "WHERE q.id = old.id RETURNING q.id, q.status, old.lease_owner, old.lease_expires, "
+                        "q.sample_json, q.parent_json", (me, now, now + 600, me, now))
             row = cur.fetchone()
             if row is None:
                 return None
-            cur.execute("UPDATE queue_items SET lease_owner = %s, lease_started = %s, lease_expires = %s "
-                        "WHERE id = %s", (me, now, now + 600, row[0]))
-            self._audit(cur, me, "lease", row[0], {"lease_owner": None}, {"lease_owner": me}, now)
-        return row[0]
+            item, status, old_owner, old_expires = row[:4]
+            events = [] if old_owner is None else [("system", "expire", item, {"lease_owner": old_owner,
+                                                                                "lease_expires": old_expires},
+                                                    {"lease_owner": None})]
+            events.append((me, "lease", item, {"lease_owner": None},
+                           {"lease_owner": me, "lease_expires": now + 600, "status": status}))
+            self._audit(cur, events, now, [])
+        return item
 
     def submit(self, me: str, item: str) -> None:
         now = time.time()
         with self.tx() as cur:
-            cur.execute("SELECT status, reviews_done, lease_owner, lease_started FROM queue_items "
-                        "WHERE id = %s FOR UPDATE", (item,))
-            status, done, owner, started = cur.fetchone()
-            assert status == "open" and owner == me
+            cur.execute("SELECT status, reviews_done, lease_owner, lease_started, lease_expires, first_reviewer, "
+                        "sample_json, (SELECT payload FROM reviews r WHERE r.item_id = q.id ORDER BY r.id LIMIT 1) "
+                        "FROM queue_items q WHERE id = %s FOR UPDATE OF q", (item,))
+            status, done, owner, started, expires, first, sample_json, first_payload = cur.fetchone()
+            assert status == "open" and owner == me and expires >= now and first != me
             payload = '{"decision":"approve"}'
-            cur.execute("INSERT INTO reviews (item_id, reviewer, decision, payload, leased_at, submitted_at) "
-                        "VALUES (%s, %s, 'approve', %s, %s, %s)", (item, me, payload, started, now))
+            writes = [("INSERT INTO reviews (item_id, reviewer, decision, payload, leased_at, submitted_at) "
+                       "VALUES (%s, %s, 'approve', %s, %s, %s)", (item, me, payload, started, now))]
             if done == 0:
-                cur.execute("UPDATE queue_items SET reviews_done = 1, first_reviewer = %s, lease_owner = NULL, "
-                            "lease_started = NULL, lease_expires = NULL WHERE id = %s", (me, item))
+                writes.append(("UPDATE queue_items SET reviews_done = 1, first_reviewer = %s, lease_owner = NULL, "
+                               "lease_started = NULL, lease_expires = NULL WHERE id = %s", (me, item)))
                 new = "open"
             else:
-                cur.execute("SELECT decision FROM reviews WHERE item_id = %s AND reviewer <> %s", (item, me))
-                agreed = cur.fetchone()[0] == "approve"
-                cur.execute("SELECT sample_json FROM queue_items WHERE id = %s", (item,))
-                final = cur.fetchone()[0]
+                agreed = json.loads(first_payload)["decision"] == "approve"
                 new = "final" if agreed else "arbitration"
-                cur.execute("UPDATE queue_items SET reviews_done = 2, second_reviewer = %s, agreed = %s, "
-                            "status = %s, outcome = 'approved', final_json = %s, finalized_at = %s, "
-                            "lease_owner = NULL, lease_started = NULL, lease_expires = NULL WHERE id = %s",
-                            (me, agreed, new, final, now, item))
-            self._audit(cur, me, "submit", item, {"status": status, "reviews_done": done},
-                        {"status": new, "review": {"decision": "approve"}}, now)
+                writes.append(("UPDATE queue_items SET reviews_done = 2, second_reviewer = %s, agreed = %s, "
+                               "status = %s, outcome = 'approved', final_json = %s, finalized_at = %s, "
+                               "lease_owner = NULL, lease_started = NULL, lease_expires = NULL WHERE id = %s",
+                               (me, agreed, new, sample_json, now, item)))
+            self._audit(cur, [(me, "submit", item, {"status": status, "reviews_done": done},
+                               {"status": new, "review": {"decision": "approve"}})], now, writes)
 
     def open_left(self) -> int:
         with self.tx() as cur:
@@ -205,14 +218,81 @@ class BareSql:
             self.pool.get().close()
 
 
-def run_bare(url: str, samples: list[Sample], reviewers: int, conns: int) -> tuple[float, list[float]]:
-    QueueStore.open(url).push(samples, run_id="bench")  # same schema and rows; only the review loop is timed
-    bare = BareSql(url, conns)
-    try:
-        return drive(reviewers, bare.pull, bare.submit, bare.open_left)
-    finally:
-        assert bare.open_left() == 0
-        bare.close()
+SIDES: dict[str, Callable[[str, int], Side]] = {"ours": Ours, "bare": BareSql}
+
+
+def reviewer_process(side: str, url: str, first: int, threads: int, conns: int, ready: Any, go: Any,
+                     out: Any) -> None:
+    """Open the side, wait for the common start, run `threads` reviewers; send back (end time, latencies)."""
+    impl = SIDES[side](url, conns)
+    lat: list[list[float]] = [[] for _ in range(threads)]
+    errors: list[str] = []
+
+    def run(i: int) -> None:
+        me, mine = f"rev{first + i:02d}", lat[i]
+        try:
+            while True:
+                t0 = time.perf_counter()
+                item = impl.pull(me)
+                t1 = time.perf_counter()
+                if item is None:
+                    if impl.open_left() == 0:
+                        return
+                    time.sleep(0.005)
+                    continue
+                mine.append(t1 - t0)
+                impl.submit(me, item)
+                mine.append(time.perf_counter() - t1)
+        except BaseException as e:  # noqa: BLE001 - sent to the parent
+            errors.append(f"{me}: {type(e).__name__}: {e}")
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    ready.wait()
+    go.wait()
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    end = time.monotonic()
+    impl.close()
+    out.put((end, [x for xs in lat for x in xs], errors))
+
+
+def drive(side: str, url: str, reviewers: int, procs: int, conns: int) -> tuple[float, list[float]]:
+    """Run the reviewers until every item has two reviews; returns (seconds, per-op latencies)."""
+    ctx = mp.get_context("fork")
+    ready, go, out = ctx.Barrier(procs + 1), ctx.Event(), ctx.Queue()
+    per = [reviewers // procs + (i < reviewers % procs) for i in range(procs)]
+    firsts = [sum(per[:i]) for i in range(procs)]
+    ps = [ctx.Process(target=reviewer_process, args=(side, url, firsts[i], per[i],
+                                                      max(1, conns // procs), ready, go, out))
+          for i in range(procs)]
+    for p in ps:
+        p.start()
+    ready.wait()
+    start = time.monotonic()
+    go.set()
+    got = [out.get() for _ in ps]
+    for p in ps:
+        p.join()
+    errors = [e for _, _, errs in got for e in errs]
+    if errors:
+        raise RuntimeError(f"{len(errors)} reviewer(s) failed, first: {errors[0]}")
+    return max(end for end, _, _ in got) - start, [x for _, lat, _ in got for x in lat]
+
+
+def run_side(side: str, admin_url: str, samples: list[Sample], reviewers: int, procs: int,
+             conns: int) -> tuple[float, list[float]]:
+    with fresh_db(admin_url) as url:
+        store = QueueStore.open(url)
+        store.push(samples, run_id="bench")  # same schema and rows; only the review loop is timed
+        try:
+            return drive(side, url, reviewers, procs, conns)
+        finally:
+            assert store.counts() == {"final": len(samples)}, store.counts()
+            if side == "ours":
+                assert store.audit_verify().ok
+            store.close()
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -225,25 +305,30 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--items", type=int, default=3000, help="items, each reviewed twice (ops = 4 × items)")
     ap.add_argument("--reviewers", type=int, default=64)
-    ap.add_argument("--connections", type=int, default=32, help="database connections shared by the reviewers")
+    ap.add_argument("--procs", type=int, default=4, help="reviewer processes (reviewers are threads in them)")
+    ap.add_argument("--connections", type=int, default=32, help="database connections, split over the processes")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per side; medians are reported")
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                     help="admin URL; fresh databases are created beside it and dropped")
     args = ap.parse_args()
     samples = load_samples(args.data, args.items)
-    results = {}
-    for name, fn in (("bare", run_bare), ("ours", run_ours)):
-        with fresh_db(args.pg) as url:
-            took, lat = fn(url, samples, args.reviewers, args.connections)
-        ops = len(lat)
-        results[name] = (ops / took, pct(lat, 0.5), pct(lat, 0.99))
-        print(f"{name:5s} {ops} ops in {took:.2f}s: {ops / took:,.0f} ops/s  p50 {results[name][1]:.1f} ms  "
-              f"p99 {results[name][2]:.1f} ms")
-    ratio = results["ours"][0] / results["bare"][0]
-    print(f"ours / bare SQL = {ratio:.2f}x")
-    print(f"RESULT ours_ops_per_s={results['ours'][0]:.0f} bare_ops_per_s={results['bare'][0]:.0f} "
-          f"ratio={ratio:.2f} ours_p50_ms={results['ours'][1]:.1f} ours_p99_ms={results['ours'][2]:.1f} "
-          f"bare_p50_ms={results['bare'][1]:.1f} bare_p99_ms={results['bare'][2]:.1f} "
-          f"reviewers={args.reviewers} items={args.items}")
+    runs: dict[str, list[tuple[float, float, float]]] = {"bare": [], "ours": []}
+    for rep in range(args.repeat):
+        for name in ("bare", "ours"):
+            took, lat = run_side(name, args.pg, samples, args.reviewers, args.procs, args.connections)
+            ops = len(lat)
+            runs[name].append((ops / took, pct(lat, 0.5), pct(lat, 0.99)))
+            print(f"run {rep + 1} {name:5s} {ops} ops in {took:.2f}s: {ops / took:,.0f} ops/s  "
+                  f"p50 {runs[name][-1][1]:.1f} ms  p99 {runs[name][-1][2]:.1f} ms", flush=True)
+    med = {name: [statistics.median(r[k] for r in rs) for k in range(3)] for name, rs in runs.items()}
+    ratios = [o[0] / b[0] for o, b in zip(runs["ours"], runs["bare"], strict=True)]
+    ratio = statistics.median(ratios)
+    print(f"median over {args.repeat} runs: ours {med['ours'][0]:,.0f} ops/s, bare SQL {med['bare'][0]:,.0f} ops/s; "
+          f"ours / bare SQL = {ratio:.2f}x (per run: {', '.join(f'{r:.2f}' for r in ratios)})")
+    print(f"RESULT ours_ops_per_s={med['ours'][0]:.0f} bare_ops_per_s={med['bare'][0]:.0f} "
+          f"ratio={ratio:.2f} ours_p50_ms={med['ours'][1]:.1f} ours_p99_ms={med['ours'][2]:.1f} "
+          f"bare_p50_ms={med['bare'][1]:.1f} bare_p99_ms={med['bare'][2]:.1f} "
+          f"reviewers={args.reviewers} procs={args.procs} items={args.items} repeat={args.repeat}")
 
 
 if __name__ == "__main__":

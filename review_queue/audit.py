@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from review_queue.db import AUDIT_CHAINS, audit_head, audit_log
@@ -46,39 +47,71 @@ def row_hash(seq: int, at: str, actor: str, action: str, item_id: str | None, be
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def append(conn: Connection, events: list[Event], *, at: float, writes: Sequence[Any] = ()) -> None:
-    """Append events inside the caller's transaction; `writes` are the caller's own INSERT/UPDATE statements.
+Write = tuple[Any, dict[str, Any]]  # a statement with named bind parameters, and their values
+
+
+def append(conn: Connection, events: list[Event], *, at: float, writes: Sequence[Write] = ()) -> None:
+    """Append events inside the caller's transaction, after the caller's own `writes`.
 
     On PostgreSQL the writes, the audit rows and the head update go to the server as one
-    statement (data-modifying CTEs), so an operation costs two round trips here.
+    statement (data-modifying CTEs), so the append and the writes cost two round trips. The
+    writes' bind parameter names must be distinct from each other and from `audit_*`, `head_*`.
     """
-    if not events:
-        for w in writes:
-            conn.execute(w)
-        return
     pg = conn.dialect.name == "postgresql"
+    if not events or not pg:
+        for stmt, params in writes:
+            conn.execute(stmt, params)
+        if not events:
+            return
     chain, prev, seqs = _lock_head(conn, len(events)) if pg else _lock_head_sqlite(conn, len(events))
     stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds")
-    rows = []
+    cols: dict[str, list[Any]] = {f"audit_{c}": [] for c, _ in _COLUMNS}
     for seq, ev in zip(seqs, events, strict=True):
         before, after = _dump(ev.before), _dump(ev.after)
         h = row_hash(seq, stamp, ev.actor, ev.action, ev.item_id, before, after, prev)
-        rows.append({"seq": seq, "at": stamp, "actor": ev.actor, "action": ev.action, "item_id": ev.item_id,
-                     "before": before, "after": after, "prev_hash": prev, "hash": h, "chain": chain})
+        for c, v in zip(cols.values(), (seq, stamp, ev.actor, ev.action, ev.item_id, before, after, prev, h, chain),
+                        strict=True):
+            c.append(v)
         prev = h
-    head = audit_head.update().where(audit_head.c.id == chain).values(seq=seqs[-1], hash=prev)
-    if not pg or len(rows) > _MAX_VALUES_ROWS:
-        for w in writes:
-            conn.execute(w)
+    head = {"head_id": chain, "head_seq": seqs[-1], "head_hash": prev}
+    if not pg:
+        rows = [dict(zip([c for c, _ in _COLUMNS], vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
         conn.execute(audit_log.insert(), rows)
-        conn.execute(head)
+        conn.execute(_HEAD_UPDATE, head)
         return
-    for i, w in enumerate([*writes, audit_log.insert().values(rows)]):
-        head = head.add_cte(w.cte(f"w{i}"))
-    conn.execute(head)
+    params: dict[str, Any] = {**cols, **head}
+    for _, p in writes:
+        params |= p
+    conn.execute(_combined(tuple(stmt for stmt, _ in writes)), params)
 
 
-_MAX_VALUES_ROWS = 1000  # one multi-row VALUES stays well below PostgreSQL's 65535 bind parameters
+_COMBINED: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
+_MAX_COMBINED = 64
+
+
+def _combined(writes: tuple[Any, ...]) -> Any:
+    """The head update with the writes and the audit insert as CTEs, built once per set of write statements."""
+    key = tuple(map(id, writes))
+    hit = _COMBINED.get(key)
+    if hit is None:
+        stmt = _HEAD_UPDATE
+        for i, w in enumerate([*writes, _ROWS_INSERT]):
+            stmt = stmt.add_cte(w.cte(f"w{i}"))
+        if len(_COMBINED) >= _MAX_COMBINED:  # statements built per call: do not keep them
+            return stmt
+        hit = _COMBINED.setdefault(key, (writes, stmt))  # keeps the writes alive, so their ids stay unique
+    return hit[1]
+
+
+# The rows go in as one array per column, so the statement (with the caller's writes as CTEs)
+# has the same shape for any number of rows: SQLAlchemy compiles it once, PostgreSQL prepares it.
+_COLUMNS = [("seq", sa.BigInteger), ("at", sa.Text), ("actor", sa.Text), ("action", sa.Text), ("item_id", sa.Text),
+            ("before", sa.Text), ("after", sa.Text), ("prev_hash", sa.Text), ("hash", sa.Text), ("chain", sa.Integer)]
+_ROWS_INSERT = audit_log.insert().from_select(
+    [c for c, _ in _COLUMNS],
+    sa.select(*[sa.func.unnest(sa.bindparam(f"audit_{c}", type_=postgresql.ARRAY(t))).label(c) for c, t in _COLUMNS]))
+_HEAD_UPDATE = (audit_head.update().where(audit_head.c.id == sa.bindparam("head_id"))
+                .values(seq=sa.bindparam("head_seq"), hash=sa.bindparam("head_hash")))
 
 # Lock the first free head; the sequence is read only after the lock is held (MATERIALIZED), so
 # within one chain seq grows in commit order.

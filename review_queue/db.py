@@ -38,9 +38,10 @@ items = sa.Table(
     sa.Column("final_json", sa.Text),
     sa.Column("pushed_at", sa.Float, nullable=False),
     sa.Column("finalized_at", sa.Float),
-    sa.Index("ix_queue_items_pool", "status", "priority", "pushed_at"),
     sa.Index("ix_queue_items_finalized", "finalized_at"),
 )
+
+sa.Index("ix_queue_items_pick", items.c.status, items.c.priority.desc(), items.c.pushed_at, items.c.id)  # pull order
 
 reviews = sa.Table(
     "reviews",

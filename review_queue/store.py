@@ -7,6 +7,7 @@ transaction. The audit append is always the last statement before commit.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -44,6 +45,7 @@ from review_queue.stats import compute
 
 ROLES = ("reviewer", "arbiter", "maintainer", "admin")
 DEFAULT_URL = "sqlite:///var/queue.db"
+_ANALYZE_AFTER = 200  # pushed rows
 
 
 def migrate(engine: Engine) -> None:
@@ -182,6 +184,11 @@ class QueueStore:
         by_id = {s.id: s for _, s in samples}
         for start in range(0, len(samples), batch_size):
             self._push_batch([s for _, s in samples[start:start + batch_size]], by_id, run_id, priority, actor, res)
+        if self._pg and res.inserted >= _ANALYZE_AFTER:
+            # Reviewers pull right after a push; with stale statistics PostgreSQL sorts the whole pool
+            # for every pull instead of reading the first rows of ix_queue_items_pick.
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE queue_items")
         return res
 
     def _push_batch(self, batch: list[Sample], by_id: dict[str, Sample], run_id: str, priority: int, actor: str,
@@ -269,47 +276,37 @@ class QueueStore:
     def pull(self, reviewer: str, size: int = 10, *, area: str | Sequence[str] | None = None,
              task: str | Sequence[str] | None = None, label: str | Sequence[str] | None = None) -> list[LeasedItem]:
         """Lease up to `size` open items this reviewer has not reviewed, highest priority first."""
-        cond = [items.c.status == "open", sa.func.coalesce(items.c.first_reviewer, "") != reviewer]
-        for col, want in ((items.c.area, area), (items.c.task, task), (items.c.label, label)):
-            values = _as_list(want)
-            if values:
-                cond.append(col.in_(values))
-        return self._lease(reviewer, size, cond, arbitration=False)
+        filters = {name: values for name, values in (("area", _as_list(area)), ("task", _as_list(task)),
+                                                     ("label", _as_list(label))) if values}
+        return self._lease(reviewer, size, filters, arbitration=False)
 
     def pull_arbitration(self, arbiter: str, size: int = 10) -> list[LeasedItem]:
         """Lease disputed items this arbiter did not review; they come with both reviews."""
-        cond = [items.c.status == "arbitration", items.c.first_reviewer != arbiter, items.c.second_reviewer != arbiter]
-        return self._lease(arbiter, size, cond, arbitration=True)
+        return self._lease(arbiter, size, {}, arbitration=True)
 
-    def _lease(self, who: str, size: int, cond: list[Any], *, arbitration: bool) -> list[LeasedItem]:
+    def _lease(self, who: str, size: int, filters: dict[str, list[str]], *,
+               arbitration: bool) -> list[LeasedItem]:
         if not 1 <= size <= 500:
             raise QueueError(f"batch size must be 1-500, got {size}")
         now = self.clock()
         expires = now + self.lease_seconds
-        lease = {"lease_owner": who, "lease_started": now, "lease_expires": expires}
-        pick = (sa.select(items.c.id, items.c.lease_owner, items.c.lease_expires)
-                .where(*cond, sa.or_(items.c.lease_owner.is_(None), items.c.lease_expires < now))
-                .order_by(items.c.priority.desc(), items.c.pushed_at, items.c.id).limit(size)
-                .with_for_update(skip_locked=True))
+        params = {"p_who": who, "p_now": now, "p_size": size, "l_owner": who, "l_started": now, "l_expires": expires,
+                  **{f"p_{name}": values for name, values in filters.items()}}
+        stmt = _lease_statement(self._pg, arbitration, tuple(sorted(filters)))
         with self.engine.begin() as conn:
             if self._pg:  # pick, lock and lease in one statement; RETURNING has no order, so sort here
-                old = pick.subquery("old")
-                rows = conn.execute(items.update().where(items.c.id == old.c.id).values(**lease).returning(
-                    items.c.id, items.c.status, items.c.priority, items.c.pushed_at, items.c.sample_json,
-                    items.c.parent_json, old.c.lease_owner.label("old_owner"),
-                    old.c.lease_expires.label("old_expires"))).all()
+                rows = conn.execute(stmt, params).all()
                 rows.sort(key=lambda r: (-r.priority, r.pushed_at, r.id))
             else:  # one writer at a time: nothing can take the rows between the two statements
-                rows = conn.execute(pick.add_columns(items.c.status, items.c.sample_json, items.c.parent_json)).all()
+                rows = conn.execute(stmt, params).all()
                 if rows:
-                    conn.execute(items.update().where(items.c.id.in_([r.id for r in rows])).values(**lease))
+                    conn.execute(items.update().where(items.c.id.in_([r.id for r in rows]))
+                                 .values(lease_owner=who, lease_started=now, lease_expires=expires))
             if not rows:
                 return []
             ids = [r.id for r in rows]
-            owner_col, expires_col = ("old_owner", "old_expires") if self._pg else ("lease_owner", "lease_expires")
-            events = [Event("system", "expire", r.id, {"lease_owner": r._mapping[owner_col],
-                                                       "lease_expires": r._mapping[expires_col]},
-                            {"lease_owner": None}) for r in rows if r._mapping[owner_col] is not None]
+            events = [Event("system", "expire", r.id, {"lease_owner": r.old_owner, "lease_expires": r.old_expires},
+                            {"lease_owner": None}) for r in rows if r.old_owner is not None]
             events += [Event(who, "lease", r.id, {"lease_owner": None},
                              {"lease_owner": who, "lease_expires": expires, "status": r.status}) for r in rows]
             found = self._reviews_of(conn, ids) if arbitration else {}
@@ -403,11 +400,10 @@ class QueueStore:
     def submit(self, who: str, item_id: str, decision: Decision) -> SubmitResult:
         """Record one independent review; the second one finalises the item or sends it to arbitration."""
         now = self.clock()
-        # The first review comes with the locked row, so the second review needs no extra query.
-        first_payload = (sa.select(reviews.c.payload).where(reviews.c.item_id == items.c.id)
-                         .order_by(reviews.c.id).limit(1).scalar_subquery().label("first_payload"))
         with self.engine.begin() as conn:
-            row = self._lock(conn, item_id, first_payload)
+            row = conn.execute(_LOCK_FOR_SUBMIT, {"lock_id": item_id}).first()
+            if row is None:
+                raise NotFound(f"unknown item {item_id}")
             if who in (row.first_reviewer, row.second_reviewer):
                 raise Conflict(f"{who} already reviewed item {item_id}")
             if row.status != "open":
@@ -416,26 +412,26 @@ class QueueStore:
             sample = _LazySample(row.sample_json)  # parsed only when a correction needs it
             _checked(item_id, decision, sample)
             payload = decision.model_dump_json(exclude_none=True)
-            values: dict[str, Any] = {"lease_owner": None, "lease_started": None, "lease_expires": None,
-                                      "reviews_done": row.reviews_done + 1}
+            review = {"r_item": item_id, "r_reviewer": who, "r_decision": decision.decision, "r_payload": payload,
+                      "r_leased": row.lease_started or now, "r_at": now}
             if row.reviews_done == 0:
-                values |= {"first_reviewer": who}
+                status, update = "open", (_FIRST_REVIEW, {"u_id": item_id, "u_first": who})
             else:
                 first = Decision.model_validate_json(row.first_payload)
                 agreed = first.decision == decision.decision and (
                     decision.decision != "correct" or agree(first, decision, sample.get(), self.similarity))
-                values |= {"second_reviewer": who, "agreed": agreed, "status": "arbitration"}
+                final = {"u_outcome": None, "u_final_json": None, "u_finalized": None}
                 if agreed:
                     merged = merge(first, decision)
-                    values |= {"status": "final", "outcome": outcome_of(merged), "finalized_at": now,
-                               "final_json": self._final_json(merged, sample, item_id, [row.first_reviewer, who])}
-            status = values.get("status", "open")
-            writes = [reviews.insert().values(item_id=item_id, reviewer=who, decision=decision.decision,
-                                              payload=payload, leased_at=row.lease_started or now, submitted_at=now),
-                      items.update().where(items.c.id == item_id).values(**values)]
+                    final = {"u_outcome": outcome_of(merged), "u_finalized": now,
+                             "u_final_json": self._final_json(merged, sample, item_id, [row.first_reviewer, who])}
+                status = "final" if agreed else "arbitration"
+                update = (_SECOND_REVIEW, {"u_id": item_id, "u_second": who, "u_agreed": agreed, "u_status": status,
+                                           **final})
             audit.append(conn, [Event(who, "submit", item_id,
                                       {"status": row.status, "reviews_done": row.reviews_done},
-                                      {"status": status, "review": json.loads(payload)})], at=now, writes=writes)
+                                      {"status": status, "review": json.loads(payload)})],
+                         at=now, writes=[(_REVIEW_INSERT, review), update])
         return SubmitResult(item_id, status)
 
     @staticmethod
@@ -526,6 +522,52 @@ class QueueStore:
         with self.engine.begin() as conn:
             audit.append(conn, [Event(actor, "export", None, None, {"format": "jsonl"})], at=now)
         return audit.export_jsonl(self.engine, out)
+
+
+@functools.cache
+def _lease_statement(pg: bool, arbitration: bool, filters: tuple[str, ...]) -> Any:
+    """The pull statement for one shape of request, built once; every value is a named parameter.
+
+    PostgreSQL: pick, lock (SKIP LOCKED) and lease in one UPDATE .. FROM (SELECT ..) RETURNING.
+    SQLite: the SELECT only; the caller updates the picked rows.
+    """
+    who = sa.bindparam("p_who")
+    if arbitration:
+        cond = [items.c.status == "arbitration", items.c.first_reviewer != who, items.c.second_reviewer != who]
+    else:
+        cond = [items.c.status == "open", sa.func.coalesce(items.c.first_reviewer, "") != who]
+        cond += [items.c[name].in_(sa.bindparam(f"p_{name}", expanding=True)) for name in filters]
+    now = sa.bindparam("p_now")
+    pick = (sa.select(items.c.id, items.c.lease_owner.label("old_owner"), items.c.lease_expires.label("old_expires"))
+            .where(*cond, sa.or_(items.c.lease_owner.is_(None), items.c.lease_expires < now))
+            .order_by(items.c.priority.desc(), items.c.pushed_at, items.c.id)
+            .limit(sa.bindparam("p_size", type_=sa.Integer)).with_for_update(skip_locked=True))
+    shown = (items.c.status, items.c.priority, items.c.pushed_at, items.c.sample_json, items.c.parent_json)
+    if not pg:
+        return pick.add_columns(*shown)
+    old = pick.subquery("old")
+    return (items.update().where(items.c.id == old.c.id)
+            .values(lease_owner=sa.bindparam("l_owner"), lease_started=sa.bindparam("l_started"),
+                    lease_expires=sa.bindparam("l_expires"))
+            .returning(items.c.id, *shown, old.c.old_owner, old.c.old_expires))
+
+
+# Submit's statements, built once (named parameters) so a submit costs no statement construction.
+_FIRST_PAYLOAD = (sa.select(reviews.c.payload).where(reviews.c.item_id == items.c.id)
+                  .order_by(reviews.c.id).limit(1).scalar_subquery().label("first_payload"))
+# The first review comes with the locked row, so the second review needs no extra query.
+_LOCK_FOR_SUBMIT = (sa.select(items, _FIRST_PAYLOAD).where(items.c.id == sa.bindparam("lock_id"))
+                    .with_for_update(of=items))
+_REVIEW_INSERT = reviews.insert().values(
+    item_id=sa.bindparam("r_item"), reviewer=sa.bindparam("r_reviewer"), decision=sa.bindparam("r_decision"),
+    payload=sa.bindparam("r_payload"), leased_at=sa.bindparam("r_leased"), submitted_at=sa.bindparam("r_at"))
+_NO_LEASE = {"lease_owner": None, "lease_started": None, "lease_expires": None}
+_FIRST_REVIEW = items.update().where(items.c.id == sa.bindparam("u_id")).values(
+    reviews_done=1, first_reviewer=sa.bindparam("u_first"), **_NO_LEASE)
+_SECOND_REVIEW = items.update().where(items.c.id == sa.bindparam("u_id")).values(
+    reviews_done=2, second_reviewer=sa.bindparam("u_second"), agreed=sa.bindparam("u_agreed"),
+    status=sa.bindparam("u_status"), outcome=sa.bindparam("u_outcome"), final_json=sa.bindparam("u_final_json"),
+    finalized_at=sa.bindparam("u_finalized"), **_NO_LEASE)
 
 
 class _LazySample:
