@@ -54,6 +54,7 @@ from review_queue.decisions import Decision  # noqa: E402
 from review_queue.store import QueueStore  # noqa: E402
 
 APPROVE = Decision(decision="approve")
+OPEN_LEFT = "SELECT count(*) FROM queue_items WHERE status = 'open'"
 
 
 def load_samples(data: Path, n: int) -> list[Sample]:
@@ -104,8 +105,9 @@ class Ours:
     def submit(self, me: str, item: str) -> None:
         self.store.submit(me, item, APPROVE)
 
-    def open_left(self) -> int:
-        return self.store.counts().get("open", 0)
+    def open_left(self) -> int:  # the harness's stop check, the same query as the bare side's (not timed)
+        with self.store.engine.connect() as conn:
+            return conn.exec_driver_sql(OPEN_LEFT).scalar_one()
 
     def close(self) -> None:
         self.store.close()
@@ -210,7 +212,7 @@ class BareSql:
 
     def open_left(self) -> int:
         with self.tx() as cur:
-            cur.execute("SELECT count(*) FROM queue_items WHERE status = 'open'")
+            cur.execute(OPEN_LEFT)
             return cur.fetchone()[0]
 
     def close(self) -> None:

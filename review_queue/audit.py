@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
+from review_queue import pgfast
 from review_queue.db import AUDIT_CHAINS, audit_head, audit_log
 
 GENESIS = "0" * 64
@@ -82,7 +83,7 @@ def append(conn: Connection, events: list[Event], *, at: float, writes: Sequence
     params: dict[str, Any] = {**cols, **head}
     for _, p in writes:
         params |= p
-    conn.execute(_combined(tuple(stmt for stmt, _ in writes)), params)
+    pgfast.execute(conn, _combined(tuple(stmt for stmt, _ in writes)), params)
 
 
 _COMBINED: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
@@ -124,9 +125,10 @@ _ONE_HEAD = sa.text(
 
 
 def _lock_head(conn: Connection, n: int) -> tuple[int, str, list[int]]:
-    row = conn.execute(_FREE_HEAD, {"n": n}).first()
-    if row is None:  # every head is busy: wait for one, picked at random to spread the waiters
-        row = conn.execute(_ONE_HEAD, {"n": n, "id": random.randint(1, AUDIT_CHAINS)}).one()
+    rows = pgfast.execute(conn, _FREE_HEAD, {"n": n})
+    if not rows:  # every head is busy: wait for one, picked at random to spread the waiters
+        rows = pgfast.execute(conn, _ONE_HEAD, {"n": n, "id": random.randint(1, AUDIT_CHAINS)})
+    row = rows[0]
     return int(row.id), row.hash, sorted(row.seqs)
 
 

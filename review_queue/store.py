@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Engine
 
 from medaug.schema import Sample, conform_table
-from review_queue import audit
+from review_queue import audit, pgfast
 from review_queue.audit import Event
 from review_queue.db import arbitrations, items, make_engine, reviews, users
 from review_queue.decisions import (
@@ -295,7 +295,7 @@ class QueueStore:
         stmt = _lease_statement(self._pg, arbitration, tuple(sorted(filters)))
         with self.engine.begin() as conn:
             if self._pg:  # pick, lock and lease in one statement; RETURNING has no order, so sort here
-                rows = conn.execute(stmt, params).all()
+                rows = pgfast.execute(conn, stmt, params)
                 rows.sort(key=lambda r: (-r.priority, r.pushed_at, r.id))
             else:  # one writer at a time: nothing can take the rows between the two statements
                 rows = conn.execute(stmt, params).all()
@@ -401,7 +401,9 @@ class QueueStore:
         """Record one independent review; the second one finalises the item or sends it to arbitration."""
         now = self.clock()
         with self.engine.begin() as conn:
-            row = conn.execute(_LOCK_FOR_SUBMIT, {"lock_id": item_id}).first()
+            found = (pgfast.execute(conn, _LOCK_FOR_SUBMIT, {"lock_id": item_id}) if self._pg
+                     else conn.execute(_LOCK_FOR_SUBMIT, {"lock_id": item_id}).all())
+            row = found[0] if found else None
             if row is None:
                 raise NotFound(f"unknown item {item_id}")
             if who in (row.first_reviewer, row.second_reviewer):
