@@ -51,7 +51,9 @@ def register(app: typer.Typer) -> None:
 
     @q.command()
     def serve(db: DbOpt = DEFAULT_URL, port: int = 8765, lease_seconds: float = 1800.0,
-              icd10: Annotated[Path | None, typer.Option(help="extra ICD-10 code,name CSV for the picker")] = None
+              icd10: Annotated[Path | None, typer.Option(help="extra ICD-10 code,name CSV for the picker")] = None,
+              sweep_seconds: Annotated[float, typer.Option(
+                  help="how often expired leases are returned to the pool (and audited); 0 turns it off")] = 60.0,
               ) -> None:
         """Serve the API and the physicians' page on 127.0.0.1."""
         import uvicorn
@@ -60,7 +62,8 @@ def register(app: typer.Typer) -> None:
 
         store = _open(db)
         store.lease_seconds = lease_seconds
-        uvicorn.run(create_app(store, icd10_path=icd10), host="127.0.0.1", port=port, log_level="info")
+        app = create_app(store, icd10_path=icd10, sweep_seconds=sweep_seconds or None)
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="info")
 
     @q.command()
     def push(files: list[Path], run_id: Annotated[str, typer.Option("--run-id")], db: DbOpt = DEFAULT_URL,

@@ -7,7 +7,11 @@ disputed item. Store errors map to 4xx with a message naming the item and field.
 defined inside create_app.)
 """
 
+import asyncio
 import io
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +26,9 @@ from review_queue.decisions import Decision, RejectReason
 from review_queue.errors import QueueError
 from review_queue.icd10 import load_codes, search
 from review_queue.store import LeasedItem, QueueStore, User
+
+log = logging.getLogger(__name__)
+DEFAULT_SWEEP_SECONDS = 60.0
 
 PERMISSIONS = {
     "reviewer": {"review"},
@@ -65,9 +72,43 @@ def _item_out(item: LeasedItem, now: float) -> dict[str, Any]:
     }
 
 
-def create_app(store: QueueStore, *, icd10_path: Path | None = None) -> FastAPI:
+async def sweep_expired(store: QueueStore, every: float) -> None:
+    """Return expired leases to the pool every `every` seconds.
+
+    A pull takes expired items directly, but when nobody pulls, an expired lease would get
+    its "expire" audit row only at the next pull or stats call; the sweep records it on time.
+    A failed sweep (database briefly unreachable) is logged and retried at the next tick.
+    """
+    while True:
+        await asyncio.sleep(every)
+        try:
+            n = await asyncio.to_thread(store.expire_leases)
+        except Exception:  # noqa: BLE001 - the service keeps running; the next sweep retries
+            log.exception("lease sweep failed")
+            continue
+        if n:
+            log.info("lease sweep returned %d expired item(s) to the pool", n)
+
+
+def create_app(store: QueueStore, *, icd10_path: Path | None = None,
+               sweep_seconds: float | None = DEFAULT_SWEEP_SECONDS) -> FastAPI:
+    """The API and page over `store`; with `sweep_seconds`, a background sweep expires leases while it runs."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(sweep_expired(store, sweep_seconds)) if sweep_seconds else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+
     app = FastAPI(title="medaug review queue", version="1", description="Physician correction queue (two "
-                  "independent reviews, arbitration, hash-chained audit).")
+                  "independent reviews, arbitration, hash-chained audit).", lifespan=lifespan)
     codes = load_codes(icd10_path)
     static = resources.files("review_queue") / "static"
 

@@ -1,4 +1,8 @@
-"""Run the real service with uvicorn on 127.0.0.1 (an OS-chosen port) in a thread, and stop it."""
+"""Run the real service with uvicorn on 127.0.0.1 (an OS-chosen port) in a thread, and stop it.
+
+The app's lifespan runs (and with it the lease sweep, when `sweep_seconds` is given), and
+the server's shutdown waits for it to end.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +19,13 @@ from review_queue.store import QueueStore
 
 
 @contextmanager
-def serving(store: QueueStore) -> Iterator[str]:
+def serving(store: QueueStore, *, sweep_seconds: float | None = None) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(store), log_level="warning", lifespan="off"))
+    app = create_app(store, sweep_seconds=sweep_seconds)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
