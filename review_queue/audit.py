@@ -11,6 +11,7 @@ the item's row lock orders those transactions and `seq` is drawn under the head 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -66,53 +67,65 @@ def append(conn: Connection, events: list[Event], *, at: float, writes: Sequence
             return
     chain, prev, seqs = _lock_head(conn, len(events)) if pg else _lock_head_sqlite(conn, len(events))
     stamp = datetime.fromtimestamp(at, UTC).isoformat(timespec="microseconds")
-    cols: dict[str, list[Any]] = {f"audit_{c}": [] for c, _ in _COLUMNS}
+    rows = []
     for seq, ev in zip(seqs, events, strict=True):
         before, after = _dump(ev.before), _dump(ev.after)
         h = row_hash(seq, stamp, ev.actor, ev.action, ev.item_id, before, after, prev)
-        for c, v in zip(cols.values(), (seq, stamp, ev.actor, ev.action, ev.item_id, before, after, prev, h, chain),
-                        strict=True):
-            c.append(v)
+        rows.append((seq, stamp, ev.actor, ev.action, ev.item_id, before, after, prev, h, chain))
         prev = h
     head = {"head_id": chain, "head_seq": seqs[-1], "head_hash": prev}
     if not pg:
-        rows = [dict(zip([c for c, _ in _COLUMNS], vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
-        conn.execute(audit_log.insert(), rows)
+        conn.execute(audit_log.insert(), [dict(zip(_NAMES, r, strict=True)) for r in rows])
         conn.execute(_HEAD_UPDATE, head)
         return
-    params: dict[str, Any] = {**cols, **head}
+    if len(rows) <= _VALUES_MAX:  # scalar parameters: cheaper to send than ten one-element arrays
+        params = {f"a{i}_{c}": v for i, r in enumerate(rows) for c, v in zip(_NAMES, r, strict=True)}
+        insert = _values_insert(len(rows))
+    else:
+        params = {f"audit_{c}": list(col) for c, col in zip(_NAMES, zip(*rows, strict=True), strict=True)}
+        insert = _ARRAY_INSERT
+    params |= head
     for _, p in writes:
         params |= p
-    pgfast.execute(conn, _combined(tuple(stmt for stmt, _ in writes)), params)
+    pgfast.execute(conn, _combined(tuple(stmt for stmt, _ in writes), insert), params)
 
 
 _COMBINED: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
-_MAX_COMBINED = 64
+_MAX_COMBINED = 256
 
 
-def _combined(writes: tuple[Any, ...]) -> Any:
-    """The head update with the writes and the audit insert as CTEs, built once per set of write statements."""
-    key = tuple(map(id, writes))
+def _combined(writes: tuple[Any, ...], insert: Any) -> Any:
+    """The head update with the writes and the audit insert as CTEs, built once per set of statements."""
+    key = tuple(map(id, (*writes, insert)))
     hit = _COMBINED.get(key)
     if hit is None:
         stmt = _HEAD_UPDATE
-        for i, w in enumerate([*writes, _ROWS_INSERT]):
+        for i, w in enumerate([*writes, insert]):
             stmt = stmt.add_cte(w.cte(f"w{i}"))
         if len(_COMBINED) >= _MAX_COMBINED:  # statements built per call: do not keep them
             return stmt
-        hit = _COMBINED.setdefault(key, (writes, stmt))  # keeps the writes alive, so their ids stay unique
+        hit = _COMBINED.setdefault(key, ((*writes, insert), stmt))  # keeps them alive, so their ids stay unique
     return hit[1]
 
 
-# The rows go in as one array per column, so the statement (with the caller's writes as CTEs)
-# has the same shape for any number of rows: SQLAlchemy compiles it once, PostgreSQL prepares it.
+# Each statement has a fixed shape, so SQLAlchemy compiles it once and PostgreSQL prepares it:
+# up to _VALUES_MAX rows as VALUES with one parameter per field, more as one array per column.
 _COLUMNS = [("seq", sa.BigInteger), ("at", sa.Text), ("actor", sa.Text), ("action", sa.Text), ("item_id", sa.Text),
             ("before", sa.Text), ("after", sa.Text), ("prev_hash", sa.Text), ("hash", sa.Text), ("chain", sa.Integer)]
-_ROWS_INSERT = audit_log.insert().from_select(
-    [c for c, _ in _COLUMNS],
+_NAMES = [c for c, _ in _COLUMNS]
+_VALUES_MAX = 4
+_ARRAY_INSERT = audit_log.insert().from_select(
+    _NAMES,
     sa.select(*[sa.func.unnest(sa.bindparam(f"audit_{c}", type_=postgresql.ARRAY(t))).label(c) for c, t in _COLUMNS]))
 _HEAD_UPDATE = (audit_head.update().where(audit_head.c.id == sa.bindparam("head_id"))
                 .values(seq=sa.bindparam("head_seq"), hash=sa.bindparam("head_hash")))
+
+
+@functools.cache
+def _values_insert(n: int) -> Any:
+    return audit_log.insert().values([{c: sa.bindparam(f"a{i}_{c}", type_=t) for c, t in _COLUMNS}
+                                      for i in range(n)])
+
 
 # Lock the first free head; the sequence is read only after the lock is held (MATERIALIZED), so
 # within one chain seq grows in commit order.

@@ -4,30 +4,50 @@ The hot paths (pull, submit, audit append) use statements built once at import t
 through `Connection.execute` still costs SQLAlchemy's per-execution work (cache lookup,
 execution context, result wrapping), about 0.1 ms per statement; at three statements per
 operation that was a third of the client's time under 64 reviewers. Here a statement is
-compiled once per dialect and run on the connection's own psycopg cursor, inside the same
-transaction. Statements with expanding IN parameters go through SQLAlchemy as usual.
+compiled once per dialect and run on a cursor kept with the pooled psycopg connection,
+inside the caller's transaction; rows come back as plain tuples wrapped in a named tuple
+class made once per statement (psycopg's own row factories rebuild the column
+descriptions on every fetch). Statements with expanding IN parameters go through
+SQLAlchemy as usual.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
+from dataclasses import dataclass
 from typing import Any
 
-from psycopg.rows import namedtuple_row
+from psycopg import pq
 from sqlalchemy.engine import Compiled, Connection
 
-_COMPILED: dict[tuple[int, int], tuple[Any, Compiled]] = {}
+
+@dataclass
+class _Prepared:
+    stmt: Any  # kept alive so its id stays unique
+    compiled: Compiled
+    row: Any = None  # the named tuple class, made at the first result
+
+
+_PREPARED: dict[tuple[int, int], _Prepared] = {}
+_CURSOR = "review_queue.pgfast.cursor"
 
 
 def execute(conn: Connection, stmt: Any, params: dict[str, Any]) -> list[Any]:
     """Run `stmt` with named `params` in the connection's transaction; returns all rows (empty for no result)."""
     key = (id(stmt), id(conn.dialect))
-    hit = _COMPILED.get(key)
-    if hit is None:
-        hit = _COMPILED.setdefault(key, (stmt, stmt.compile(dialect=conn.dialect)))  # keeps stmt alive: ids stay unique
-    compiled = hit[1]
-    if compiled.post_compile_params:
+    prep = _PREPARED.get(key)
+    if prep is None:
+        prep = _PREPARED.setdefault(key, _Prepared(stmt, stmt.compile(dialect=conn.dialect)))
+    if prep.compiled.post_compile_params:
         return conn.execute(stmt, params).all()
-    raw = conn.connection.driver_connection
-    with raw.cursor(row_factory=namedtuple_row) as cur:  # type: ignore[union-attr]
-        cur.execute(compiled.string, compiled.construct_params(params))
-        return cur.fetchall() if cur.description else []
+    pooled = conn.connection
+    cur = pooled.info.get(_CURSOR)
+    if cur is None:
+        cur = pooled.info[_CURSOR] = pooled.driver_connection.cursor()  # type: ignore[union-attr]
+    cur.execute(prep.compiled.string, prep.compiled.construct_params(params))
+    if cur.pgresult is None or cur.pgresult.status != pq.ExecStatus.TUPLES_OK:
+        return []
+    if prep.row is None:
+        prep.row = namedtuple("Row", [d.name for d in cur.description], rename=True)  # type: ignore[misc]
+    make = prep.row._make
+    return [make(r) for r in cur.fetchall()]
