@@ -61,7 +61,8 @@ def _replicas(llm: LLMSection, device: str) -> int:
     if device == "cuda":
         gpus = int(ray.cluster_resources().get("GPU", 0))
         return max(1, gpus // llm.engine.gpus_per_replica())
-    return max(1, sum(1 for n in ray.nodes() if n.get("Alive")))
+    # One per node that can run one: a head started with --num-cpus 0 (cluster.yaml) takes no replica.
+    return max(1, sum(1 for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= 1))
 
 
 def _cluster_device(llm: LLMSection) -> str:

@@ -2,13 +2,15 @@
 
 Each shard is handed to one idle actor; its result goes back to the driver,
 which writes it (atomically) before the shard counts as done. When an actor
-dies (its node was killed, the engine segfaulted) a replacement is started and
-the shard is handed out again, up to `max_attempts`; a shard that keeps failing
-is reported through `on_give_up`, and the rest of the run goes on.
+dies (its node was killed, the engine segfaulted) its shard goes back in the
+queue, up to `max_attempts`, and a replacement actor starts in the background
+(it joins when a node has room for it); a shard that keeps failing is reported
+through `on_give_up`, and the rest of the run goes on.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -34,6 +36,7 @@ def run_pool(
     on_give_up: Callable[[int, Any, str], None],
     max_attempts: int = 3,
     warm_method: str | None = "warm",
+    max_replacements: int = 5,
 ) -> None:
     if not shards:
         return
@@ -50,49 +53,74 @@ def run_pool(
     queue: deque[tuple[int, Any, int]] = deque((idx, payload, 1) for idx, payload in shards)
     idle = list(actors)
     running: dict[Any, tuple[Any, int, Any, int]] = {}
-    while queue or running:
-        while queue and idle:
-            actor = idle.pop()
-            idx, payload, attempt = queue.popleft()
-            ref = getattr(actor, method).remote(idx, payload)
-            running[ref] = (actor, idx, payload, attempt)
-        done, _ = ray.wait(list(running), num_returns=1)
-        ref = done[0]
-        actor, idx, payload, attempt = running.pop(ref)
-        try:
-            result = ray.get(ref)
-        except (ActorDiedError, ActorUnavailableError, RayActorError) as e:
-            ray.kill(actor, no_restart=True)
-            idle.append(_replace(make_actor, warm_method))
-            _retry_or_give_up(
-                queue, idx, payload, attempt, max_attempts, f"worker lost: {type(e).__name__}", on_give_up
-            )
-            continue
-        except RayTaskError as e:
-            idle.append(actor)
-            cause = str(e).strip().splitlines()[-1][:300]
-            _retry_or_give_up(queue, idx, payload, attempt, max_attempts, f"task error: {cause}", on_give_up)
-            continue
-        idle.append(actor)
-        on_result(idx, result)
-    for a in actors + idle:
-        try:
-            ray.kill(a, no_restart=True)
-        except Exception:  # already gone
-            pass
+    # Replacements start in the background: on a cluster that lost a node there may be no room for
+    # one until a node joins, and the surviving actors must keep taking shards meanwhile.
+    starting: dict[Any, Any] = {}
+    replacements = 0
 
-
-def _replace(make_actor: ActorFactory, warm_method: str | None) -> Any:
-    for attempt in range(5):
+    def replace() -> None:
+        nonlocal replacements
+        if replacements >= max_replacements:
+            return
+        replacements += 1
         actor = make_actor()
-        if not warm_method:
-            return actor
-        try:
-            ray.get(getattr(actor, warm_method).remote())
-            return actor
-        except (ActorDiedError, ActorUnavailableError, RayActorError):
-            time.sleep(1 + attempt)
-    raise RuntimeError("could not start a replacement worker after 5 tries")
+        if warm_method:
+            starting[getattr(actor, warm_method).remote()] = actor
+        else:
+            idle.append(actor)
+
+    try:
+        while queue or running:
+            while queue and idle:
+                actor = idle.pop()
+                idx, payload, attempt = queue.popleft()
+                ref = getattr(actor, method).remote(idx, payload)
+                running[ref] = (actor, idx, payload, attempt)
+            if not running and not starting:
+                raise RuntimeError(
+                    f"no worker left: {replacements} replacement(s) failed to start; "
+                    f"{len(queue)} shard(s) not run (rerun with the same run id)"
+                )
+            done, _ = ray.wait(list(running) + list(starting), num_returns=1)
+            ref = done[0]
+            if ref in starting:
+                actor = starting.pop(ref)
+                try:
+                    ray.get(ref)
+                    idle.append(actor)
+                except (ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError):
+                    ray.kill(actor, no_restart=True)
+                    time.sleep(1)
+                    replace()
+                continue
+            actor, idx, payload, attempt = running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except (ActorDiedError, ActorUnavailableError, RayActorError) as e:
+                ray.kill(actor, no_restart=True)
+                print(
+                    f"[pool] shard {idx}: worker lost ({type(e).__name__}), shard re-queued", file=sys.stderr
+                )
+                replace()
+                _retry_or_give_up(
+                    queue, idx, payload, attempt, max_attempts, f"worker lost: {type(e).__name__}", on_give_up
+                )
+                continue
+            except RayTaskError as e:
+                idle.append(actor)
+                cause = str(e).strip().splitlines()[-1][:300]
+                _retry_or_give_up(
+                    queue, idx, payload, attempt, max_attempts, f"task error: {cause}", on_give_up
+                )
+                continue
+            idle.append(actor)
+            on_result(idx, result)
+    finally:
+        for a in idle + list(starting.values()) + [r[0] for r in running.values()]:
+            try:
+                ray.kill(a, no_restart=True)
+            except Exception:  # already gone
+                pass
 
 
 def _retry_or_give_up(

@@ -1,0 +1,157 @@
+"""Helpers for the cluster tests. A multi-node Ray cluster on one machine, on loopback, with Ray's own cluster utilities: a head
+with no CPUs (nothing scheduled on it, like cluster.yaml's head) and worker nodes of one CPU that
+tests kill (SIGKILL to every process of the node) and replace.
+
+`ray start --address` refuses to join nodes while RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, and without
+that setting Ray listens on every interface; `ray.cluster_utils.Cluster` starts real raylets and
+object stores in-process-tree, with the loopback setting, so everything binds 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from generators.engine import CPU_ENGINE_ENV
+from medaug.ray_env import LOOPBACK_ENV, apply_loopback_env
+
+REPO = Path(__file__).resolve().parents[2]
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def job_env() -> dict[str, str]:
+    """Environment for a job driver process started by a test."""
+    env = {**os.environ, **LOOPBACK_ENV, **CPU_ENGINE_ENV}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+class LoopbackCluster:
+    def __init__(self) -> None:
+        apply_loopback_env()
+        from ray.cluster_utils import Cluster
+
+        self.tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: socket paths must fit 107 bytes
+        self.dashboard_port = free_port()
+        self.cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 0,
+                "node_ip_address": "127.0.0.1",
+                "temp_dir": self.tmp,
+                "include_dashboard": True,
+                "dashboard_host": "127.0.0.1",
+                "dashboard_port": self.dashboard_port,
+                "dashboard_agent_listen_port": free_port(),
+                "object_store_memory": 200 * 1024 * 1024,
+            },
+        )
+        self.address = self.cluster.address
+        self.dashboard_url = f"http://127.0.0.1:{self.dashboard_port}"
+
+    def add_worker(self):
+        return self.cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1",
+                                     object_store_memory=200 * 1024 * 1024)  # fmt: skip
+
+    @property
+    def workers(self) -> list:
+        return list(self.cluster.worker_nodes)
+
+    def kill(self, node) -> None:
+        """The node dies abruptly: SIGKILL to its raylet, object store, agents and workers."""
+        self.cluster.remove_node(node, allow_graceful=False)
+
+    def stop(self) -> None:
+        self.cluster.shutdown()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def job_config(model: Path, out: Path, queue_db: Path, *, total: int = 24, **llm_extra) -> dict:
+    """A small generate job (shards of 4 prompts) with curation and a SQLite review queue."""
+    return {
+        "job": "generate",
+        "run": {"output_dir": str(out), "seed": 11, "shard_size": 4},
+        "quotas": {"total": total},
+        "llm": {
+            "engine": {"model": str(model), "max_model_len": 2048},
+            "sampling": {"temperature": 0.8, "max_tokens": 96, "seed": 5},
+            "output_mode": "regex",
+            "field_max_chars": 40,
+            **llm_extra,
+        },
+        "curate": {
+            "dedup_index": None,
+            "queue": {"url": f"sqlite:///{queue_db}"},
+            "quality": {"min_chinese_ratio": 0.0, "banned_phrases_file": None},
+        },
+    }
+
+
+def write_yaml(data: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def run_outputs(run_dir: Path) -> tuple[list[str], list[str], list[str]]:
+    """Sample ids written by the generate stage, prompt ids recorded as failures, curated sample ids."""
+    import pyarrow.parquet as pq
+
+    from medaug.io import read_samples
+
+    samples: list[str] = []
+    for shard in sorted((run_dir / "generate").glob("shard-*.parquet")):
+        samples += [s.id for s in read_samples(shard, strict=True).samples]
+    failed: list[str] = []
+    for f in sorted((run_dir / "generate").glob("failures-*.parquet")):
+        failed += pq.read_table(f).column("prompt_id").to_pylist()
+    curated: list[str] = []
+    for f in sorted((run_dir / "curated").glob("shard-*.parquet")):
+        curated += pq.read_table(f, columns=["id"]).column("id").to_pylist()
+    return samples, failed, curated
+
+
+def queued_ids(db: Path) -> list[str]:
+    """Every item id in a SQLite review queue, duplicates included (there must be none)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as c:
+            return [r[0] for r in c.execute(sa.text("SELECT id FROM queue_items"))]
+    finally:
+        engine.dispose()
+
+
+def listening_sockets() -> list[tuple[str, str]]:
+    """(local address, process) of every TCP listener owned by this process's descendants."""
+    import subprocess
+
+    children: dict[int, list[int]] = {}
+    for line in subprocess.run(
+        ["ps", "-eo", "pid=,ppid="], capture_output=True, text=True
+    ).stdout.splitlines():
+        pid, ppid = (int(x) for x in line.split())
+        children.setdefault(ppid, []).append(pid)
+    mine, stack = set(), [os.getpid()]
+    while stack:
+        for kid in children.get(stack.pop(), []):
+            mine.add(kid)
+            stack.append(kid)
+    out = []
+    for line in subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines():
+        fields = line.split()
+        if any(f"pid={p}," in fields[-1] for p in mine):
+            out.append((fields[3], fields[-1]))
+    return out
