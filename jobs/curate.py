@@ -37,9 +37,18 @@ REJECT_FILE = "rejects.parquet"
 class QueueSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = "sqlite:///var/queue.db"
+    url: str = Field(
+        default="sqlite:///var/queue.db",
+        description="a database URL (sqlite:///…, postgresql+psycopg://…) or a queue service (http://host:port)",
+    )
     push: bool = True
     priority: int = 0
+    token_env: str = Field(
+        default="MEDAUG_TOKEN", description="env var holding a maintainer token (http urls)"
+    )
+    retry_s: float = Field(
+        default=120.0, ge=0, description="how long to keep retrying an unreachable service"
+    )
 
 
 class CurateConfig(BaseModel):
@@ -201,12 +210,15 @@ def push(folder: RunFolder, cfg: CurateConfig, run_id: str, log=print) -> StageS
         st.extra["skipped"] = "queue.push is false"
         return st
     t0 = time.perf_counter()
-    _ensure_sqlite_parent(cfg.queue.url)
-    store = QueueStore.open(cfg.queue.url)
-    try:
-        res = store.push(table, run_id=run_id, priority=cfg.queue.priority)
-    finally:
-        store.close()
+    if cfg.queue.url.startswith(("http://", "https://")):
+        res = _push_http(table, cfg, run_id, log)
+    else:
+        _ensure_sqlite_parent(cfg.queue.url)
+        store = QueueStore.open(cfg.queue.url)
+        try:
+            res = store.push(table, run_id=run_id, priority=cfg.queue.priority)
+        finally:
+            store.close()
     st.rows_out = res.inserted
     st.extra.update({"inserted": res.inserted, "already_queued": res.already_queued})
     if res.refused:
@@ -219,6 +231,23 @@ def push(folder: RunFolder, cfg: CurateConfig, run_id: str, log=print) -> StageS
         f"[push] {res.inserted} queued, {res.already_queued} already queued, {res.refused} refused ({st.seconds:.1f}s)"
     )
     return st
+
+
+def _push_http(table: pa.Table, cfg: CurateConfig, run_id: str, log):
+    import os
+
+    from review_queue.client import QueueClient
+
+    token = os.environ.get(cfg.queue.token_env)
+    if not token:
+        raise ValueError(
+            f"queue.url is a service ({cfg.queue.url}): set ${cfg.queue.token_env} to a maintainer token"
+        )
+    client = QueueClient(cfg.queue.url, token, retry_s=cfg.queue.retry_s)
+    try:
+        return client.push(table, run_id=run_id, priority=cfg.queue.priority, log=log)
+    finally:
+        client.close()
 
 
 def _ensure_sqlite_parent(url: str) -> None:

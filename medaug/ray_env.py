@@ -38,6 +38,7 @@ def init_ray(
         ray.init(address=address, **kwargs)
         return {"address": address}
     ray.init(
+        address="local",  # never attach to some other cluster `ray start` left on this machine
         num_cpus=num_cpus,
         include_dashboard=False,
         _node_ip_address="127.0.0.1",

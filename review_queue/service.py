@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
-from medaug.schema import Area, Label, Task
+from medaug.schema import Area, Label, Sample, Task
 from review_queue.decisions import Decision, RejectReason
 from review_queue.errors import QueueError
 from review_queue.icd10 import load_codes, search
@@ -33,8 +33,8 @@ DEFAULT_SWEEP_SECONDS = 60.0
 PERMISSIONS = {
     "reviewer": {"review"},
     "arbiter": {"review", "arbitrate"},
-    "maintainer": {"stats", "audit"},
-    "admin": {"review", "arbitrate", "stats", "audit"},
+    "maintainer": {"stats", "audit", "push"},
+    "admin": {"review", "arbitrate", "stats", "audit", "push"},
 }
 
 
@@ -45,6 +45,16 @@ class PullRequest(BaseModel):
     area: list[Area] | None = None
     task: list[Task] | None = None
     label: list[Label] | None = None
+
+
+class PushRequest(BaseModel):
+    """A batch of samples from a pipeline job; validated whole before anything is queued."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str = Field(min_length=1, max_length=200)
+    priority: int = 0
+    samples: list[Sample] = Field(max_length=10_000)
 
 
 class ArbitrationPull(BaseModel):
@@ -154,6 +164,17 @@ def create_app(store: QueueStore, *, icd10_path: Path | None = None,
     @app.get("/api/icd10")
     def icd10(_: Annotated[User, Depends(current_user)], q: str = Query("", max_length=100)) -> list[dict[str, str]]:
         return [{"code": c, "name": n} for c, n in search(codes, q)]
+
+    @app.post("/api/push")
+    def push(body: PushRequest, user: Annotated[User, need("push")]) -> dict[str, Any]:
+        """Idempotent on sample id: a job that lost its connection simply sends the batch again."""
+        res = store.push(body.samples, run_id=body.run_id, priority=body.priority, actor=user.name)
+        return {
+            "inserted": res.inserted,
+            "already_queued": res.already_queued,
+            "refused": res.refused,
+            "refusals": [{"row": r.row, "id": r.id, "reason": r.reason} for r in res.refusals],
+        }
 
     @app.post("/api/pull")
     def pull(body: PullRequest, user: Reviewer) -> dict[str, Any]:
