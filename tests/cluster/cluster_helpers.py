@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -70,7 +71,15 @@ class LoopbackCluster:
         return list(self.cluster.worker_nodes)
 
     def kill(self, node) -> None:
-        """The node dies abruptly: SIGKILL to its raylet, object store, agents and workers."""
+        """The node dies abruptly, like a machine losing power: SIGKILL to its raylet, object store and
+        agents, and to the worker processes the raylet started (engine actors included), which Ray's
+        own remove_node would leave running until they notice."""
+        pids = [info.process.pid for infos in node.all_processes.values() for info in infos]
+        for pid in descendants(pids):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.cluster.remove_node(node, allow_graceful=False)
 
     def stop(self) -> None:
@@ -138,20 +147,28 @@ def listening_sockets() -> list[tuple[str, str]]:
     """(local address, process) of every TCP listener owned by this process's descendants."""
     import subprocess
 
-    children: dict[int, list[int]] = {}
-    for line in subprocess.run(
-        ["ps", "-eo", "pid=,ppid="], capture_output=True, text=True
-    ).stdout.splitlines():
-        pid, ppid = (int(x) for x in line.split())
-        children.setdefault(ppid, []).append(pid)
-    mine, stack = set(), [os.getpid()]
-    while stack:
-        for kid in children.get(stack.pop(), []):
-            mine.add(kid)
-            stack.append(kid)
+    mine = descendants([os.getpid()])
     out = []
     for line in subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines():
         fields = line.split()
         if any(f"pid={p}," in fields[-1] for p in mine):
             out.append((fields[3], fields[-1]))
     return out
+
+
+def descendants(roots: list[int]) -> set[int]:
+    """Every process below `roots` (not the roots themselves)."""
+    import subprocess
+
+    children: dict[int, list[int]] = {}
+    for line in subprocess.run(
+        ["ps", "-eo", "pid=,ppid="], capture_output=True, text=True
+    ).stdout.splitlines():
+        pid, ppid = (int(x) for x in line.split())
+        children.setdefault(ppid, []).append(pid)
+    found, stack = set(), list(roots)
+    while stack:
+        for kid in children.get(stack.pop(), []):
+            found.add(kid)
+            stack.append(kid)
+    return found
