@@ -1,0 +1,145 @@
+"""The datasheet written beside every export: what is in it, where it came from, how balanced it is.
+
+A reader deciding whether to fine-tune on an export needs the balance across areas, tasks, labels
+and demographics, the review statistics and the lineage in one place, without opening Parquet.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from medaug.schema import AREA_NAMES_ZH, TASK_NAMES_ZH, Area, Task
+
+AGE_BANDS = ((0, 17, "0-17"), (18, 44, "18-44"), (45, 64, "45-64"), (65, 130, "65+"))
+_BAR = "#4C72B0"
+
+
+def age_band(age: int | None) -> str:
+    if age is None:
+        return "unknown"
+    return next(name for lo, hi, name in AGE_BANDS if lo <= age <= hi)
+
+
+def balance(table: pa.Table) -> dict[str, Counter[str]]:
+    """Counts per area, task, label, error type, sex and age band."""
+    demo = [d or {} for d in table.column("demographics").to_pylist()]
+    return {
+        "area": Counter(table.column("area").to_pylist()),
+        "task": Counter(table.column("task").to_pylist()),
+        "label": Counter(table.column("label").to_pylist()),
+        "error_type": Counter(e for e in table.column("error_type").to_pylist() if e),
+        "sex": Counter(d.get("sex") or "unknown" for d in demo),
+        "age": Counter(age_band(d.get("age")) for d in demo),
+    }
+
+
+def _plot(path: Path, panels: list[tuple[str, Counter[str]]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (title, counts) in zip(axes[0], panels, strict=True):
+        names = list(counts) or ["(none)"]
+        values = [counts[n] for n in names] if counts else [0]
+        bars = ax.bar(range(len(names)), values, color=_BAR)
+        ax.bar_label(bars, fontsize=8)
+        ax.set_xticks(range(len(names)), names, rotation=35, ha="right", fontsize=8)
+        ax.set_title(title)
+        ax.set_ylabel("rows")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _ordered(counts: Counter[str], order: list[str]) -> Counter[str]:
+    """Every known value in a fixed order (zeros shown: a missing area is the finding)."""
+    out = Counter({k: counts.get(k, 0) for k in order})
+    out.update({k: v for k, v in counts.items() if k not in out})
+    return out
+
+
+def _table(title: str, counts: Counter[str], total: int, names: dict[str, str] | None = None) -> list[str]:
+    lines = [f"| {title} | rows | share |", "|---|---:|---:|"]
+    for k, v in counts.items():
+        label = f"{k} ({names[k]})" if names and k in names else k
+        lines.append(f"| {label} | {v} | {v / total:.1%} |" if total else f"| {label} | {v} | - |")
+    return lines + [""]
+
+
+def write_datasheet(out: Path, table: pa.Table, manifest: dict[str, Any], export: dict[str, Any]) -> Path:
+    """Write DATASHEET.md, balance.png and demographics.png into `out`."""
+    b = balance(table)
+    areas = _ordered(b["area"], [a.value for a in Area])
+    tasks = _ordered(b["task"], [t.value for t in Task])
+    labels = _ordered(b["label"], ["positive", "negative", "refusal"])
+    _plot(out / "balance.png", [("area", areas), ("task", tasks), ("label", labels)])
+    _plot(out / "demographics.png", [("sex", b["sex"]), ("age band", _ordered(b["age"], [n for *_, n in AGE_BANDS]))])
+    total = table.num_rows
+    review = manifest.get("review", {})
+    deid = Counter()
+    for entries in table.column("deid").to_pylist():
+        for e in entries or []:
+            deid[e["entity"]] += e["count"]
+    parent = manifest.get("parent_version")
+    lines = [
+        f"# Datasheet: {manifest['dataset']} v{manifest['version']} ({export['format']}, split {export['split']})",
+        "",
+        f"- Version {manifest['version']}, parent {f'v{parent}' if parent else 'none'}; created by "
+        f"{manifest['created_by']} at {manifest['created_at']}.",
+        f"- Rows: {total} (this version added {manifest['added']}). Export written {export['created_at']}.",
+        "- Every row was reviewed by two physicians independently; disagreements were arbitrated by a third. "
+        "Rejected items are not included. Text was de-identified before review.",
+        "",
+        "## Files",
+        "",
+        "| file | rows |",
+        "|---|---:|",
+        *[f"| {f} | {n} |" for f, n in export["files"].items()],
+        "",
+    ]
+    if export.get("negatives_without_reference"):
+        lines += [f"{export['negatives_without_reference']} negative rows have no reference output and so "
+                  "form no preference pair; they are in the version, not in this export.", ""]
+    lines += ["## Balance", "", "![area, task and label balance](balance.png)", ""]
+    lines += _table("area", areas, total, {k.value: v for k, v in AREA_NAMES_ZH.items()})
+    lines += _table("task", tasks, total, {k.value: v for k, v in TASK_NAMES_ZH.items()})
+    lines += _table("label", labels, total)
+    if b["error_type"]:
+        lines += _table("error type (negatives)", b["error_type"], sum(b["error_type"].values()))
+    lines += ["## Demographics", "", "![sex and age balance](demographics.png)", ""]
+    lines += _table("sex", b["sex"], total) + _table("age band", b["age"], total)
+    lines += [
+        "## Review",
+        "",
+        f"- Items accounted for in v{manifest['version']}: {review.get('items', 0)}; outcomes "
+        f"{review.get('outcomes', {})}.",
+        f"- Double-reviewed: {review.get('double_reviewed', 0)}; agreed: {review.get('agreed', 0)}; arbitrated: "
+        f"{review.get('arbitrated', 0)}; agreement rate: {review.get('agreement_rate')}; Cohen's kappa: "
+        f"{review.get('kappa')}.",
+        f"- Skipped at merge: {manifest.get('skipped', {})}.",
+        "",
+        "## Lineage",
+        "",
+        f"- Queue runs (rows added in this version): {manifest.get('runs', {})}.",
+        f"- Templates: {manifest.get('templates', {})}.",
+        f"- De-identification removed (entity: count, all rows): {dict(sorted(deid.items())) or 'nothing found'}.",
+        "- Per row: `lineage/` in the version folder gives the queue item, reviews, arbitration and run; "
+        "the row's `provenance` gives template, seed, parent and augmentation chain.",
+        "",
+        "## Use and limits",
+        "",
+        "- Synthetic and augmented medical text for fine-tuning; not medical advice and not a clinical reference.",
+        "- Negative rows carry a deliberately wrong answer (`label: negative`, `verdict`, `error_type`); "
+        "never train on their output as if it were correct.",
+        "- Balance reflects what was generated and approved, not disease prevalence.",
+        "",
+    ]
+    path = out / "DATASHEET.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -1,0 +1,212 @@
+"""Exports of a dataset version for the tools that fine-tune on it.
+
+Formats: Alpaca JSON, ShareGPT JSONL, a LLaMA-Factory folder (data files + `dataset_info.json`),
+and an HF folder that `datasets.load_dataset("parquet", data_dir=...)` loads. Splits:
+  none        every row, label columns kept (a negative's output is the WRONG answer: filter on `label`)
+  label       one file (HF: one split) per label
+  preference  SFT rows (positive, refusal) + preference pairs from negatives: prompt, chosen =
+              reference_output, rejected = the negative's output; negatives without a reference
+              output cannot form a pair and are counted in the export record, not exported.
+A datasheet is written beside every export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from medaug.schema import Label, now_utc
+from review_queue.datasheet import write_datasheet
+from review_queue.release import ReleaseError, file_sha256, read_manifest, read_rows, version_dir
+
+Format = Literal["alpaca", "sharegpt", "llamafactory", "hf"]
+Split = Literal["none", "label", "preference"]
+FORMATS: tuple[str, ...] = ("alpaca", "sharegpt", "llamafactory", "hf")
+SPLITS: tuple[str, ...] = ("none", "label", "preference")
+HF_SHARD_ROWS = 100_000
+_SFT_LABELS = (Label.positive.value, Label.refusal.value)
+_NEGATIVE_FIELDS = ("verdict", "error_type", "reference_output")
+# LLaMA-Factory's ShareGPT tags (its documented defaults, written out so the file states them).
+SHAREGPT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}
+
+
+@dataclass
+class ExportResult:
+    dataset: str
+    version: int
+    format: str
+    split: str
+    path: Path
+    files: dict[str, int] = field(default_factory=dict)  # relative file -> rows
+    negatives_without_reference: int = 0
+
+
+def prompt_of(row: dict[str, Any]) -> str:
+    """One user turn from instruction + input (ShareGPT has no separate input field)."""
+    return f"{row['instruction']}\n{row['input']}" if row["input"] else row["instruction"]
+
+
+def _alpaca(row: dict[str, Any]) -> dict[str, Any]:
+    rec = {"instruction": row["instruction"], "input": row["input"], "output": row["output"], "id": row["id"],
+           "label": row["label"], "task": row["task"], "area": row["area"]}
+    if row["label"] == Label.negative.value:
+        rec.update({k: row[k] for k in _NEGATIVE_FIELDS})
+    return rec
+
+
+def _sharegpt(row: dict[str, Any]) -> dict[str, Any]:
+    rec = {"conversations": [{"from": "human", "value": prompt_of(row)}, {"from": "gpt", "value": row["output"]}],
+           "id": row["id"], "label": row["label"], "task": row["task"], "area": row["area"]}
+    if row["label"] == Label.negative.value:
+        rec.update({k: row[k] for k in _NEGATIVE_FIELDS})
+    return rec
+
+
+def _pair(row: dict[str, Any], style: str) -> dict[str, Any]:
+    if style == "sharegpt":
+        return {"conversations": [{"from": "human", "value": prompt_of(row)}],
+                "chosen": {"from": "gpt", "value": row["reference_output"]},
+                "rejected": {"from": "gpt", "value": row["output"]},
+                "id": row["id"], "error_type": row["error_type"]}
+    return {"instruction": row["instruction"], "input": row["input"], "chosen": row["reference_output"],
+            "rejected": row["output"], "id": row["id"], "error_type": row["error_type"]}
+
+
+def _parts(rows: list[dict[str, Any]], split: str) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]], int]:
+    """(name -> SFT-shaped rows, preference source rows, negatives lacking a reference output)."""
+    if split == "none":
+        return {"all": rows}, [], 0
+    if split == "label":
+        by: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            by.setdefault(r["label"], []).append(r)
+        return by, [], 0
+    negatives = [r for r in rows if r["label"] == Label.negative.value]
+    pairs = [r for r in negatives if r["reference_output"]]
+    return {"sft": [r for r in rows if r["label"] in _SFT_LABELS]}, pairs, len(negatives) - len(pairs)
+
+
+def _write_json(path: Path, records: list[dict[str, Any]]) -> None:
+    path.write_text(json.dumps(records, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def _file_exports(out: Path, stem: str, parts: dict[str, list[dict[str, Any]]], pairs: list[dict[str, Any]],
+                  style: str) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+    """Alpaca (.json) or ShareGPT (.jsonl) files, and the LLaMA-Factory entry describing each."""
+    files: dict[str, int] = {}
+    info: dict[str, dict[str, Any]] = {}
+    ext, write, shape = (".jsonl", _write_jsonl, _sharegpt) if style == "sharegpt" else (".json", _write_json, _alpaca)
+    for name, rows in parts.items():
+        fname = f"{stem}{'' if name == 'all' else '_' + name}{ext}"
+        write(out / fname, [shape(r) for r in rows])
+        files[fname] = len(rows)
+        info[Path(fname).stem] = _lf_entry(fname, style, ranking=False)
+    if pairs:
+        fname = f"{stem}_preference{ext}"
+        write(out / fname, [_pair(r, style) for r in pairs])
+        files[fname] = len(pairs)
+        info[Path(fname).stem] = _lf_entry(fname, style, ranking=True)
+    return files, info
+
+
+def _lf_entry(file_name: str, style: str, *, ranking: bool) -> dict[str, Any]:
+    """One dataset_info.json entry in LLaMA-Factory's documented format."""
+    if style == "sharegpt":
+        columns = {"messages": "conversations"}
+        if ranking:
+            columns |= {"chosen": "chosen", "rejected": "rejected"}
+        entry: dict[str, Any] = {"file_name": file_name, "formatting": "sharegpt", "columns": columns,
+                                 "tags": dict(SHAREGPT_TAGS)}
+    else:
+        columns = {"prompt": "instruction", "query": "input"}
+        columns |= {"chosen": "chosen", "rejected": "rejected"} if ranking else {"response": "output"}
+        entry = {"file_name": file_name, "formatting": "alpaca", "columns": columns}
+    if ranking:
+        entry["ranking"] = True
+    return entry
+
+
+def _write_hf(out: Path, table: pa.Table, split: str, pairs: list[dict[str, Any]]) -> dict[str, int]:
+    """Hub layout `data/<split>-00000-of-0000N.parquet`, which load_dataset maps to named splits."""
+    files: dict[str, int] = {}
+
+    def shards(folder: Path, name: str, t: pa.Table) -> None:
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+        n = max(1, -(-t.num_rows // HF_SHARD_ROWS))
+        for i in range(n):
+            rel = folder / "data" / f"{name}-{i:05d}-of-{n:05d}.parquet"
+            part = t.slice(i * HF_SHARD_ROWS, HF_SHARD_ROWS)
+            pq.write_table(part, rel, compression="zstd")
+            files[str(rel.relative_to(out))] = part.num_rows
+
+    labels = table.column("label")
+    if split == "none":
+        shards(out, "train", table)
+    elif split == "label":
+        for label in sorted(set(labels.to_pylist())):
+            shards(out, label, table.filter(pc.equal(labels, label)))
+    else:
+        sft = table.filter(pc.is_in(labels, pa.array(_SFT_LABELS)))
+        shards(out / "sft", "train", sft)
+        if pairs:
+            shards(out / "preference", "train", pa.Table.from_pylist([_pair(r, "alpaca") for r in pairs]))
+    return files
+
+
+def export_version(root: str | Path, dataset: str, version: int | None, fmt: str, *, split: str = "none",
+                   out: str | Path | None = None, style: str = "alpaca", created_by: str = "") -> ExportResult:
+    """Write one export of a version (latest when None) and its datasheet; replaces an earlier export there."""
+    if fmt not in FORMATS:
+        raise ReleaseError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if split not in SPLITS:
+        raise ReleaseError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if style not in ("alpaca", "sharegpt"):
+        raise ReleaseError(f"--style must be alpaca or sharegpt, got {style!r}")
+    vdir = version_dir(root, dataset, version)
+    manifest = read_manifest(vdir)
+    n = manifest["version"]
+    target = Path(out) if out is not None else vdir / "exports" / fmt
+    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        table = read_rows(vdir)
+        rows = table.to_pylist()
+        parts, pairs, unpaired = _parts(rows, split)
+        stem = f"{dataset}_v{n}"
+        if fmt == "hf":
+            files = _write_hf(tmp, table, split, pairs)
+        else:
+            file_style = {"alpaca": "alpaca", "sharegpt": "sharegpt"}.get(fmt, style)
+            files, info = _file_exports(tmp, stem, parts, pairs, file_style)
+            if fmt == "llamafactory":
+                (tmp / "dataset_info.json").write_text(json.dumps(info, ensure_ascii=False, indent=2),
+                                                       encoding="utf-8")
+        result = ExportResult(dataset, n, fmt, split, target, files, unpaired)
+        record = {**asdict(result), "path": str(target), "style": style if fmt == "llamafactory" else None,
+                  "created_by": created_by, "created_at": now_utc().isoformat(),
+                  "manifest_sha256": file_sha256(vdir / "manifest.json"),
+                  "sha256": {f: file_sha256(tmp / f) for f in files}}
+        (tmp / "export.json").write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
+        write_datasheet(tmp, table, manifest, record)
+        if target.exists():
+            shutil.rmtree(target)
+        os.rename(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return result
