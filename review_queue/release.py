@@ -272,6 +272,10 @@ def count_by(table: pa.Table, columns: Iterable[str] = COUNT_COLUMNS) -> dict[st
     return out
 
 
+def _add_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return dict(sorted((Counter(a) + Counter(b)).items()))
+
+
 def _sources(released: list[FinalItem]) -> tuple[dict[str, int], dict[str, int]]:
     """Rows per queue run and per template (the run is the push's, which every item has)."""
     runs = Counter(it.run_id or "unknown" for it in released)
@@ -312,20 +316,24 @@ def _build(tmp: Path, plan: _Plan, parent: Path | None, parent_version: int | No
     for name, info in files.items():
         if info["version"] == version:
             info.update(sha256=file_sha256(tmp / name), bytes=(tmp / name).stat().st_size)
-    total = read_rows(tmp)
+    added_counts = count_by(new)
+    counts, rows = added_counts, new.num_rows
+    if parent is not None:  # parent's counts + this version's: no need to reread released rows
+        pm = read_manifest(parent)
+        counts = {c: _add_counts(pm["counts"][c], added_counts[c]) for c in COUNT_COLUMNS}
+        rows += pm["rows"]
     runs, templates = _sources(plan.released)
     manifest = {
         "format": FORMAT, "dataset": dataset, "version": version, "parent_version": parent_version,
         "created_by": created_by, "created_at": now_utc().isoformat(), "source": source,
-        "rows": total.num_rows, "added": new.num_rows,
-        "counts": count_by(total), "added_counts": count_by(new),
+        "rows": rows, "added": new.num_rows, "counts": counts, "added_counts": added_counts,
         "skipped": dict(sorted(plan.skipped.items())),
         "review": review_statistics(plan.accounted),
         "runs": runs, "templates": templates,
         "files": dict(sorted(files.items())),
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
-    return MergeResult(dataset, version, parent_version, Path(), new.num_rows, total.num_rows, plan.skipped)
+    return MergeResult(dataset, version, parent_version, Path(), new.num_rows, rows, plan.skipped)
 
 
 def publish(tmp: Path, target: Path) -> bool:

@@ -16,7 +16,7 @@ APPROVE = Decision(decision="approve")
 REJECT = Decision(decision="reject", reject_reason="low_quality")
 
 
-def _correct(output: str, **kw: object) -> Decision:
+def correct(output: str, **kw: object) -> Decision:
     return Decision(decision="correct", output=output, **kw)
 
 
@@ -55,10 +55,10 @@ def plan(tag: str) -> dict[str, tuple[Decision, Decision, Decision | None]]:
     """First review, second review, arbitration (None: the reviews agree)."""
     return {
         "approve": (APPROVE, APPROVE, None),
-        "correct": (_correct(f"{tag}：修正后的回答。"), _correct(f"{tag}：修正后的回答。"), None),
+        "correct": (correct(f"{tag}：修正后的回答。"), correct(f"{tag}：修正后的回答。"), None),
         "reject": (REJECT, REJECT, None),
         "disputed": (APPROVE, REJECT, APPROVE),
-        "disputed_fix": (_correct(f"{tag}：医生甲改写。"), APPROVE, _correct(f"{tag}：仲裁定稿。", icd10=["O14.1"])),
+        "disputed_fix": (correct(f"{tag}：医生甲改写。"), APPROVE, correct(f"{tag}：仲裁定稿。", icd10=["O14.1"])),
         "negative": (APPROVE, APPROVE, None),
         "negative_noref": (APPROVE, APPROVE, None),
         "refusal": (APPROVE, APPROVE, None),

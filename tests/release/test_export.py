@@ -1,0 +1,141 @@
+"""Exports loaded back with the libraries that consume them; datasheets beside each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+import pytest
+from conftest import Queue, fill_queue
+from llamafactory_rules import check_dataset_dir
+
+from review_queue import release
+from review_queue.export import export_version
+from review_queue.release import ReleaseError, merge_from_store
+
+datasets.disable_progress_bars()
+
+
+@pytest.fixture
+def released(queue: Queue, tmp_path: Path) -> tuple[Queue, Path]:
+    root = tmp_path / "ds"
+    merge_from_store(queue.store, root=root, dataset="cardio", created_by="m")
+    return queue, root
+
+
+def _rows(root: Path) -> dict[str, dict]:
+    return {r["id"]: r for r in release.read_rows(release.version_dir(root, "cardio")).to_pylist()}
+
+
+def _check_datasheet(folder: Path, rows: int) -> None:
+    text = (folder / "DATASHEET.md").read_text(encoding="utf-8")
+    assert f"Rows: {rows}" in text and "agreement rate: 0.7778" in text and "| cardiovascular (心血管) |" in text
+    for png in ("balance.png", "demographics.png"):
+        data = (folder / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    record = json.loads((folder / "export.json").read_text(encoding="utf-8"))
+    assert all(len(h) == 64 for h in record["sha256"].values())
+
+
+def test_alpaca_json_loads_with_datasets(released: tuple[Queue, Path]) -> None:
+    q, root = released
+    res = export_version(root, "cardio", 1, "alpaca")
+    assert res.path == root / "cardio" / "v1" / "exports" / "alpaca"
+    ds = datasets.load_dataset("json", data_files=str(res.path / "cardio_v1.json"), split="train")
+    stored = _rows(root)
+    assert sorted(ds["id"]) == sorted(stored)
+    for row in ds:
+        s = stored[row["id"]]
+        assert (row["instruction"], row["input"], row["output"], row["label"]) == (
+            s["instruction"], s["input"], s["output"], s["label"])
+    neg = next(r for r in ds if r["label"] == "negative" and r["error_type"] == "wrong_drug")
+    assert neg["reference_output"] == q.samples["negative"].reference_output
+    _check_datasheet(res.path, 8)
+
+
+def test_sharegpt_jsonl_split_by_label(released: tuple[Queue, Path]) -> None:
+    _, root = released
+    res = export_version(root, "cardio", None, "sharegpt", split="label")
+    assert res.files == {"cardio_v1_positive.jsonl": 5, "cardio_v1_refusal.jsonl": 1, "cardio_v1_negative.jsonl": 2}
+    stored = _rows(root)
+    for fname, n in res.files.items():
+        ds = datasets.load_dataset("json", data_files=str(res.path / fname), split="train")
+        assert len(ds) == n and set(ds["label"]) == {fname.split("_")[-1].removesuffix(".jsonl")}
+        for row in ds:
+            s = stored[row["id"]]
+            human, gpt = row["conversations"]
+            assert human["from"] == "human" and human["value"].startswith(s["instruction"])
+            assert gpt == {"from": "gpt", "value": s["output"]}
+
+
+@pytest.mark.parametrize("style", ["alpaca", "sharegpt"])
+def test_llamafactory_folder_follows_its_rules(released: tuple[Queue, Path], style: str) -> None:
+    q, root = released
+    res = export_version(root, "cardio", 1, "llamafactory", split="preference", style=style)
+    loaded = check_dataset_dir(res.path)
+    assert set(loaded) == {"cardio_v1_sft", "cardio_v1_preference"}
+    assert len(loaded["cardio_v1_sft"]) == 6  # positives and refusals only
+    (pair,) = loaded["cardio_v1_preference"]
+    neg = q.samples["negative"]
+    chosen, rejected = pair["chosen"], pair["rejected"]
+    if style == "sharegpt":
+        chosen, rejected = chosen["value"], rejected["value"]
+    assert (chosen, rejected) == (neg.reference_output, neg.output)
+    assert res.negatives_without_reference == 1
+    assert "1 negative rows have no reference output" in (res.path / "DATASHEET.md").read_text(encoding="utf-8")
+    info = json.loads((res.path / "dataset_info.json").read_text(encoding="utf-8"))
+    assert info["cardio_v1_preference"]["ranking"] is True
+
+
+def test_hf_folders_load_with_load_dataset(released: tuple[Queue, Path]) -> None:
+    _, root = released
+    plain = export_version(root, "cardio", 1, "hf")
+    ds = datasets.load_dataset("parquet", data_dir=str(plain.path))
+    assert list(ds) == ["train"] and sorted(ds["train"]["id"]) == sorted(_rows(root))
+    by_label = export_version(root, "cardio", 1, "hf", split="label")
+    ds = datasets.load_dataset("parquet", data_dir=str(by_label.path))
+    assert {k: len(v) for k, v in ds.items()} == {"positive": 5, "negative": 2, "refusal": 1}
+    assert ds["negative"][0]["verdict"] == "此回答不正确"
+    pref = export_version(root, "cardio", 1, "hf", split="preference")
+    pairs = datasets.load_dataset("parquet", data_dir=str(pref.path / "preference"), split="train")
+    assert len(pairs) == 1 and set(pairs.column_names) >= {"instruction", "chosen", "rejected"}
+    sft = datasets.load_dataset("parquet", data_dir=str(pref.path / "sft"), split="train")
+    assert set(sft["label"]) == {"positive", "refusal"}
+    # the version folder itself is load_dataset-ready too
+    whole = datasets.load_dataset("parquet", data_dir=str(root / "cardio" / "v1" / "data"), split="train")
+    assert len(whole) == 8
+
+
+def test_export_of_a_later_version_holds_everything_released(released: tuple[Queue, Path]) -> None:
+    q, root = released
+    fill_queue(q.store, "乙")
+    merge_from_store(q.store, root=root, dataset="cardio", created_by="m")
+    res = export_version(root, "cardio", 2, "alpaca", out=root.parent / "out")
+    rows = json.loads((res.path / "cardio_v2.json").read_text(encoding="utf-8"))
+    assert len(rows) == 16 and {r["instruction"][0] for r in rows} == {"甲", "乙"}
+    _check_datasheet(res.path, 16)
+    again = export_version(root, "cardio", 2, "alpaca", out=root.parent / "out")  # replaces, never mixes
+    assert sorted(p.name for p in again.path.iterdir()) == sorted(
+        ["cardio_v2.json", "DATASHEET.md", "balance.png", "demographics.png", "export.json"])
+
+
+def test_bad_export_requests_are_named(released: tuple[Queue, Path]) -> None:
+    _, root = released
+    with pytest.raises(ReleaseError, match="--format must be one of"):
+        export_version(root, "cardio", 1, "csv")
+    with pytest.raises(ReleaseError, match="--split must be one of"):
+        export_version(root, "cardio", 1, "hf", split="area")
+    with pytest.raises(ReleaseError, match="no version 3"):
+        export_version(root, "cardio", 3, "hf")
+
+
+def test_llamafactory_rules_catch_a_broken_entry(released: tuple[Queue, Path]) -> None:
+    _, root = released
+    res = export_version(root, "cardio", 1, "llamafactory", split="preference", style="sharegpt")
+    info_path = res.path / "dataset_info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    info["cardio_v1_preference"].pop("ranking")  # pairs read as SFT: the prompt would end with the user
+    info_path.write_text(json.dumps(info), encoding="utf-8")
+    with pytest.raises(AssertionError, match="an SFT conversation ends with the assistant"):
+        check_dataset_dir(res.path)
