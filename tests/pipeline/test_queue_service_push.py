@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,8 +11,6 @@ import pytest
 from medaug.schema import Sample, samples_to_table
 from review_queue.client import QueueClient
 from review_queue.store import QueueStore
-
-MEDAUG = str(Path(sys.executable).parent / "medaug")
 
 
 def _samples(n: int, tag: str = "") -> list[Sample]:
@@ -32,46 +24,13 @@ def _samples(n: int, tag: str = "") -> list[Sample]:
     ]
 
 
-class Service:
-    """`medaug queue serve` in its own process group on 127.0.0.1; can be killed and restarted on the same port."""
-
-    def __init__(self, db: str):
-        self.db = db
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([MEDAUG, "queue", "serve", "--db", self.db, "--port", str(self.port)],
-                                     start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        deadline = time.time() + 60
-        while True:
-            try:
-                if httpx.get(self.url + "/api/me", timeout=1).status_code == 401:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert self.proc.poll() is None and time.time() < deadline, "queue service did not start"
-            time.sleep(0.2)
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-
 @pytest.fixture
-def service(tmp_path):
+def service(tmp_path, queue_service):
     db = f"sqlite:///{tmp_path / 'queue.db'}"
     store = QueueStore.open(db)
     tokens = {role: store.add_user(f"u-{role}", role) for role in ("maintainer", "reviewer")}
     store.close()
-    svc = Service(db)
-    svc.start()
-    yield svc, tokens
-    svc.kill()
+    return queue_service(db), tokens
 
 
 def test_service_killed_mid_push_resumes_idempotently(service):
