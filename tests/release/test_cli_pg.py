@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import datasets
-from conftest import fill_queue
+from release_queue import fill_queue
 from typer.testing import CliRunner
 
 from medaug.cli import app

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import datasets
 import pytest
-from conftest import Queue, fill_queue
 from llamafactory_rules import check_dataset_dir
+from release_queue import Queue, fill_queue
 
 from review_queue import release
-from review_queue.export import export_version
+from review_queue.export import CRITIQUE_INSTRUCTION, export_version
 from review_queue.release import ReleaseError, merge_from_store
 
 datasets.disable_progress_bars()
@@ -47,10 +47,16 @@ def test_alpaca_json_loads_with_datasets(released: tuple[Queue, Path]) -> None:
     assert sorted(ds["id"]) == sorted(stored)
     for row in ds:
         s = stored[row["id"]]
+        if s["label"] == "negative":  # never a wrong answer to imitate: a critique of it
+            assert row["instruction"] == CRITIQUE_INSTRUCTION
+            assert s["output"] in row["input"] and s["instruction"] in row["input"]
+            assert row["output"].startswith("此回答不正确。错误类型：")
+            continue
         assert (row["instruction"], row["input"], row["output"], row["label"]) == (
             s["instruction"], s["input"], s["output"], s["label"])
     neg = next(r for r in ds if r["label"] == "negative" and r["error_type"] == "wrong_drug")
     assert neg["reference_output"] == q.samples["negative"].reference_output
+    assert "用药错误" in neg["output"] and neg["output"].endswith(q.samples["negative"].reference_output)
     _check_datasheet(res.path, 8)
 
 
@@ -65,6 +71,10 @@ def test_sharegpt_jsonl_split_by_label(released: tuple[Queue, Path]) -> None:
         for row in ds:
             s = stored[row["id"]]
             human, gpt = row["conversations"]
+            if s["label"] == "negative":
+                assert human["value"].startswith(CRITIQUE_INSTRUCTION) and s["output"] in human["value"]
+                assert gpt["from"] == "gpt" and gpt["value"].startswith("此回答不正确")
+                continue
             assert human["from"] == "human" and human["value"].startswith(s["instruction"])
             assert gpt == {"from": "gpt", "value": s["output"]}
 
@@ -113,7 +123,8 @@ def test_export_of_a_later_version_holds_everything_released(released: tuple[Que
     merge_from_store(q.store, root=root, dataset="cardio", created_by="m")
     res = export_version(root, "cardio", 2, "alpaca", out=root.parent / "out")
     rows = json.loads((res.path / "cardio_v2.json").read_text(encoding="utf-8"))
-    assert len(rows) == 16 and {r["instruction"][0] for r in rows} == {"甲", "乙"}
+    tags = {(r["input"].removeprefix("问题：") if r["label"] == "negative" else r["instruction"])[0] for r in rows}
+    assert len(rows) == 16 and tags == {"甲", "乙"}
     _check_datasheet(res.path, 16)
     again = export_version(root, "cardio", 2, "alpaca", out=root.parent / "out")  # replaces, never mixes
     assert sorted(p.name for p in again.path.iterdir()) == sorted(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import Queue, correct, fill_queue
+from release_queue import Queue, correct, fill_queue
 
 from medaug.schema import Sample
 from review_queue import release
