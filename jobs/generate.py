@@ -36,8 +36,11 @@ def _atomic_failures(rows: list[dict[str, Any]], path: Path) -> None:
     import pyarrow.parquet as pq
 
     tmp = path.with_suffix(".tmp")
-    pq.write_table(pa.Table.from_pylist(rows, schema=FAILURE_SCHEMA), tmp)
-    os.replace(tmp, path)
+    try:
+        pq.write_table(pa.Table.from_pylist(rows, schema=FAILURE_SCHEMA), tmp)
+        os.replace(tmp, path)
+    except OSError as e:  # pyarrow's message names no file: say which one (disk full, folder gone)
+        raise OSError(f"cannot write {path}: {e}") from e
 
 
 def prepare_model(llm: LLMSection) -> None:
@@ -147,7 +150,10 @@ def run_generate(cfg: GenerateConfig, *, max_shards: int | None = None) -> dict[
         _atomic_failures(result["failures"], folder.stage_dir(STAGE) / f"failures-{idx:05d}.parquet")
         with open(stats_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"shard": idx, **result["stats"]}) + "\n")
-        write_parquet(result["samples"], folder.shard_path(STAGE, idx))  # last: marks the shard done
+        try:
+            write_parquet(result["samples"], folder.shard_path(STAGE, idx))  # last: marks the shard done
+        except OSError as e:
+            raise OSError(f"cannot write {folder.shard_path(STAGE, idx)}: {e}") from e
         completed += 1
         st = result["stats"]
         tps = st["output_tokens"] / st["llm_seconds"] if st["llm_seconds"] else 0.0

@@ -58,7 +58,7 @@ def test_disk_full_mid_run_keeps_finished_shards_and_the_rerun_completes(cluster
         pq.read_table(gen / name)
     assert not (tmp_path / "q.db").exists() or not queued_ids(tmp_path / "q.db")
 
-    (gen / "failures-00005.tmp").unlink()  # space is freed
+    (gen / "failures-00005.tmp").unlink(missing_ok=True)  # space is freed
     again = _run(cfg, "full", cluster.address)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     for name, mtime in first.items():

@@ -5,6 +5,7 @@ samples, written and queued exactly once."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -120,11 +121,11 @@ def test_job_stopped_and_resubmitted_queues_each_sample_once(cluster, clean, tmp
     addr = ["--address", cluster.dashboard_url]
     sub = _ray_job("submit", *addr, "--no-wait", "--working-dir", str(REPO), *entry)
     assert sub.returncode == 0, sub.stdout[-2000:] + sub.stderr[-2000:]
-    job_id = next(w for w in sub.stdout.split() if w.startswith("raysubmit_"))
+    job_id = re.search(r"raysubmit_[A-Za-z0-9]+", sub.stdout).group(0)
     done_at_stop = _wait_for_shards(tmp_path / "resub" / "generate", 1)
     stop = _ray_job("stop", *addr, job_id)
     assert stop.returncode == 0, stop.stdout[-2000:] + stop.stderr[-2000:]
-    assert "STOPPED" in _ray_job("status", *addr, job_id).stdout
+    assert "was stopped" in _ray_job("status", *addr, job_id).stdout
     first = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "resub" / "generate").glob("shard-*.parquet")}
     assert done_at_stop <= len(first) < TOTAL // 4, "the stop must land mid-run"
     assert not queue_db.exists() or not queued_ids(queue_db), "nothing is queued before every shard is done"
@@ -162,8 +163,8 @@ def test_augment_job_on_the_cluster_matches_a_single_batch_run(cluster, clean, t
         r = subprocess.run([sys.executable, "-m", "jobs.augment", "--config", str(cfg), "--run-id", name],
                            cwd=REPO, env=job_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        augmented = pq.read_table(tmp_path / name / "augment").column("id").to_pylist()
-        curated = pq.read_table(tmp_path / name / "curated").column("id").to_pylist()
+        augmented = _ids(tmp_path / name / "augment")
+        curated = _ids(tmp_path / name / "curated")
         rejected = sum(pq.read_metadata(p).num_rows for p in (tmp_path / name / "rejects").glob("*.parquet"))
         assert len(curated) + rejected == len(augmented)  # every augmented sample: kept or rejected
         queued = queued_ids(queue_db)
@@ -171,3 +172,11 @@ def test_augment_job_on_the_cluster_matches_a_single_batch_run(cluster, clean, t
         outs[name] = (sorted(augmented), sorted(curated))
     assert outs["spread"] == outs["single"]
     assert len(outs["spread"][0]) > len(clean["samples"])  # the augmenters added samples
+
+
+def _ids(stage_dir: Path) -> list[str]:
+    return [
+        i
+        for p in sorted(stage_dir.glob("shard-*.parquet"))
+        for i in pq.read_table(p).column("id").to_pylist()
+    ]
