@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pyarrow.parquet as pq
 import pytest
 from cluster_helpers import (
@@ -123,9 +124,13 @@ def test_job_stopped_and_resubmitted_queues_each_sample_once(cluster, clean, tmp
     assert sub.returncode == 0, sub.stdout[-2000:] + sub.stderr[-2000:]
     job_id = re.search(r"raysubmit_[A-Za-z0-9]+", sub.stdout).group(0)
     done_at_stop = _wait_for_shards(tmp_path / "resub" / "generate", 1)
-    stop = _ray_job("stop", *addr, job_id)
-    assert stop.returncode == 0, stop.stdout[-2000:] + stop.stderr[-2000:]
-    assert "was stopped" in _ray_job("status", *addr, job_id).stdout
+    # The job API directly: the CLI's own start-up (≈ 1 s) can outlast the remaining shards.
+    stop = httpx.post(f"{cluster.dashboard_url}/api/jobs/{job_id}/stop", timeout=30)
+    assert stop.status_code == 200 and stop.json()["stopped"], stop.text
+    deadline = time.time() + 60
+    while httpx.get(f"{cluster.dashboard_url}/api/jobs/{job_id}", timeout=30).json()["status"] != "STOPPED":
+        assert time.time() < deadline, "the job did not stop"
+        time.sleep(0.5)
     first = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "resub" / "generate").glob("shard-*.parquet")}
     assert done_at_stop <= len(first) < TOTAL // 4, "the stop must land mid-run"
     assert not queue_db.exists() or not queued_ids(queue_db), "nothing is queued before every shard is done"
