@@ -47,13 +47,22 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def ray_local() -> Iterator[None]:
-    """One local Ray (127.0.0.1 only) shared by the tests that need it."""
-    from medaug.ray_env import init_ray, shutdown_ray
+def _ray_session() -> Iterator[None]:
+    from medaug.ray_env import shutdown_ray
 
-    init_ray(num_cpus=2)
     yield
     shutdown_ray()
+
+
+@pytest.fixture(scope="module")
+def ray_local(_ray_session: None) -> None:
+    """A local Ray (127.0.0.1 only) shared by the tests that need it; started again after a module stopped it."""
+    import ray
+
+    from medaug.ray_env import init_ray
+
+    if not ray.is_initialized():
+        init_ray(num_cpus=2)
 
 
 @pytest.fixture(scope="session")

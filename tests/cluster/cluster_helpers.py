@@ -63,7 +63,9 @@ class LoopbackCluster:
         self.dashboard_url = f"http://127.0.0.1:{self.dashboard_port}"
 
     def add_worker(self):
-        return self.cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1",
+        # Every node's dashboard agent gets its own port: the default (52365) is taken by any other Ray
+        # on this machine, e.g. the test session's local Ray, and an agent that cannot bind takes jobs down.
+        return self.cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1", dashboard_agent_listen_port=free_port(),
                                      object_store_memory=200 * 1024 * 1024)  # fmt: skip
 
     @property

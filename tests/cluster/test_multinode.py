@@ -74,34 +74,6 @@ def test_every_listener_is_on_loopback(cluster):
     assert all(addr.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")) for addr, _ in socks), socks
 
 
-def test_worker_node_killed_mid_job_loses_and_duplicates_nothing(cluster, clean, tmp_path):
-    queue_db = tmp_path / "queue.db"
-    cfg = write_yaml({**_load(clean["cfg"]), "run": {**_load(clean["cfg"])["run"], "output_dir": str(tmp_path)},
-                      "curate": {**_load(clean["cfg"])["curate"], "queue": {"url": f"sqlite:///{queue_db}"}}},
-                     tmp_path / "job.yaml")  # fmt: skip
-    proc = subprocess.Popen(_job(cfg, "nodekill", cluster.address), cwd=REPO, env=job_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        done_at_kill = _wait_for_shards(tmp_path / "nodekill" / "generate", 1, proc)
-        victim = cluster.workers[0]
-        cluster.kill(victim)  # no replacement node: the surviving node must take the remaining shards
-        out, _ = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        cluster.add_worker()  # back to two workers for the tests after this one
-    assert done_at_kill < TOTAL // 4, "the kill must land mid-run"
-    assert proc.returncode == 0, out[-4000:]
-    assert "worker lost" in out, out[-6000:]  # the killed node's shard was handed out again
-    samples, failed, curated = run_outputs(tmp_path / "nodekill")
-    assert len(samples) == len(set(samples))
-    assert set(samples) == set(clean["samples"]) and sorted(failed) == sorted(clean["failed"])
-    queued = queued_ids(queue_db)
-    assert len(queued) == len(set(queued))
-    assert set(queued) == set(clean["queued"]) == set(curated)
-
-
 def _load(path) -> dict:
     import yaml
 
@@ -123,7 +95,12 @@ def test_job_stopped_and_resubmitted_queues_each_sample_once(cluster, clean, tmp
     sub = _ray_job("submit", *addr, "--no-wait", "--working-dir", str(REPO), *entry)
     assert sub.returncode == 0, sub.stdout[-2000:] + sub.stderr[-2000:]
     job_id = re.search(r"raysubmit_[A-Za-z0-9]+", sub.stdout).group(0)
-    done_at_stop = _wait_for_shards(tmp_path / "resub" / "generate", 1)
+    try:
+        done_at_stop = _wait_for_shards(tmp_path / "resub" / "generate", 1, timeout=180)
+    except AssertionError as e:
+        logs = _ray_job("logs", *addr, job_id, timeout=60)
+        status = _ray_job("status", *addr, job_id, timeout=60)
+        raise AssertionError(f"{e}\n{status.stdout[-1500:]}\n{logs.stdout[-4000:]}{logs.stderr[-2000:]}") from e
     # The job API directly: the CLI's own start-up (≈ 1 s) can outlast the remaining shards.
     stop = httpx.post(f"{cluster.dashboard_url}/api/jobs/{job_id}/stop", timeout=30)
     assert stop.status_code == 200 and stop.json()["stopped"], stop.text
@@ -150,6 +127,36 @@ def test_job_stopped_and_resubmitted_queues_each_sample_once(cluster, clean, tmp
     assert third.returncode == 0, third.stdout[-4000:]
     assert f"0 queued, {len(queued)} already queued" in third.stdout
     assert sorted(queued_ids(queue_db)) == sorted(queued)
+
+
+# Runs after the stop/resubmit test: a cluster that lost and regained a node once failed to fetch
+# a submitted job's working_dir on the new node (runtime_env package download).
+def test_worker_node_killed_mid_job_loses_and_duplicates_nothing(cluster, clean, tmp_path):
+    queue_db = tmp_path / "queue.db"
+    cfg = write_yaml({**_load(clean["cfg"]), "run": {**_load(clean["cfg"])["run"], "output_dir": str(tmp_path)},
+                      "curate": {**_load(clean["cfg"])["curate"], "queue": {"url": f"sqlite:///{queue_db}"}}},
+                     tmp_path / "job.yaml")  # fmt: skip
+    proc = subprocess.Popen(_job(cfg, "nodekill", cluster.address), cwd=REPO, env=job_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        done_at_kill = _wait_for_shards(tmp_path / "nodekill" / "generate", 1, proc)
+        victim = cluster.workers[0]
+        cluster.kill(victim)  # no replacement node: the surviving node must take the remaining shards
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        cluster.add_worker()  # back to two workers for the tests after this one
+    assert done_at_kill < TOTAL // 4, "the kill must land mid-run"
+    assert proc.returncode == 0, out[-4000:]
+    assert "worker lost" in out, out[-6000:]  # the killed node's shard was handed out again
+    samples, failed, curated = run_outputs(tmp_path / "nodekill")
+    assert len(samples) == len(set(samples))
+    assert set(samples) == set(clean["samples"]) and sorted(failed) == sorted(clean["failed"])
+    queued = queued_ids(queue_db)
+    assert len(queued) == len(set(queued))
+    assert set(queued) == set(clean["queued"]) == set(curated)
 
 
 def test_augment_job_on_the_cluster_matches_a_single_batch_run(cluster, clean, tmp_path):

@@ -136,6 +136,8 @@ def test_ray_job_submit_against_a_head_on_loopback(small_config, tiny_model, tmp
     head = subprocess.Popen(
         [ray_bin, "start", "--head", "--block", "--port", str(gcs), "--num-cpus", "2", "--node-ip-address", "127.0.0.1",
          "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dash), "--include-dashboard", "true",
+         # its own agent port: the default 52365 belongs to the session's local Ray (ray_local)
+         "--dashboard-agent-listen-port", str(free_port()),
          "--temp-dir", ray_tmp],
         env=_env(), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
