@@ -12,7 +12,6 @@ last finished stage.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from augmenters.pipeline import AugmentConfig
-from jobs.config import ConfigError, LLMSection, RunSection, load_config
+from jobs.config import ConfigError, LLMSection, RunSection, job_parser, load_config, run_overrides
 from jobs.curate import CurateConfig, _done, _mark, curate_and_push, read_stage
 from medaug.io import InputError, read_samples, write_jsonl, write_parquet
 from medaug.run import RunFolder, StageStats, build_manifest, new_run_id, summary_table
@@ -272,11 +271,7 @@ def print_summary(manifest: dict[str, Any]) -> None:
 
 
 def cli_entry(config: str, run_id: str | None, output_dir: str | None, overrides: list[str]) -> int:
-    overrides = list(overrides)
-    if run_id:
-        overrides.append(f"run.run_id={run_id}")
-    if output_dir:
-        overrides.append(f"run.output_dir={output_dir}")
+    overrides = run_overrides(overrides, run_id, output_dir)
     try:
         cfg = load_config(AugmentJobConfig, config, overrides)
         manifest = run_augment(cfg)
@@ -291,13 +286,7 @@ def cli_entry(config: str, run_id: str | None, output_dir: str | None, overrides
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.augment", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--run-id")
-    parser.add_argument("--output-dir")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
-    )
+    parser = job_parser("python -m jobs.augment", __doc__.splitlines()[0])
     args = parser.parse_args(argv)
     return cli_entry(args.config, args.run_id, args.output_dir, args.set)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -119,3 +120,25 @@ def load_config(model: type[C], path: str | Path, overrides: list[str] | None = 
         k, v = item.split("=", 1)
         set_dotted(data, k.strip(), yaml.safe_load(v))
     return validate(model, data, str(path))
+
+
+def job_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The options every `python -m jobs.<name>` entry point takes."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--run-id")
+    parser.add_argument("--output-dir")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
+    )
+    return parser
+
+
+def run_overrides(overrides: list[str], run_id: str | None, output_dir: str | None) -> list[str]:
+    """`--run-id` and `--output-dir` as the config overrides they stand for."""
+    out = list(overrides)
+    if run_id:
+        out.append(f"run.run_id={run_id}")
+    if output_dir:
+        out.append(f"run.output_dir={output_dir}")
+    return out

@@ -9,7 +9,6 @@ redone, and each prompt belongs to exactly one shard, so no sample appears twice
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -22,7 +21,7 @@ from generators.expand import expand
 from generators.knowledge import load_comorbidities, load_knowledge
 from generators.templates import load_templates
 from generators.worker import FAILURE_SCHEMA, GenerationWorker, prompt_to_dict
-from jobs.config import ConfigError, GenerateConfig, LLMSection, load_config
+from jobs.config import ConfigError, GenerateConfig, LLMSection, job_parser, load_config, run_overrides
 from medaug.io import write_parquet
 from medaug.run import RunFolder, StageStats, build_manifest, new_run_id, summary_table
 from medaug.schema import now_utc
@@ -273,13 +272,7 @@ def print_summary(manifest: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.generate", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--run-id")
-    parser.add_argument("--output-dir")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
-    )
+    parser = job_parser("python -m jobs.generate", __doc__.splitlines()[0])
     parser.add_argument("--max-shards", type=int, help="stop after this many shards (resume later)")
     args = parser.parse_args(argv)
     return cli_entry(args.config, args.run_id, args.output_dir, args.set, args.max_shards)
@@ -288,11 +281,7 @@ def main(argv: list[str] | None = None) -> int:
 def cli_entry(
     config: str, run_id: str | None, output_dir: str | None, overrides: list[str], max_shards: int | None
 ) -> int:
-    overrides = list(overrides)
-    if run_id:
-        overrides.append(f"run.run_id={run_id}")
-    if output_dir:
-        overrides.append(f"run.output_dir={output_dir}")
+    overrides = run_overrides(overrides, run_id, output_dir)
     try:
         cfg = load_config(GenerateConfig, config, overrides)
         manifest = run_generate(cfg, max_shards=max_shards)
