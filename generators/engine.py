@@ -7,7 +7,6 @@ go through exactly the same code.
 
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -275,9 +274,3 @@ def build_engine(cfg: EngineConfig) -> Engine:
     if cfg.kind == "openai":
         return OpenAIEngine(cfg)
     return VLLMEngine(cfg)
-
-
-def describe(cfg: EngineConfig, sampling: SamplingConfig) -> str:
-    return json.dumps(
-        {"engine": cfg.kind, "model": cfg.model, **sampling.to_dict()}, ensure_ascii=False, sort_keys=True
-    )

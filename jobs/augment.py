@@ -206,15 +206,17 @@ def augment(table: pa.Table, cfg: AugmentJobConfig, folder: RunFolder, run_id: s
 
 
 def _stamp_run(table: pa.Table, run_id: str) -> pa.Table:
-    """Record the run in every sample's provenance (ids are content hashes and do not change)."""
-    rows = table.to_pylist()
-    for r in rows:
-        prov = r["provenance"] or {}
-        prov["run_id"] = prov.get("run_id") or run_id
-        r["provenance"] = prov
-    from medaug.schema import rows_to_table
+    """Record the run in every sample's provenance where none is set (ids are content hashes and do not
+    change). Columnar: a Python round trip over 200 k nested rows costs seconds."""
+    import pyarrow.compute as pc
 
-    return rows_to_table(rows)
+    table = conform_table(table)
+    prov = table.column("provenance").combine_chunks()
+    fields = [prov.field(i) for i in range(prov.type.num_fields)]
+    at = prov.type.get_field_index("run_id")
+    fields[at] = pc.fill_null(fields[at], run_id)
+    stamped = pa.StructArray.from_arrays(fields, fields=list(prov.type))
+    return table.set_column(table.schema.get_field_index("provenance"), "provenance", stamped)
 
 
 def run_augment(cfg: AugmentJobConfig, log=print) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,7 +30,6 @@ from medaug.schema import SAMPLE_SCHEMA, conform_table, empty_table
 
 REASON_COLS = [("_stage", pa.string()), ("_reason", pa.string()), ("_detail", pa.string())]
 TAGGED_SCHEMA = pa.schema(list(SAMPLE_SCHEMA) + [pa.field(n, t) for n, t in REASON_COLS])
-REJECT_FILE = "rejects.parquet"
 
 
 class QueueSection(BaseModel):
@@ -263,7 +261,3 @@ def curate_and_push(
     stats = curate(folder, table, cfg, log)
     stats.append(push(folder, cfg, run_id, log))
     return stats
-
-
-def summary_extra(stats: list[StageStats]) -> dict[str, Any]:
-    return {s.name: s.to_dict() for s in stats}

@@ -15,9 +15,6 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from medaug.run import StageStats
-from medaug.schema import empty_table
-
-REJECT_SCHEMA_EXTRA = [("reason", pa.string()), ("detail", pa.string())]
 
 
 @dataclass
@@ -40,7 +37,3 @@ def reject_table(ids: list[str], reasons: list[str], details: list[str]) -> pa.T
 
 def count_reasons(rejected: pa.Table) -> Counter[str]:
     return Counter(rejected.column("reason").to_pylist()) if rejected.num_rows else Counter()
-
-
-def empty_result(name: str) -> StageResult:
-    return StageResult(kept=empty_table(), stats=StageStats(name))

@@ -65,6 +65,7 @@ def test_queue_holds_the_curated_samples_once(medicalgpt_run):
         curated = [s for p in (run / "curated").glob("shard-*.parquet") for s in read_samples(p).samples]
         assert store.queued_ids([s.id for s in curated]) == {s.id for s in curated}
         assert all(s.deid is not None for s in curated)
+        assert all(s.provenance.run_id == "a1" for s in curated)  # every sample records its run
         assert _stage(manifest, "queue_push")["rows_out"] == len(curated)
     finally:
         store.close()
