@@ -128,4 +128,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", 8)
     kwargs.setdefault("pool_timeout", 120)
     kwargs.setdefault("pool_pre_ping", False)
-    return sa.create_engine(url, **kwargs)
+    try:
+        return sa.create_engine(url, **kwargs)
+    except ModuleNotFoundError as exc:  # the driver is an extra: say which one
+        raise RuntimeError(
+            f"queue URL {url.split('@')[-1]!r} needs the PostgreSQL driver ({exc.name}): "
+            "pip install 'medaug[postgres]'"
+        ) from exc

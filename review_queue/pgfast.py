@@ -17,7 +17,6 @@ from collections import namedtuple
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import pq
 from sqlalchemy.engine import Compiled, Connection
 
 
@@ -45,7 +44,7 @@ def execute(conn: Connection, stmt: Any, params: dict[str, Any]) -> list[Any]:
     if cur is None:
         cur = pooled.info[_CURSOR] = pooled.driver_connection.cursor()  # type: ignore[union-attr]
     cur.execute(prep.compiled.string, prep.compiled.construct_params(params))
-    if cur.pgresult is None or cur.pgresult.status != pq.ExecStatus.TUPLES_OK:
+    if cur.description is None:  # no result set (psycopg sets it only for TUPLES_OK)
         return []
     if prep.row is None:
         prep.row = namedtuple("Row", [d.name for d in cur.description], rename=True)  # type: ignore[misc]
