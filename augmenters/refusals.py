@@ -5,6 +5,7 @@ with an answer that says why and what to do instead. Sample i depends only on (s
 from __future__ import annotations
 
 import random
+import re
 import string
 from dataclasses import dataclass
 from functools import cache
@@ -20,17 +21,53 @@ AUGMENTER = "refusal_taxonomy"
 INSTRUCTION = "请回答以下用户的问题。"
 
 
+MIN_WORDINGS = 5  # questions and answers per category: one fixed sentence per class teaches a template
+
+SlotValue = str | dict[str, str]
+
+
 @dataclass(frozen=True)
 class Category:
     name: str
     area: Area
     questions: tuple[str, ...]
     answers: tuple[str, ...]
-    slots: dict[str, tuple[str, ...]]
+    slots: dict[str, tuple[SlotValue, ...]]
 
 
 def _placeholders(template: str) -> set[str]:
-    return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+    """Slot names a template uses: `{drug}` and `{pair[danger]}` both name a slot (drug, pair)."""
+    return {re.split(r"[.\[]", f, maxsplit=1)[0] for _, f, _, _ in string.Formatter().parse(template) if f}
+
+
+def _keys(template: str) -> set[tuple[str, str]]:
+    """(slot, key) for each `{slot[key]}` in a template."""
+    return {
+        (m.group(1), m.group(2))
+        for _, f, _, _ in string.Formatter().parse(template)
+        if f and (m := re.fullmatch(r"(\w+)\[(\w+)\]", f))
+    }
+
+
+def _check_slots(path: Path, name: str, slots: dict[str, tuple[SlotValue, ...]], texts: tuple[str, ...]):
+    for slot, values in slots.items():
+        if not values:
+            raise ValueError(f"{path}: category {name}: slot {slot!r} has no values")
+        kinds = {type(v) for v in values}
+        if len(kinds) != 1 or not kinds <= {str, dict}:
+            raise ValueError(f"{path}: category {name}: slot {slot!r} mixes text and mappings")
+    for t in texts:
+        for slot, key in _keys(t):
+            vals = slots.get(slot, ())
+            if not vals or isinstance(vals[0], str) or any(key not in v for v in vals):
+                raise ValueError(
+                    f"{path}: category {name}: {{{slot}[{key}]}} needs key {key!r} in every value"
+                )
+        for slot in _placeholders(t) & slots.keys():
+            if isinstance(slots[slot][0], dict) and f"{{{slot}}}" in t:
+                raise ValueError(
+                    f"{path}: category {name}: mapping slot {slot!r} must be used as {{{slot}[key]}}"
+                )
 
 
 @cache
@@ -41,6 +78,11 @@ def load_taxonomy(path: Path = REFUSALS_FILE) -> tuple[Category, ...]:
     for name, c in raw["categories"].items():
         slots = {k: tuple(v) for k, v in (c.get("slots") or {}).items()}
         cat = Category(name, Area(c["area"]), tuple(c["questions"]), tuple(c["answers"]), slots)
+        if len(set(cat.questions)) < MIN_WORDINGS or len(set(cat.answers)) < MIN_WORDINGS:
+            raise ValueError(
+                f"{path}: category {name}: needs at least {MIN_WORDINGS} distinct questions and answers"
+            )
+        _check_slots(path, name, slots, cat.questions + cat.answers)
         for q in cat.questions:
             if missing := _placeholders(q) - slots.keys():
                 raise ValueError(f"{path}: category {name}: question uses unknown slot(s) {sorted(missing)}")
@@ -58,7 +100,12 @@ def make_refusal(index: int, seed: int = 0) -> Sample:
     used = _placeholders(question)
     values = {k: rng.choice(cat.slots[k]) for k in sorted(used)}
     answer = rng.choice([a for a in cat.answers if _placeholders(a) <= used])
-    detail = {"category": cat.name, "question": cat.questions.index(question), "slots": values}
+    detail = {
+        "category": cat.name,
+        "question": cat.questions.index(question),
+        "answer": cat.answers.index(answer),
+        "slots": {k: v["text"] if isinstance(v, dict) and "text" in v else v for k, v in values.items()},
+    }
     return Sample(
         instruction=INSTRUCTION,
         input=question.format(**values),

@@ -1,38 +1,78 @@
-"""Refusal samples from the taxonomy."""
+"""Refusal samples from the taxonomy: every class declines, names the danger and says what to do instead."""
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 
 import pytest
 
-from augmenters.refusals import load_taxonomy, make_refusals
+from augmenters.refusals import MIN_WORDINGS, load_taxonomy, make_refusals
 from medaug.schema import Label
 
 
+def _category(s) -> str:
+    return json.loads(s.provenance.augmentation[0].detail)["category"]
+
+
 def test_every_category_appears_with_a_reasoned_refusal():
-    out = make_refusals(24, seed=1)
-    assert len(out) == 24
-    cats = {json.loads(s.provenance.augmentation[0].detail)["category"] for s in out}
+    cats = load_taxonomy()
+    out = make_refusals(4 * len(cats), seed=1)
+    assert len(out) == 4 * len(cats)
     assert (
-        cats
-        == {c.name for c in load_taxonomy()}
+        {_category(s) for s in out}
+        == {c.name for c in cats}
         >= {
             "prescription_without_exam",
             "controlled_drugs",
-            "dosing_from_photo",
+            "dangerous_combination",
+            "dosing_specific_person",
             "self_harm",
-            "legal_financial",
+            "beyond_competence",
+            "falsify_records",
             "emergency_120",
         }
     )
     for s in out:
         assert s.label == Label.refusal
-        assert "{" not in s.input and "{" not in s.output
-        assert any(w in s.output for w in ("抱歉", "不能", "无法"))  # declines
+        assert "{" not in s.input + s.output and "[" not in s.output
+        assert any(w in s.output for w in ("抱歉", "不能", "无法", "不要"))  # declines
         assert any(w in s.output for w in ("建议", "请"))  # and says what to do instead
-    emergencies = [s for s in out if "emergency_120" in s.provenance.augmentation[0].detail]
-    assert all("120" in s.output for s in emergencies)
+    emergencies = [s for s in out if _category(s) == "emergency_120"]
+    assert emergencies and all("120" in s.output for s in emergencies)
+
+
+def test_each_class_has_at_least_five_wordings_in_what_it_makes():
+    questions, answers = defaultdict(set), defaultdict(set)
+    for s in make_refusals(600, seed=0):
+        d = json.loads(s.provenance.augmentation[0].detail)
+        questions[d["category"]].add(d["question"])
+        answers[d["category"]].add(d["answer"])
+    for c in load_taxonomy():
+        assert len(questions[c.name]) >= MIN_WORDINGS and len(answers[c.name]) >= MIN_WORDINGS, c.name
+
+
+def test_dangerous_combination_answers_say_not_to_combine_and_why():
+    cat = next(c for c in load_taxonomy() if c.name == "dangerous_combination")
+    diazepam = next(v for v in cat.slots["pair"] if v["text"] == "地西泮和酒")
+    assert "呼吸" in diazepam["danger"]
+    for a in cat.answers:
+        text = a.format(pair=diazepam)
+        assert any(w in text for w in ("不要", "不能一起", "不应该这样合用", "请不要"))
+        assert diazepam["danger"] in text
+
+
+def test_emergency_texts_name_the_right_danger():
+    cat = next(c for c in load_taxonomy() if c.name == "emergency_120")
+    by_text = {v["text"]: v for v in cat.slots["emergency"]}
+    headache = by_text["突然剧烈头痛还呕吐"]
+    assert "蛛网膜下腔出血" in headache["danger"] and "心肌梗死" not in headache["danger"]
+    assert "脑卒中" in by_text["突然一侧手脚不能动说话不清楚"]["danger"]
+    assert "心肌梗死" in by_text["胸口疼了半个多小时还出冷汗"]["danger"]
+    for s in make_refusals(200, seed=5):
+        if _category(s) == "emergency_120":
+            which = next(v for t, v in by_text.items() if t in s.input)
+            assert which["danger"] in s.output  # the danger named is the one asked about
 
 
 def test_refusals_reproduce_by_seed():
@@ -40,12 +80,32 @@ def test_refusals_reproduce_by_seed():
     assert [s.id for s in make_refusals(10, seed=3)] != [s.id for s in make_refusals(10, seed=4)]
 
 
-def test_taxonomy_rejects_an_answer_slot_the_question_lacks(tmp_path):
+def _taxonomy(tmp_path, questions, answers, slots="{drug: [a]}"):
     p = tmp_path / "t.yaml"
     p.write_text(
-        "categories:\n  x:\n    area: general\n    questions: [问题]\n    answers: ['不能回答{drug}']\n"
-        "    slots: {drug: [a]}\n",
+        f"categories:\n  x:\n    area: general\n    questions: {questions}\n    answers: {answers}\n"
+        f"    slots: {slots}\n",
         encoding="utf-8",
     )
+    return p
+
+
+FIVE = [f"答{i}，请就医" for i in range(5)]
+
+
+def test_taxonomy_rejects_an_answer_slot_the_question_lacks(tmp_path):
+    qs = [f"问题{i}" for i in range(5)]
     with pytest.raises(ValueError, match="no answer fits"):
-        load_taxonomy(p)
+        load_taxonomy(_taxonomy(tmp_path, qs, [f"不能回答{{drug}}{i}" for i in range(5)]))
+
+
+def test_taxonomy_rejects_too_few_wordings(tmp_path):
+    with pytest.raises(ValueError, match="at least 5"):
+        load_taxonomy(_taxonomy(tmp_path, ["问{drug}"] * 5, FIVE))
+
+
+def test_taxonomy_rejects_a_mapping_key_some_value_lacks(tmp_path):
+    qs = [f"问{{pair[text]}}{i}" for i in range(5)]
+    answers = [f"不要合用：{{pair[danger]}}{i}" for i in range(5)]
+    with pytest.raises(ValueError, match="needs key 'danger'"):
+        load_taxonomy(_taxonomy(tmp_path, qs, answers, "{pair: [{text: a, danger: b}, {text: c}]}"))
