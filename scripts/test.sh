@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh --test
-. .venv/bin/activate
+. "${MEDAUG_VENV:-.venv}/bin/activate"
 export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 ruff check .
 python -m pytest -q "$@"
