@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -15,14 +17,69 @@ DbOpt = Annotated[str, typer.Option("--db", envvar="MEDAUG_QUEUE_DB", help=DB_HE
 UrlOpt = Annotated[str, typer.Option("--url", envvar="MEDAUG_QUEUE_URL", help="queue service URL")]
 TokenOpt = Annotated[str, typer.Option("--token", envvar="MEDAUG_TOKEN", help="your API token")]
 DEFAULT_SERVICE = "http://127.0.0.1:8765"
+HOST_HELP = "address to listen on; anything but loopback needs --allow-remote and a TLS proxy (docs/deploy.md)"
+HostOpt = Annotated[str, typer.Option(envvar="MEDAUG_QUEUE_HOST", help=HOST_HELP)]
+ALLOW_REMOTE_HELP = "allow a non-loopback --host (plain HTTP on the network, for a proxy on another machine)"
+FORWARDED_HELP = "comma-separated proxy addresses/networks whose X-Forwarded-For and -Proto are believed"
+ForwardedOpt = Annotated[str, typer.Option(envvar="MEDAUG_FORWARDED_ALLOW_IPS", help=FORWARDED_HELP)]
+SWEEP_HELP = "how often expired leases are returned to the pool (and audited); 0 turns it off"
 
 
-def _open(db: str) -> Any:
+def _open(db: str, **kwargs: Any) -> Any:
     from review_queue.store import QueueStore
 
     if db.startswith("sqlite:///") and not db.startswith("sqlite:////"):
         Path(db.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return QueueStore.open(db)
+    return QueueStore.open(db, **kwargs)
+
+
+def check_listen(host: str, *, allow_remote: bool, forwarded_allow_ips: str) -> str | None:
+    """Refuse unsafe listening choices; return a warning for a non-loopback address.
+
+    The service speaks plain HTTP and believes X-Forwarded-* from the addresses in
+    `forwarded_allow_ips`, so on a network it must only be reachable from its TLS proxy.
+    """
+    trusted = [t.strip() for t in forwarded_allow_ips.split(",") if t.strip()]
+    for t in trusted:
+        if t != "*":
+            try:
+                ipaddress.ip_network(t, strict=False)
+            except ValueError as e:
+                raise ValueError(f"--forwarded-allow-ips: {t!r} is not an IP address or network") from e
+    if _is_loopback(host):
+        return None
+    if not allow_remote:
+        raise ValueError(
+            f"refusing to listen on {host!r}: the queue speaks plain HTTP and must sit behind a TLS reverse "
+            "proxy. Keep the default 127.0.0.1 with the proxy on this machine, or pass --allow-remote "
+            "(and --forwarded-allow-ips PROXY_IP) for a proxy on another one; see docs/deploy.md"
+        )
+    if "*" in trusted:
+        raise ValueError(
+            "--forwarded-allow-ips '*' with a non-loopback --host lets any machine that reaches the "
+            "port claim any client address and https; name the proxy's address instead"
+        )
+    return (
+        f"listening on {host} over plain HTTP: physicians must reach the queue only through the TLS "
+        f"reverse proxy; firewall this port so that only the proxy ({', '.join(trusted) or 'none'}) reaches it"
+    )
+
+
+def _drop_query_string(record: logging.LogRecord) -> bool:
+    """Log uvicorn's access line without its query string: the ICD-10 search sends what a physician types."""
+    args = record.args
+    if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+        record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def _call(url: str, token: str, method: str, path: str, body: Any = None) -> Any:
@@ -50,20 +107,45 @@ def register(app: typer.Typer) -> None:
     app.add_typer(q, name="queue")
 
     @q.command()
-    def serve(db: DbOpt = DEFAULT_URL, port: int = 8765, lease_seconds: float = 1800.0,
-              icd10: Annotated[Path | None, typer.Option(help="extra ICD-10 code,name CSV for the picker")] = None,
-              sweep_seconds: Annotated[float, typer.Option(
-                  help="how often expired leases are returned to the pool (and audited); 0 turns it off")] = 60.0,
-              ) -> None:
-        """Serve the API and the physicians' page on 127.0.0.1."""
+    def serve(
+        db: DbOpt = DEFAULT_URL,
+        host: HostOpt = "127.0.0.1",
+        port: Annotated[int, typer.Option(envvar="MEDAUG_QUEUE_PORT")] = 8765,
+        allow_remote: Annotated[bool, typer.Option(help=ALLOW_REMOTE_HELP)] = False,
+        forwarded_allow_ips: ForwardedOpt = "127.0.0.1",
+        access_log: Annotated[bool, typer.Option(help="log one line per request (never bodies)")] = True,
+        lease_seconds: float = 1800.0,
+        icd10: Annotated[Path | None, typer.Option(help="extra ICD-10 code,name CSV for the picker")] = None,
+        sweep_seconds: Annotated[float, typer.Option(help=SWEEP_HELP)] = 60.0,
+    ) -> None:
+        """Serve the API and the physicians' page (127.0.0.1 unless told; TLS comes from a reverse proxy)."""
+        try:
+            warning = check_listen(host, allow_remote=allow_remote, forwarded_allow_ips=forwarded_allow_ips)
+        except ValueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
+        if warning:
+            typer.echo(f"WARNING: {warning}", err=True)
         import uvicorn
 
         from review_queue.service import create_app
 
-        store = _open(db)
+        # hide_parameters: a database error in a request is logged with its SQL but not its values (sample text).
+        store = _open(db, engine_kwargs={"hide_parameters": True})
         store.lease_seconds = lease_seconds
         app = create_app(store, icd10_path=icd10, sweep_seconds=sweep_seconds or None)
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="info")
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=access_log,
+            proxy_headers=True,
+            forwarded_allow_ips=forwarded_allow_ips,
+            server_header=False,
+        )
+        logging.getLogger("uvicorn.access").addFilter(_drop_query_string)  # after Config set logging up
+        uvicorn.Server(config).run()
 
     @q.command()
     def push(files: list[Path], run_id: Annotated[str, typer.Option("--run-id")], db: DbOpt = DEFAULT_URL,
