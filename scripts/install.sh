@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs medaug and everything it needs into .venv (or $MEDAUG_VENV) from the project's own files.
-# Usage: scripts/install.sh [--test]   (--test adds pytest, ruff, playwright, psycopg, chromium)
+# Usage: scripts/install.sh [--test]   (--test adds pytest, ruff, playwright, psycopg, chromium, nginx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${MEDAUG_VENV:-.venv}
@@ -19,8 +19,8 @@ $PIP install --no-deps xgrammar==0.2.8
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test,postgres]"
 $PIP install -c requirements/constraints-cpu.txt -e ".${extras}"
-if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null; then
-  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
-    || echo "warning: could not install Debian chromium; browser tests will fail" >&2
+if [ "${1:-}" = "--test" ] && ! { command -v chromium && [ -x /usr/sbin/nginx ]; } >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver nginx >/dev/null) \
+    || echo "warning: could not install Debian chromium/nginx; browser and proxy tests will fail" >&2
 fi
 echo "installed into $VENV"
