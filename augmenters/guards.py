@@ -38,6 +38,50 @@ PROTECTED_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+class ContextRuleError(ValueError):
+    """A context rule that cannot be parsed."""
+
+
+@dataclass(frozen=True)
+class ContextRule:
+    """When a non-exact mapping may rewrite text: the sample's area is one of `areas` (any if empty), a
+    word of `near` occurs in the same sentence (any if empty) and no word of `not_near` does."""
+
+    areas: tuple[str, ...] = ()
+    near: tuple[str, ...] = ()
+    not_near: tuple[str, ...] = ()
+
+    def holds(self, text: str, start: int, end: int, area: str | None) -> bool:
+        if self.areas and area not in self.areas:
+            return False
+        left = max((text.rfind(c, 0, start) for c in "。！？!?\n；;"), default=-1) + 1
+        rights = [i for i in (text.find(c, end) for c in "。！？!?\n；;") if i >= 0]
+        sentence = text[left : min(rights) if rights else len(text)]
+        if self.near and not any(w in sentence for w in self.near):
+            return False
+        return not any(w in sentence for w in self.not_near)
+
+
+@lru_cache(maxsize=1024)
+def parse_context(spec: str) -> ContextRule:
+    """`area=cardiovascular|general;near=压|紧;not_near=刺` (every part optional, `;`-separated)."""
+    parts: dict[str, tuple[str, ...]] = {}
+    for raw in spec.split(";"):
+        if not raw.strip():
+            continue
+        key, sep, val = raw.partition("=")
+        key = key.strip()
+        if not sep or key not in ("area", "near", "not_near"):
+            raise ContextRuleError(f"{raw!r}: expected area=..., near=... or not_near=...")
+        words = tuple(w.strip() for w in val.split("|") if w.strip())
+        if not words:
+            raise ContextRuleError(f"{raw!r}: no values")
+        parts[key] = words
+    if not parts:
+        raise ContextRuleError("empty rule")
+    return ContextRule(parts.get("area", ()), parts.get("near", ()), parts.get("not_near", ()))
+
+
 @dataclass(frozen=True)
 class Span:
     start: int

@@ -7,6 +7,7 @@ from, to) in the derived sample's provenance, and what the guards held back is c
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +66,8 @@ def find_matches(text: str, lexicon: Lexicon, direction: str, skipped: Counter[s
         return []
     spans = None
     out: list[Match] = []
-    for end, (key, cands) in auto.iter_long(text):
+    for end, (key, typed) in auto.iter_long(text):
+        cands = [c.target for c in typed if c.relation == "exact" and not c.context]
         if not cands:
             continue
         start = end - len(key) + 1
@@ -100,8 +102,22 @@ def apply(text: str, matches: list[Match], choices: list[str | None]) -> str:
 def normalize_line(
     line: str, lexicon: Lexicon, direction: str = "to_clinical", skipped: Counter[str] | None = None
 ) -> str:
-    """A line with every safe match mapped to its default term; a whole-line term maps as a unit."""
+    """A line with every safe match mapped to its default term; a whole-line (or whole-clause) mention maps
+    as a unit through the lexicon's normalisation pairs."""
     skipped = skipped if skipped is not None else Counter()
+    whole = _whole_mention(line, lexicon, direction)
+    if whole is not None:
+        return whole
+    pieces = re.split(r"([，,。；;！？!?])", line)
+    if len(pieces) > 1:
+        return "".join(
+            p if i % 2 else normalize_line(p, lexicon, direction, skipped) for i, p in enumerate(pieces)
+        )
+    matches = find_matches(line, lexicon, direction, skipped)
+    return apply(line, matches, [m.candidates[0] for m in matches])
+
+
+def _whole_mention(line: str, lexicon: Lexicon, direction: str) -> str | None:
     stripped = line.strip()
     whole = lexicon.lookup(stripped, direction)
     if whole is None and stripped:
@@ -109,10 +125,7 @@ def normalize_line(
         whole = lexicon.lookup(core, direction) if core != stripped else None
         if whole is None and direction == "to_clinical":
             whole = fever_grade(stripped)
-    if whole is not None:
-        return whole
-    matches = find_matches(line, lexicon, direction, skipped)
-    return apply(line, matches, [m.candidates[0] for m in matches])
+    return whole
 
 
 def _strip_edges(s: str) -> str:

@@ -10,6 +10,8 @@ from augmenters.lexicon import CORE_LEXICON, LexiconError, load_lexicon, load_le
 from augmenters.paraphrase import normalize_line
 from medaug.schema import Area
 
+HEADER = "term\tvariants\trelation\tkind\tdirection\tarea\tcontext\tsource"
+
 
 def test_core_lexicon_covers_all_areas_with_hundreds_of_entries():
     entries = load_lexicon_file(CORE_LEXICON)
@@ -19,7 +21,8 @@ def test_core_lexicon_covers_all_areas_with_hundreds_of_entries():
         assert area in areas
         assert sum(e.area == area for e in entries) >= 20, area
     assert all(e.area in Area.__members__ for e in entries)
-    assert all(e.variants for e in entries)
+    assert sum(bool(e.variants) for e in entries) >= 300
+    assert {e.relation for e in entries} == {"exact", "narrower", "broader", "related"}
 
 
 @pytest.mark.parametrize(
@@ -28,7 +31,7 @@ def test_core_lexicon_covers_all_areas_with_hundreds_of_entries():
         ("胸口疼", "胸痛"),
         ("拉肚子", "腹泻"),
         ("心慌", "心悸"),
-        ("大便有点稀", "稀便"),
+        ("大便稀", "稀便"),
         ("宝宝吐奶", "宝宝溢奶"),
     ],
 )
@@ -36,9 +39,11 @@ def test_core_maps_colloquial_to_clinical(core_lexicon, colloquial, clinical):
     assert normalize_line(colloquial, core_lexicon) == clinical
 
 
-def test_chest_pain_has_both_clinical_readings(core_lexicon):
-    assert set(core_lexicon.to_clinical["胸口疼"]) == {"胸痛", "胸骨后压榨感"}
-    assert core_lexicon.to_clinical["胸口疼"][0] == "胸痛"
+def test_chest_pain_has_one_exact_reading_and_a_narrower_one_under_a_rule(core_lexicon):
+    cands = core_lexicon.to_clinical_candidates["胸口疼"]
+    assert [c.target for c in cands if c.relation == "exact" and not c.context] == ["胸痛"]
+    narrower = next(c for c in cands if c.target == "胸骨后压榨感")
+    assert narrower.relation == "narrower" and "area=cardiovascular" in narrower.context
 
 
 def test_clinical_to_colloquial(core_lexicon):
@@ -53,15 +58,18 @@ def test_imcs_pairs_load_and_apply(shared_data):
     lex = load_lexicon([path], include_core=False)
     mention, standard = next((a, b) for a, b in pairs if a != b and len(a) >= 3 and a.isalpha())
     assert normalize_line(mention, lex) == lex.to_clinical[mention][0]
-    assert normalize_line(f"这两天{mention}", lex).endswith(lex.to_clinical[mention][0])
+    # Normalisation pairs map a whole mention (or clause), never a wording inside running text.
+    assert normalize_line(f"{mention}，", lex) == lex.to_clinical[mention][0] + "，"
+    assert lex.to_clinical_candidates[mention][0].relation in ("broader", "exact")
 
 
 def test_external_lexicon_takes_precedence_over_core(tmp_path):
     p = tmp_path / "mine.csv"
     p.write_text("原始词\t标准词\n拉肚子\t腹泻病\n", encoding="utf-8")
     lex = load_lexicon([p])
-    assert normalize_line("拉肚子", lex) == "腹泻病"
-    assert "腹泻" in lex.to_clinical["拉肚子"]
+    assert lex.lookup("拉肚子", "to_clinical") == "腹泻"  # the core's exact synonym beats a normalisation
+    assert lex.to_clinical["拉肚子"] == ("腹泻病", "腹泻")  # the user's mapping is listed first
+    assert lex.to_clinical_candidates["拉肚子"][0].relation == "broader"
 
 
 def test_dxy_symptom_list_loads(shared_data):
@@ -90,7 +98,10 @@ def test_chip_cdn_and_icd_names_load(shared_data):
 
 def test_yaml_lexicon(tmp_path):
     p = tmp_path / "lex.yaml"
-    p.write_text("entries:\n  - {term: 眩晕, variants: [天旋地转], area: neurology}\n", encoding="utf-8")
+    p.write_text(
+        "entries:\n  - {term: 眩晕, variants: [天旋地转], relation: exact, kind: symptom, area: neurology}\n",
+        encoding="utf-8",
+    )
     lex = load_lexicon([p], include_core=False)
     assert normalize_line("天旋地转", lex) == "眩晕"
 
@@ -100,13 +111,30 @@ def test_yaml_lexicon(tmp_path):
     [
         (
             "bad.tsv",
-            "term\tvariants\tdirection\tarea\tsource\n胸痛\t胸口疼\tsideways\tgeneral\tx\n",
+            f"{HEADER}\n胸痛\t胸口疼\texact\tsymptom\tsideways\tgeneral\t\tx\n",
             "bad.tsv:2: field 'direction'",
         ),
         (
             "bad2.tsv",
-            "term\tvariants\tdirection\tarea\tsource\n胸痛\t胸口疼\tboth\theart\tx\n",
+            f"{HEADER}\n胸痛\t胸口疼\texact\tsymptom\tboth\theart\t\tx\n",
             "bad2.tsv:2: field 'area'",
+        ),
+        ("rel.tsv", f"{HEADER}\n胸痛\t胸口疼\tsame\tsymptom\n", "rel.tsv:2: field 'relation'"),
+        ("kind.tsv", f"{HEADER}\n胸痛\t胸口疼\texact\tpain\n", "kind.tsv:2: field 'kind'"),
+        (
+            "ctx.tsv",
+            f"{HEADER}\n胸痛\t胸口疼\tnarrower\tsymptom\tboth\tgeneral\tnearby=x\n",
+            "ctx.tsv:2: field 'context'",
+        ),
+        (
+            "old.tsv",
+            "term\tvariants\tdirection\tarea\tsource\n胸痛\t胸口疼\tboth\tgeneral\tx\n",
+            "old.tsv:1: old lexicon header",
+        ),
+        (
+            "twice.tsv",
+            f"{HEADER}\n疲乏\t没精神\texact\tsymptom\n精神萎靡\t没精神\texact\tsymptom\n",
+            "wording '没精神' is an exact variant of both '疲乏' and '精神萎靡'",
         ),
         ("pairs.csv", "原始词\t标准词\n拉肚子\t腹泻\n只有一列\n", "pairs.csv:3:"),
         ("odd.txt", "hello\n", "odd.txt:1: unknown lexicon format"),

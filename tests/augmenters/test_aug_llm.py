@@ -65,8 +65,8 @@ def test_paraphrase_prompts_carry_the_rules(samples):
 
 def test_paraphrase_mapping_keeps_faithful_and_rejects_unfaithful(samples, core_lexicon):
     row = samples_to_table(samples).to_pylist()[0]
-    faithful = "患者男，58岁，胸痛30分钟，大汗淋漓，心电图示ST段抬高，应该怎么处理？"
-    lost_number = "患者男，58岁，胸痛3分钟，大汗淋漓，心电图示ST段抬高，应该怎么处理？"
+    faithful = "患者男，58岁，胸痛30分钟，出冷汗，心电图示ST段抬高，应该怎么处理？"
+    lost_number = "患者男，58岁，胸痛3分钟，出冷汗，心电图示ST段抬高，应该怎么处理？"
     outs = [
         _outcome("a", {"instruction": faithful}),
         _outcome("b", {"instruction": lost_number}),
