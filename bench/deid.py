@@ -67,11 +67,7 @@ def baseline_deid(table, deid: Deidentifier, fields: tuple[str, ...]) -> dict[st
             if text is None:
                 out[f].append(None)
                 continue
-            spans = []
-            for det in deid.recognizers.detectors:
-                for m in det.pattern.finditer(text):
-                    spans.extend((det.entity, s, e) for s, e in det.spans(m, text))
-            spans = resolve(spans)
+            spans = resolve(deid.recognizers.spans_in(text))
             results = [RecognizerResult(e, s, t, 1.0) for e, s, t in spans]
             if any(e == "DATE" for e, _, _ in spans):
                 out[f].append(deid.anonymize(text, spans, sid))

@@ -7,6 +7,7 @@ of an environment variable, so a config file can be committed without them.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -58,6 +59,10 @@ class DeidConfig(BaseModel):
     key: SecretStr | None = None
     key_env: str | None = "MEDAUG_DEID_KEY"
     date_max_shift_days: int = Field(default=365, ge=1, le=3650)
+    # Your own hospitals, added to the shipped gazetteer (curation/data/hospitals.txt): a listed name is
+    # always removed, whatever precedes it. The file holds one name per line (# comments allowed).
+    hospital_names: list[str] = Field(default_factory=list)
+    hospital_names_file: Path | None = None
     hash_chars: int = Field(default=16, ge=8, le=64)
 
     @field_validator("entities")
@@ -85,6 +90,18 @@ class DeidConfig(BaseModel):
             if allowed is not None and entity not in allowed:
                 raise ValueError(f"operators.{entity}: {spec.operator!r} only applies to {sorted(allowed)}")
         return self
+
+    def all_hospital_names(self) -> list[str]:
+        names = list(self.hospital_names)
+        if self.hospital_names_file is not None:
+            try:
+                lines = self.hospital_names_file.read_text(encoding="utf-8").splitlines()
+            except OSError as e:
+                raise DeidConfigError(
+                    f"deid.hospital_names_file {self.hospital_names_file}: {e.strerror or e}"
+                ) from e
+            names.extend(ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#"))
+        return names
 
     def operator_for(self, entity: str) -> OperatorSpec:
         if entity in self.operators:

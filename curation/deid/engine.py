@@ -81,7 +81,7 @@ class Deidentifier:
 
     def __init__(self, config: DeidConfig | None = None):
         self.config = config or DeidConfig()
-        self.recognizers = Recognizers(self.config.entities)
+        self.recognizers = Recognizers(self.config.entities, self.config.all_hospital_names())
         self.engine = AnonymizerEngine()
         self._salt = self.config.resolved_salt()
         self._removing = {e for e in self.config.entities if self.config.operator_for(e).operator != "keep"}

@@ -37,3 +37,15 @@ def stop_chars() -> dict[str, frozenset[str]]:
             value = value.strip()
             out[key.strip()] = frozenset(value.split() if " " in value else value)
     return out
+
+
+@cache
+def hospital_names() -> frozenset[str]:
+    """The shipped gazetteer of well-known hospitals (curation/data/hospitals.txt)."""
+    return frozenset(_words("hospitals.txt"))
+
+
+@cache
+def place_names() -> frozenset[str]:
+    """Provinces, cities and well-known districts that begin a hospital's name (curation/data/places.txt)."""
+    return frozenset(_words("places.txt"))

@@ -43,8 +43,36 @@ def test_id_card_with_bad_checksum_is_not_an_id() -> None:
     assert all(e != "ID_CARD" for e, _ in found("编号110105194912310021"))
 
 
-def test_id_inside_longer_number_is_not_matched() -> None:
-    assert all(e != "ID_CARD" for e, _ in found("条码9" + make_id("44010619900307123") + "9"))
+def test_id_run_into_other_digits_is_found() -> None:
+    idn = make_id("42010219730704772")
+    assert found(f"身份证号码为{idn}2015年1月7日入院") == [("ID_CARD", idn), ("DATE", "2015年1月7日")]
+    assert ("ID_CARD", idn) in found("条码9" + idn + "9")  # checksum + birth date find the window
+
+
+def test_eighteen_digits_without_a_valid_birth_date_are_no_id() -> None:
+    first = "42010219731304772"  # month 13
+    assert all(e != "ID_CARD" for e, _ in found("编号" + first + id_checksum(first)))
+
+
+@pytest.mark.parametrize(
+    ("text", "phone"),
+    [
+        ("电话153-6967-35372019年7月19日入院", "153-6967-3537"),
+        ("科室电话021-09768032", "021-09768032"),  # after a cue a local starting with 0 is still a phone
+        ("座机：1234 5678，工作日", "1234 5678"),
+        ("Tel: 0571.8765.4321", "0571.8765.4321"),
+        ("复查2019-07-19 13812345678", "13812345678"),
+        ("有事打１３８１２３４５６７８", "１３８１２３４５６７８"),
+        ("联系方式（0755）87654321", "（0755）87654321"),
+    ],
+)
+def test_phones_inside_runs_and_after_cues(text: str, phone: str) -> None:
+    assert ("PHONE", phone) in found(text)
+
+
+def test_numbers_that_are_not_phones() -> None:
+    assert found("血小板计数 150 x10^9/L，白细胞 12.5，尿蛋白 0.15 g/24h") == []
+    assert found("国药准字H20020603，批号20230105") == []
 
 
 @pytest.mark.parametrize(
@@ -110,6 +138,90 @@ def test_titles_keep_the_title_and_remove_the_surname() -> None:
 )
 def test_words_after_cues_are_not_names(text: str) -> None:
     assert [e for e, _ in found(text) if e == "PERSON"] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("我是王建国的家属，想问", "王建国"),
+        ("主治医生李明说要手术", "李明"),
+        ("孙丽女士身份证号丢了", "孙丽"),
+        ("签名：赵磊", "赵磊"),
+        ("我叫高明，今年30岁", "高明"),  # 高明 is also a word; 我叫 says it is a name
+        ("刘建华，男，56岁，因胸痛入院", "刘建华"),
+        ("陈静的女儿陪同就诊", "陈静"),
+    ],
+)
+def test_name_cues(text: str, name: str) -> None:
+    assert ("PERSON", name) in found(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "患者常见贫血",
+        "伴发脑膜炎的患者白细胞明显增高",
+        "患者：小儿氨酚黄那敏可以吃吗",
+        "医生：平时血压多少",
+        "家属：他高血压十年了",
+        "患者高血压病史10年",
+        "医生明确说了没事",
+        "康复医生建议锻炼",
+    ],
+)
+def test_speaker_tags_and_clinical_words_are_not_names(text: str) -> None:
+    assert [s for e, s in found(text) if e == "PERSON"] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "hospital"),
+    [
+        ("四川大学华西医院检查结果显示正常", "四川大学华西医院"),
+        ("应立即送北京协和医院急诊", "北京协和医院"),
+        ("在平邑县人民医院做的CT", "平邑县人民医院"),
+        ("去平邑县第一人民医院复查", "平邑县第一人民医院"),
+    ],
+)
+def test_hospitals_by_gazetteer_and_pattern(text: str, hospital: str) -> None:
+    assert ("HOSPITAL", hospital) in found(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["应立即送医院就诊", "离医院远", "本地中医院看过", "去医院查一下", "儿童医院挂号难"]
+)
+def test_generic_hospital_words_name_no_hospital(text: str) -> None:
+    assert [s for e, s in found(text) if e == "HOSPITAL"] == []
+
+
+def test_user_hospitals_are_added_to_the_gazetteer() -> None:
+    text = "在仁心康复医院住过"
+    assert [e for e, _ in found(text) if e == "HOSPITAL"] == []
+    mine = Recognizers(hospitals=["仁心康复医院"])
+    assert [(e, text[s:t]) for e, s, t in mine.detect(text)] == [("HOSPITAL", "仁心康复医院")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2003年4月全国启动非典防控应急响应",
+        "卫生部2007年5月下发通知",
+        "该研究2002年6月发表于中华内科杂志",
+    ],
+)
+def test_historical_and_publication_dates_are_kept(text: str) -> None:
+    assert [s for e, s in found(text) if e == "DATE"] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "date"),
+    [
+        ("我2019年3月12日做了胃镜", "2019年3月12日"),
+        ("出生于1990-05-06", "1990-05-06"),
+        ("检查于2021.3.5", "2021.3.5"),
+    ],
+)
+def test_personal_dates_are_found(text: str, date: str) -> None:
+    assert ("DATE", date) in found(text)
 
 
 def test_hospital_and_department() -> None:
