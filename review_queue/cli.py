@@ -23,14 +23,22 @@ ALLOW_REMOTE_HELP = "allow a non-loopback --host (plain HTTP on the network, for
 FORWARDED_HELP = "comma-separated proxy addresses/networks whose X-Forwarded-For and -Proto are believed"
 ForwardedOpt = Annotated[str, typer.Option(envvar="MEDAUG_FORWARDED_ALLOW_IPS", help=FORWARDED_HELP)]
 SWEEP_HELP = "how often expired leases are returned to the pool (and audited); 0 turns it off"
+MAX_LEASED_HELP = "the most items one person may hold leased at once (a pull returns at most this minus held)"
+MAX_LEASE_HELP = "the longest one lease may last from its pull, extensions included [default: 4 × lease-seconds]"
+ActorOpt = Annotated[str, typer.Option(help="who is recorded in the audit log")]
 
 
 def _open(db: str, **kwargs: Any) -> Any:
+    from review_queue.audit import AuditKeyError
     from review_queue.store import QueueStore
 
     if db.startswith("sqlite:///") and not db.startswith("sqlite:////"):
         Path(db.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return QueueStore.open(db, **kwargs)
+    try:
+        return QueueStore.open(db, **kwargs)
+    except AuditKeyError as e:  # a setup error: say what to set, no traceback
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
 
 
 def check_listen(host: str, *, allow_remote: bool, forwarded_allow_ips: str) -> str | None:
@@ -97,7 +105,7 @@ def _call(url: str, token: str, method: str, path: str, body: Any = None) -> Any
 
 def register(app: typer.Typer) -> None:
     """Add the `queue` command group to `app`."""
-    from review_queue.store import DEFAULT_URL
+    from review_queue.store import DEFAULT_MAX_LEASED, DEFAULT_URL
 
     q = typer.Typer(help="Physician review queue.", no_args_is_help=True)
     audit_app = typer.Typer(help="Tamper-evident audit log.", no_args_is_help=True)
@@ -117,6 +125,8 @@ def register(app: typer.Typer) -> None:
         lease_seconds: float = 1800.0,
         icd10: Annotated[Path | None, typer.Option(help="extra ICD-10 code,name CSV for the picker")] = None,
         sweep_seconds: Annotated[float, typer.Option(help=SWEEP_HELP)] = 60.0,
+        max_leased: Annotated[int, typer.Option(min=1, help=MAX_LEASED_HELP)] = DEFAULT_MAX_LEASED,
+        max_lease_seconds: Annotated[float | None, typer.Option(min=1.0, help=MAX_LEASE_HELP)] = None,
     ) -> None:
         """Serve the API and the physicians' page (127.0.0.1 unless told; TLS comes from a reverse proxy)."""
         try:
@@ -133,6 +143,7 @@ def register(app: typer.Typer) -> None:
         # hide_parameters: a database error in a request is logged with its SQL but not its values (sample text).
         store = _open(db, engine_kwargs={"hide_parameters": True})
         store.lease_seconds = lease_seconds
+        store.max_leased, store.max_lease_seconds = max_leased, max_lease_seconds
         app = create_app(store, icd10_path=icd10, sweep_seconds=sweep_seconds or None)
         config = uvicorn.Config(
             app,
@@ -241,6 +252,18 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1) from e
         typer.echo(token)
+
+    @user_app.command("revoke")
+    def user_revoke(name: str, db: DbOpt = DEFAULT_URL, actor: ActorOpt = os.environ.get("USER", "admin")) -> None:
+        """Revoke a user's token at once (audited); the items they held go back to the pool."""
+        from review_queue.errors import QueueError
+
+        try:
+            released = _open(db).revoke_user(name, actor=actor)
+        except QueueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from e
+        typer.echo(f"revoked {name}; {released} leased item(s) returned to the pool")
 
 
 def _fmt(v: float | None) -> str:

@@ -41,7 +41,10 @@ items = sa.Table(
     sa.Index("ix_queue_items_finalized", "finalized_at"),
 )
 
-sa.Index("ix_queue_items_pick", items.c.status, items.c.priority.desc(), items.c.pushed_at, items.c.id)  # pull order
+sa.Index(
+    "ix_queue_items_pick", items.c.status, items.c.priority.desc(), items.c.pushed_at, items.c.id
+)  # pull order
+sa.Index("ix_queue_items_lease_owner", items.c.lease_owner)  # counts a reviewer's leases against the cap
 
 reviews = sa.Table(
     "reviews",
@@ -73,6 +76,7 @@ users = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),  # set by `medaug queue user revoke`: the token stops working at once
 )
 
 audit_log = sa.Table(
@@ -87,7 +91,9 @@ audit_log = sa.Table(
     sa.Column("after", sa.Text),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
-    sa.Column("chain", sa.Integer, nullable=False, server_default="1"),  # which head this row was chained under
+    sa.Column(
+        "chain", sa.Integer, nullable=False, server_default="1"
+    ),  # which head this row was chained under
 )
 
 AUDIT_CHAINS = 32  # head rows 1..N, created by the migrations
@@ -101,6 +107,20 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+)
+
+
+# The audit key marker (one row): rows with seq below `keyed_from_seq` were written before the
+# keyed hash (plain SHA-256) and are verified that way; every later row is HMAC-SHA256 with the
+# server key. `key_check` is an HMAC of `keyed_from_seq` under that key, so the boundary cannot be
+# moved (to pass rewritten rows off as old unkeyed ones) without the key, and a wrong key is
+# noticed before anything is written with it.
+audit_meta = sa.Table(
+    "audit_meta",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("keyed_from_seq", sa.BigInteger, nullable=False),
+    sa.Column("key_check", sa.String(64), nullable=False),
 )
 
 

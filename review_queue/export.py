@@ -7,7 +7,10 @@ and an HF folder that `datasets.load_dataset("parquet", data_dir=...)` loads. Sp
   preference  SFT rows (positive, refusal) + preference pairs from negatives: prompt, chosen =
               reference_output, rejected = the negative's output; negatives without a reference
               output cannot form a pair and are counted in the export record, not exported.
-A datasheet is written beside every export.
+A datasheet is written beside every export. A LLaMA-Factory folder also gets ready training configs
+(review_queue/train_config.py), and exports of other splits into the same folder keep their
+dataset_info.json entries and files: one folder can hold `demo_v1` (none) and `demo_v1_sft` +
+`demo_v1_preference` (preference) side by side.
 """
 
 from __future__ import annotations
@@ -25,8 +28,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from medaug.schema import Label, now_utc
+from review_queue.bias import (
+    BiasConfigError,
+    bias_report,
+    counterfactual_summaries,
+    quota_source,
+    run_sources,
+)
 from review_queue.datasheet import write_datasheet
 from review_queue.release import ReleaseError, file_sha256, read_manifest, read_rows, version_dir
+from review_queue.train_config import DEFAULT_BASE_MODEL, DEFAULT_TEMPLATE, write_training_configs
 
 Format = Literal["alpaca", "sharegpt", "llamafactory", "hf"]
 Split = Literal["none", "label", "preference"]
@@ -48,6 +59,10 @@ class ExportResult:
     path: Path
     files: dict[str, int] = field(default_factory=dict)  # relative file -> rows
     negatives_without_reference: int = 0
+    kept: dict[str, int | None] = field(default_factory=dict)  # LLaMA-Factory: earlier splits' files kept
+    training_configs: list[str] = field(
+        default_factory=list
+    )  # LLaMA-Factory: train_lora.yaml, train_dpo.yaml
 
 
 ERROR_TYPES_ZH = {
@@ -69,7 +84,12 @@ def critique_view(row: dict[str, Any]) -> dict[str, Any]:
     answer = f"{row['verdict'] or '此回答不正确'}。错误类型：{ERROR_TYPES_ZH.get(row['error_type'] or 'other', '其他错误')}。"
     if row.get("reference_output"):
         answer += f"\n正确的回答：{row['reference_output']}"
-    return {**row, "instruction": CRITIQUE_INSTRUCTION, "input": f"问题：{question}\n回答：{row['output']}", "output": answer}
+    return {
+        **row,
+        "instruction": CRITIQUE_INSTRUCTION,
+        "input": f"问题：{question}\n回答：{row['output']}",
+        "output": answer,
+    }
 
 
 def prompt_of(row: dict[str, Any]) -> str:
@@ -80,8 +100,15 @@ def prompt_of(row: dict[str, Any]) -> str:
 def _alpaca(row: dict[str, Any]) -> dict[str, Any]:
     if row["label"] == Label.negative.value:
         row = critique_view(row)
-    rec = {"instruction": row["instruction"], "input": row["input"], "output": row["output"], "id": row["id"],
-           "label": row["label"], "task": row["task"], "area": row["area"]}
+    rec = {
+        "instruction": row["instruction"],
+        "input": row["input"],
+        "output": row["output"],
+        "id": row["id"],
+        "label": row["label"],
+        "task": row["task"],
+        "area": row["area"],
+    }
     if row["label"] == Label.negative.value:
         rec.update({k: row[k] for k in _NEGATIVE_FIELDS})
     return rec
@@ -90,8 +117,16 @@ def _alpaca(row: dict[str, Any]) -> dict[str, Any]:
 def _sharegpt(row: dict[str, Any]) -> dict[str, Any]:
     if row["label"] == Label.negative.value:
         row = critique_view(row)
-    rec = {"conversations": [{"from": "human", "value": prompt_of(row)}, {"from": "gpt", "value": row["output"]}],
-           "id": row["id"], "label": row["label"], "task": row["task"], "area": row["area"]}
+    rec = {
+        "conversations": [
+            {"from": "human", "value": prompt_of(row)},
+            {"from": "gpt", "value": row["output"]},
+        ],
+        "id": row["id"],
+        "label": row["label"],
+        "task": row["task"],
+        "area": row["area"],
+    }
     if row["label"] == Label.negative.value:
         rec.update({k: row[k] for k in _NEGATIVE_FIELDS})
     return rec
@@ -99,15 +134,26 @@ def _sharegpt(row: dict[str, Any]) -> dict[str, Any]:
 
 def _pair(row: dict[str, Any], style: str) -> dict[str, Any]:
     if style == "sharegpt":
-        return {"conversations": [{"from": "human", "value": prompt_of(row)}],
-                "chosen": {"from": "gpt", "value": row["reference_output"]},
-                "rejected": {"from": "gpt", "value": row["output"]},
-                "id": row["id"], "error_type": row["error_type"]}
-    return {"instruction": row["instruction"], "input": row["input"], "chosen": row["reference_output"],
-            "rejected": row["output"], "id": row["id"], "error_type": row["error_type"]}
+        return {
+            "conversations": [{"from": "human", "value": prompt_of(row)}],
+            "chosen": {"from": "gpt", "value": row["reference_output"]},
+            "rejected": {"from": "gpt", "value": row["output"]},
+            "id": row["id"],
+            "error_type": row["error_type"],
+        }
+    return {
+        "instruction": row["instruction"],
+        "input": row["input"],
+        "chosen": row["reference_output"],
+        "rejected": row["output"],
+        "id": row["id"],
+        "error_type": row["error_type"],
+    }
 
 
-def _parts(rows: list[dict[str, Any]], split: str) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]], int]:
+def _parts(
+    rows: list[dict[str, Any]], split: str
+) -> tuple[dict[str, list[dict[str, Any]]], list[dict[str, Any]], int]:
     """(name -> SFT-shaped rows, preference source rows, negatives lacking a reference output)."""
     if split == "none":
         return {"all": rows}, [], 0
@@ -131,12 +177,15 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
-def _file_exports(out: Path, stem: str, parts: dict[str, list[dict[str, Any]]], pairs: list[dict[str, Any]],
-                  style: str) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+def _file_exports(
+    out: Path, stem: str, parts: dict[str, list[dict[str, Any]]], pairs: list[dict[str, Any]], style: str
+) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
     """Alpaca (.json) or ShareGPT (.jsonl) files, and the LLaMA-Factory entry describing each."""
     files: dict[str, int] = {}
     info: dict[str, dict[str, Any]] = {}
-    ext, write, shape = (".jsonl", _write_jsonl, _sharegpt) if style == "sharegpt" else (".json", _write_json, _alpaca)
+    ext, write, shape = (
+        (".jsonl", _write_jsonl, _sharegpt) if style == "sharegpt" else (".json", _write_json, _alpaca)
+    )
     for name, rows in parts.items():
         fname = f"{stem}{'' if name == 'all' else '_' + name}{ext}"
         write(out / fname, [shape(r) for r in rows])
@@ -156,8 +205,12 @@ def _lf_entry(file_name: str, style: str, *, ranking: bool) -> dict[str, Any]:
         columns = {"messages": "conversations"}
         if ranking:
             columns |= {"chosen": "chosen", "rejected": "rejected"}
-        entry: dict[str, Any] = {"file_name": file_name, "formatting": "sharegpt", "columns": columns,
-                                 "tags": dict(SHAREGPT_TAGS)}
+        entry: dict[str, Any] = {
+            "file_name": file_name,
+            "formatting": "sharegpt",
+            "columns": columns,
+            "tags": dict(SHAREGPT_TAGS),
+        }
     else:
         columns = {"prompt": "instruction", "query": "input"}
         columns |= {"chosen": "chosen", "rejected": "rejected"} if ranking else {"response": "output"}
@@ -194,9 +247,88 @@ def _write_hf(out: Path, table: pa.Table, split: str, pairs: list[dict[str, Any]
     return files
 
 
-def export_version(root: str | Path, dataset: str, version: int | None, fmt: str, *, split: str = "none",
-                   out: str | Path | None = None, style: str = "alpaca", created_by: str = "") -> ExportResult:
-    """Write one export of a version (latest when None) and its datasheet; replaces an earlier export there."""
+def _kept_entries(target: Path, new: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int | None]]:
+    """Entries of an earlier LLaMA-Factory export in `target` that this one does not replace (other splits),
+    with their files' row counts (from the earlier export.json; None when unknown)."""
+    info_path = target / "dataset_info.json"
+    if not info_path.is_file():
+        return {}, {}
+    try:
+        old = json.loads(info_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ReleaseError(f"{info_path}: cannot merge into it, not valid JSON: {e}") from e
+    if not isinstance(old, dict):
+        raise ReleaseError(f"{info_path}: cannot merge into it, expected a JSON object")
+    try:
+        record = json.loads((target / "export.json").read_text(encoding="utf-8"))
+        known = {**record.get("kept", {}), **record.get("files", {})}
+    except (OSError, ValueError):
+        known = {}
+    new_files = {e["file_name"] for e in new.values()}
+    kept: dict[str, Any] = {}
+    rows: dict[str, int | None] = {}
+    for name, entry in old.items():
+        if name in new:
+            continue  # the same entry exported again (any style): replaced
+        fname = entry.get("file_name") if isinstance(entry, dict) else None
+        if not isinstance(fname, str) or Path(fname).name != fname or fname.startswith("."):
+            raise ReleaseError(
+                f"{info_path}: entry {name!r}: file_name must be a file in this folder, got {fname!r}"
+            )
+        if fname in new_files or not (target / fname).is_file():
+            continue  # its file is being replaced, or is gone: the entry could not load
+        kept[name] = entry
+        rows[fname] = known.get(fname)
+    return kept, rows
+
+
+def _carry(src: Path, dst: Path) -> None:
+    """Hard link (same filesystem, no copy) or copy an earlier export's file into the new folder."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _sft_and_ranking(info: dict[str, Any], new: dict[str, Any], stem: str) -> tuple[list[str], list[str]]:
+    """Entries the training configs name: this export's SFT entries; this version's preference entries."""
+    sft = [n for n, e in new.items() if not e.get("ranking")]
+    ranking = [n for n, e in info.items() if e.get("ranking") and n == f"{stem}_preference"]
+    return sft, ranking
+
+
+def _bias(table: pa.Table, quotas_config: str | Path | None, runs_dir: str | Path) -> dict[str, Any]:
+    """The datasheet's bias report; a quotas source that cannot be used is a ReleaseError naming it."""
+    run_ids = {p["run_id"] for p in table.column("provenance").to_pylist() if p and p.get("run_id")}
+    try:
+        sources = (
+            [quota_source(quotas_config)] if quotas_config is not None else run_sources(runs_dir, run_ids)
+        )
+        return bias_report(table, sources, counterfactual_summaries(runs_dir, run_ids))
+    except BiasConfigError as e:
+        raise ReleaseError(f"bias report: {e}") from e
+
+
+def export_version(
+    root: str | Path,
+    dataset: str,
+    version: int | None,
+    fmt: str,
+    *,
+    split: str = "none",
+    out: str | Path | None = None,
+    style: str = "alpaca",
+    created_by: str = "",
+    base_model: str = DEFAULT_BASE_MODEL,
+    template: str = DEFAULT_TEMPLATE,
+    quotas_config: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+) -> ExportResult:
+    """Write one export of a version (latest when None) and its datasheet; replaces an earlier export there
+    (a LLaMA-Factory folder keeps the entries of other splits). `base_model`/`template`: the training
+    configs' model (hub id or local folder) and LLaMA-Factory chat template. The datasheet's bias report
+    compares against the quotas of `quotas_config` (a generate job config), else of the version's generate
+    runs found under `runs_dir`."""
     if fmt not in FORMATS:
         raise ReleaseError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if split not in SPLITS:
@@ -214,21 +346,39 @@ def export_version(root: str | Path, dataset: str, version: int | None, fmt: str
         rows = table.to_pylist()
         parts, pairs, unpaired = _parts(rows, split)
         stem = f"{dataset}_v{n}"
+        kept_rows: dict[str, int | None] = {}
+        configs: list[str] = []
         if fmt == "hf":
             files = _write_hf(tmp, table, split, pairs)
         else:
             file_style = {"alpaca": "alpaca", "sharegpt": "sharegpt"}.get(fmt, style)
-            files, info = _file_exports(tmp, stem, parts, pairs, file_style)
+            files, new = _file_exports(tmp, stem, parts, pairs, file_style)
             if fmt == "llamafactory":
-                (tmp / "dataset_info.json").write_text(json.dumps(info, ensure_ascii=False, indent=2),
-                                                       encoding="utf-8")
-        result = ExportResult(dataset, n, fmt, split, target, files, unpaired)
-        record = {**asdict(result), "path": str(target), "style": style if fmt == "llamafactory" else None,
-                  "created_by": created_by, "created_at": now_utc().isoformat(),
-                  "manifest_sha256": file_sha256(vdir / "manifest.json"),
-                  "sha256": {f: file_sha256(tmp / f) for f in files}}
+                kept, kept_rows = _kept_entries(target, new)
+                for fname in kept_rows:
+                    _carry(target / fname, tmp / fname)
+                info = {**kept, **new}
+                (tmp / "dataset_info.json").write_text(
+                    json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8"
+                )
+                sft, ranking = _sft_and_ranking(info, new, stem)
+                configs = write_training_configs(
+                    tmp, target, stem, sft, ranking, base_model=base_model, template=template
+                )
+        result = ExportResult(dataset, n, fmt, split, target, files, unpaired, kept_rows, configs)
+        record = {
+            **asdict(result),
+            "path": str(target),
+            "style": style if fmt == "llamafactory" else None,
+            "base_model": base_model if configs else None,
+            "template": template if configs else None,
+            "created_by": created_by,
+            "created_at": now_utc().isoformat(),
+            "manifest_sha256": file_sha256(vdir / "manifest.json"),
+            "sha256": {f: file_sha256(tmp / f) for f in [*files, *kept_rows, *configs]},
+        }
         (tmp / "export.json").write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
-        write_datasheet(tmp, table, manifest, record)
+        write_datasheet(tmp, table, manifest, record, _bias(table, quotas_config, runs_dir))
         if target.exists():
             shutil.rmtree(target)
         os.rename(tmp, target)

@@ -228,8 +228,11 @@ def create_app(store: QueueStore, *, icd10_path: Path | None = None,
 
     @app.get("/api/audit/export")
     def audit_export(user: Annotated[User, need("audit")]) -> Response:
+        """The log as JSONL; for a caller who may also review (admin), without the rows about items they
+        could still review (blind review; see QueueStore.audit_export)."""
         buf = io.StringIO()
-        store.audit_export(buf, actor=user.name)
+        blind = user.name if "review" in PERMISSIONS.get(user.role, set()) else None
+        store.audit_export(buf, actor=user.name, blind_for=blind)
         return Response(buf.getvalue(), media_type="application/x-ndjson; charset=utf-8")
 
     return app

@@ -45,13 +45,19 @@ from review_queue.stats import compute
 
 ROLES = ("reviewer", "arbiter", "maintainer", "admin")
 DEFAULT_URL = "sqlite:///var/queue.db"
+DEFAULT_MAX_LEASED = 50  # items one reviewer may hold at once (pull returns at most this minus what they hold)
 _ANALYZE_AFTER = 200  # pushed rows
 
 
 def migrate(engine: Engine) -> None:
-    """Create or upgrade the schema with the migrations shipped inside this package."""
+    """Create or upgrade the schema with the migrations shipped inside this package.
+
+    Migration 0003 seals the audit key marker, so the engine's audit key must be at hand
+    (MEDAUG_AUDIT_KEY, or `audit.use_key`; see review_queue.audit).
+    """
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("review_queue") / "migrations"))
+    cfg.attributes["audit_key"] = audit.key_for(engine)
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
@@ -59,6 +65,11 @@ def migrate(engine: Engine) -> None:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_fingerprint(token_hash: str) -> str:
+    """What the audit log records of a token: a hash of its stored hash (verify can match it; nobody can use it)."""
+    return hashlib.sha256(f"medaug-token:{token_hash}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -142,9 +153,18 @@ def _as_list(v: str | Sequence[str] | None) -> list[str] | None:
 
 class QueueStore:
     def __init__(self, engine: Engine, *, lease_seconds: float = 1800.0, similarity: float = DEFAULT_SIMILARITY,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, max_leased: int = DEFAULT_MAX_LEASED,
+                 max_lease_seconds: float | None = None, audit_key: bytes | str | None = None):
+        """`max_leased`: items one person may hold at once; `max_lease_seconds`: the longest one lease may
+        last from its pull, extensions included (default 4 × lease_seconds); `audit_key`: see review_queue.audit."""
+        if audit_key is not None:
+            audit.use_key(engine, audit_key)
+        if max_leased < 1:
+            raise QueueError(f"max_leased must be at least 1, got {max_leased}")
         self.engine = engine
         self.lease_seconds = lease_seconds
+        self.max_leased = max_leased
+        self.max_lease_seconds = max_lease_seconds
         self.similarity = similarity
         self.clock = clock
         self._pg = engine.dialect.name == "postgresql"
@@ -153,6 +173,8 @@ class QueueStore:
     def open(cls, url: str = DEFAULT_URL, **kwargs: Any) -> QueueStore:
         engine_kwargs = kwargs.pop("engine_kwargs", {})
         engine = make_engine(url, **engine_kwargs)
+        if kwargs.get("audit_key") is not None:
+            audit.use_key(engine, kwargs["audit_key"])
         migrate(engine)
         return cls(engine, **kwargs)
 
@@ -261,14 +283,41 @@ class QueueStore:
         with self.engine.begin() as conn:
             if conn.execute(sa.select(users.c.name).where(users.c.name == name)).first():
                 raise Conflict(f"user {name!r} already exists")
-            conn.execute(users.insert().values(name=name, role=role, token_hash=hash_token(token), created_at=now))
-            audit.append(conn, [Event(actor, "user", None, None, {"name": name, "role": role})], at=now)
+            token_hash = hash_token(token)
+            conn.execute(users.insert().values(name=name, role=role, token_hash=token_hash, created_at=now))
+            audit.append(conn, [Event(actor, "user", None, None, {"name": name, "role": role,
+                                                                 "token": token_fingerprint(token_hash)})], at=now)
         return token
 
+    def revoke_user(self, name: str, *, actor: str = "admin") -> int:
+        """Revoke a user's token at once (every later request is 401); their leases go back to the pool.
+
+        Returns how many leased items were released. The user row stays (its name is in the
+        reviews and the log) and the name cannot be given to someone else.
+        """
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(users).where(users.c.name == name).with_for_update()).first()
+            if row is None:
+                raise NotFound(f"unknown user {name!r}")
+            if row.revoked_at is not None:
+                raise Conflict(f"user {name!r} is already revoked")
+            conn.execute(users.update().where(users.c.name == name).values(revoked_at=now))
+            held = conn.execute(sa.select(items.c.id).where(items.c.lease_owner == name, items.c.status != "final")
+                                .order_by(items.c.id).with_for_update()).scalars().all()
+            if held:
+                conn.execute(items.update().where(items.c.id.in_(held)).values(**_NO_LEASE))
+            audit.append(conn, [Event(actor, "revoke", None, {"name": name, "role": row.role},
+                                      {"name": name, "revoked": True}),
+                                *(Event(actor, "release", i, {"lease_owner": name}, {"lease_owner": None})
+                                  for i in held)], at=now)
+        return len(held)
+
     def authenticate(self, token: str) -> User | None:
+        """The user holding this token, None for an unknown or revoked one (checked on every request)."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(users.c.name, users.c.role)
-                               .where(users.c.token_hash == hash_token(token))).first()
+                               .where(users.c.token_hash == hash_token(token), users.c.revoked_at.is_(None))).first()
         return User(row.name, row.role) if row else None
 
     # ------------------------------------------------------------------ leases
@@ -290,19 +339,24 @@ class QueueStore:
             raise QueueError(f"batch size must be 1-500, got {size}")
         now = self.clock()
         expires = now + self.lease_seconds
-        params = {"p_who": who, "p_now": now, "p_size": size, "l_owner": who, "l_started": now, "l_expires": expires,
-                  **{f"p_{name}": values for name, values in filters.items()}}
+        params = {"p_who": who, "p_now": now, "p_size": size, "p_cap": self.max_leased, "l_owner": who,
+                  "l_started": now, "l_expires": expires, **{f"p_{name}": values for name, values in filters.items()}}
         stmt = _lease_statement(self._pg, arbitration, tuple(sorted(filters)))
         with self.engine.begin() as conn:
             if self._pg:  # pick, lock and lease in one statement; RETURNING has no order, so sort here
-                rows = pgfast.execute(conn, stmt, params)
+                rows = pgfast.execute(conn, stmt, params)  # its LIMIT is queue_lease_room(): cap minus held
                 rows.sort(key=lambda r: (-r.priority, r.pushed_at, r.id))
-            else:  # one writer at a time: nothing can take the rows between the two statements
-                rows = conn.execute(stmt, params).all()
+            else:  # one writer at a time: nothing can take the rows between the statements
+                params["p_size"] = min(size, self.max_leased - self._held(conn, who, now))
+                rows = conn.execute(stmt, params).all() if params["p_size"] > 0 else []
                 if rows:
                     conn.execute(items.update().where(items.c.id.in_([r.id for r in rows]))
                                  .values(lease_owner=who, lease_started=now, lease_expires=expires))
             if not rows:
+                held = self._held(conn, who, now)
+                if held >= self.max_leased:
+                    raise Conflict(f"{who} holds {held} leased items, the most one person may hold "
+                                   f"({self.max_leased}); submit or release some first")
                 return []
             ids = [r.id for r in rows]
             events = [Event("system", "expire", r.id, {"lease_owner": r.old_owner, "lease_expires": r.old_expires},
@@ -314,6 +368,12 @@ class QueueStore:
         return [LeasedItem(r.id, Sample.model_validate_json(r.sample_json),
                            json.loads(r.parent_json) if r.parent_json else None, r.status, expires,
                            found.get(r.id, [])) for r in rows]
+
+    def _held(self, conn: Connection, who: str, now: float) -> int:
+        """Unexpired leases `who` holds (what the cap counts)."""
+        params = {"h_who": who, "h_now": now}
+        found = pgfast.execute(conn, _HELD, params) if self._pg else conn.execute(_HELD, params).all()
+        return int(found[0][0])
 
     def my_items(self, who: str) -> list[LeasedItem]:
         """The caller's unexpired leases (what the page lists after a reload)."""
@@ -355,14 +415,24 @@ class QueueStore:
             raise NotFound(f"unknown item {item_id}")
         return row
 
+    @property
+    def lease_limit_seconds(self) -> float:
+        """The longest a lease may last from its pull, extensions included."""
+        return self.max_lease_seconds if self.max_lease_seconds is not None else 4 * self.lease_seconds
+
     def extend(self, who: str, item_id: str, seconds: float | None = None) -> float:
-        """Push the lease expiry to now + seconds (at most the standard lease length)."""
+        """Push the lease expiry to now + seconds (at most the standard lease length, and never beyond
+        lease_limit_seconds after the pull: an item cannot be held indefinitely)."""
         secs = self.lease_seconds if seconds is None else min(max(float(seconds), 1.0), self.lease_seconds)
         now = self.clock()
         with self.engine.begin() as conn:
             row = self._lock(conn, item_id)
             self._check_lease(row, who)
-            expires = now + secs
+            limit = (row.lease_started if row.lease_started is not None else now) + self.lease_limit_seconds
+            expires = min(now + secs, limit)
+            if now + secs > limit and expires <= row.lease_expires:
+                raise Conflict(f"the lease of {who} on item {item_id} already lasts the most a lease may "
+                               f"({self.lease_limit_seconds:.0f} s from the pull); submit or release it")
             conn.execute(items.update().where(items.c.id == item_id).values(lease_expires=expires))
             audit.append(conn, [Event(who, "extend", item_id, {"lease_expires": row.lease_expires},
                                       {"lease_expires": expires})], at=now)
@@ -518,12 +588,30 @@ class QueueStore:
     def audit_verify(self) -> audit.VerifyResult:
         return audit.verify(self.engine)
 
-    def audit_export(self, out: TextIO, *, actor: str) -> int:
-        """Export the log; the export itself is recorded first, so the file includes it."""
+    def audit_export(self, out: TextIO, *, actor: str, blind_for: str | None = None) -> int:
+        """Export the log; the export itself is recorded first, so the file includes it.
+
+        Blind review: with `blind_for` (the service passes every caller whose role may review),
+        rows about items that person could still review are left out, so nobody reads an item's
+        decisions before submitting their own. Returns the rows written.
+        """
         now = self.clock()
+        after: dict[str, Any] = {"format": "jsonl"} | ({"blind_for": blind_for} if blind_for else {})
         with self.engine.begin() as conn:
-            audit.append(conn, [Event(actor, "export", None, None, {"format": "jsonl"})], at=now)
-        return audit.export_jsonl(self.engine, out)
+            audit.append(conn, [Event(actor, "export", None, None, after)], at=now)
+        hide = None if blind_for is None else functools.partial(self.reviewable_by, blind_for)
+        return audit.export_jsonl(self.engine, out, hide=hide)
+
+    @staticmethod
+    def reviewable_by(who: str, conn: Connection, ids: Iterable[str]) -> set[str]:
+        """Of `ids`, the items `who` could still review: open, and not yet reviewed by them."""
+        ids = list(ids)
+        out: set[str] = set()
+        for start in range(0, len(ids), 900):
+            out.update(conn.execute(sa.select(items.c.id).where(
+                items.c.id.in_(ids[start:start + 900]), items.c.status == "open",
+                sa.func.coalesce(items.c.first_reviewer, "") != who)).scalars())
+        return out
 
 
 @functools.cache
@@ -540,10 +628,13 @@ def _lease_statement(pg: bool, arbitration: bool, filters: tuple[str, ...]) -> A
         cond = [items.c.status == "open", sa.func.coalesce(items.c.first_reviewer, "") != who]
         cond += [items.c[name].in_(sa.bindparam(f"p_{name}", expanding=True)) for name in filters]
     now = sa.bindparam("p_now")
+    size: Any = sa.bindparam("p_size", type_=sa.Integer)
+    if pg:  # the cap minus what `who` holds, counted under a per-person lock (migration 0003)
+        size = sa.func.queue_lease_room(who, now, sa.bindparam("p_cap", type_=sa.Integer), size, type_=sa.Integer)
     pick = (sa.select(items.c.id, items.c.lease_owner.label("old_owner"), items.c.lease_expires.label("old_expires"))
             .where(*cond, sa.or_(items.c.lease_owner.is_(None), items.c.lease_expires < now))
             .order_by(items.c.priority.desc(), items.c.pushed_at, items.c.id)
-            .limit(sa.bindparam("p_size", type_=sa.Integer)).with_for_update(skip_locked=True))
+            .limit(size).with_for_update(skip_locked=True))
     shown = (items.c.status, items.c.priority, items.c.pushed_at, items.c.sample_json, items.c.parent_json)
     if not pg:
         return pick.add_columns(*shown)
@@ -553,6 +644,10 @@ def _lease_statement(pg: bool, arbitration: bool, filters: tuple[str, ...]) -> A
                     lease_expires=sa.bindparam("l_expires"))
             .returning(items.c.id, *shown, old.c.old_owner, old.c.old_expires))
 
+
+_HELD = sa.select(sa.func.count()).select_from(items).where(
+    items.c.lease_owner == sa.bindparam("h_who"), items.c.lease_expires >= sa.bindparam("h_now"),
+    items.c.status != "final")
 
 # Submit's statements, built once (named parameters) so a submit costs no statement construction.
 _FIRST_PAYLOAD = (sa.select(reviews.c.payload).where(reviews.c.item_id == items.c.id)

@@ -16,6 +16,9 @@ from medaug.ray_env import apply_loopback_env
 
 REPO = Path(__file__).resolve().parents[1]
 apply_loopback_env()
+# The queue's audit key (review_queue.audit): PostgreSQL queues refuse to open without one. Tests that
+# check what happens without it remove it with monkeypatch.
+os.environ.setdefault("MEDAUG_AUDIT_KEY", "medaug-test-audit-key-not-a-secret-0123456789")
 
 
 @pytest.fixture(scope="session")

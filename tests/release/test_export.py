@@ -7,6 +7,7 @@ from pathlib import Path
 
 import datasets
 import pytest
+import yaml
 from llamafactory_rules import check_dataset_dir
 from release_queue import Queue, fill_queue
 
@@ -30,7 +31,9 @@ def _rows(root: Path) -> dict[str, dict]:
 
 def _check_datasheet(folder: Path, rows: int) -> None:
     text = (folder / "DATASHEET.md").read_text(encoding="utf-8")
-    assert f"Rows: {rows}" in text and "agreement rate: 0.7778" in text and "| cardiovascular (心血管) |" in text
+    assert (
+        f"Rows: {rows}" in text and "agreement rate: 0.7778" in text and "| cardiovascular (心血管) |" in text
+    )
     for png in ("balance.png", "demographics.png"):
         data = (folder / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
@@ -53,7 +56,11 @@ def test_alpaca_json_loads_with_datasets(released: tuple[Queue, Path]) -> None:
             assert row["output"].startswith("此回答不正确。错误类型：")
             continue
         assert (row["instruction"], row["input"], row["output"], row["label"]) == (
-            s["instruction"], s["input"], s["output"], s["label"])
+            s["instruction"],
+            s["input"],
+            s["output"],
+            s["label"],
+        )
     neg = next(r for r in ds if r["label"] == "negative" and r["error_type"] == "wrong_drug")
     assert neg["reference_output"] == q.samples["negative"].reference_output
     assert "用药错误" in neg["output"] and neg["output"].endswith(q.samples["negative"].reference_output)
@@ -63,7 +70,11 @@ def test_alpaca_json_loads_with_datasets(released: tuple[Queue, Path]) -> None:
 def test_sharegpt_jsonl_split_by_label(released: tuple[Queue, Path]) -> None:
     _, root = released
     res = export_version(root, "cardio", None, "sharegpt", split="label")
-    assert res.files == {"cardio_v1_positive.jsonl": 5, "cardio_v1_refusal.jsonl": 1, "cardio_v1_negative.jsonl": 2}
+    assert res.files == {
+        "cardio_v1_positive.jsonl": 5,
+        "cardio_v1_refusal.jsonl": 1,
+        "cardio_v1_negative.jsonl": 2,
+    }
     stored = _rows(root)
     for fname, n in res.files.items():
         ds = datasets.load_dataset("json", data_files=str(res.path / fname), split="train")
@@ -93,7 +104,9 @@ def test_llamafactory_folder_follows_its_rules(released: tuple[Queue, Path], sty
         chosen, rejected = chosen["value"], rejected["value"]
     assert (chosen, rejected) == (neg.reference_output, neg.output)
     assert res.negatives_without_reference == 1
-    assert "1 negative rows have no reference output" in (res.path / "DATASHEET.md").read_text(encoding="utf-8")
+    assert "1 negative rows have no reference output" in (res.path / "DATASHEET.md").read_text(
+        encoding="utf-8"
+    )
     info = json.loads((res.path / "dataset_info.json").read_text(encoding="utf-8"))
     assert info["cardio_v1_preference"]["ranking"] is True
 
@@ -123,12 +136,15 @@ def test_export_of_a_later_version_holds_everything_released(released: tuple[Que
     merge_from_store(q.store, root=root, dataset="cardio", created_by="m")
     res = export_version(root, "cardio", 2, "alpaca", out=root.parent / "out")
     rows = json.loads((res.path / "cardio_v2.json").read_text(encoding="utf-8"))
-    tags = {(r["input"].removeprefix("问题：") if r["label"] == "negative" else r["instruction"])[0] for r in rows}
+    tags = {
+        (r["input"].removeprefix("问题：") if r["label"] == "negative" else r["instruction"])[0] for r in rows
+    }
     assert len(rows) == 16 and tags == {"甲", "乙"}
     _check_datasheet(res.path, 16)
     again = export_version(root, "cardio", 2, "alpaca", out=root.parent / "out")  # replaces, never mixes
     assert sorted(p.name for p in again.path.iterdir()) == sorted(
-        ["cardio_v2.json", "DATASHEET.md", "balance.png", "demographics.png", "export.json"])
+        ["cardio_v2.json", "DATASHEET.md", "balance.png", "demographics.png", "export.json"]
+    )
 
 
 def test_bad_export_requests_are_named(released: tuple[Queue, Path]) -> None:
@@ -150,3 +166,77 @@ def test_llamafactory_rules_catch_a_broken_entry(released: tuple[Queue, Path]) -
     info_path.write_text(json.dumps(info), encoding="utf-8")
     with pytest.raises(AssertionError, match="an SFT conversation ends with the assistant"):
         check_dataset_dir(res.path)
+
+
+def test_llamafactory_exports_of_other_splits_keep_each_others_entries(released: tuple[Queue, Path]) -> None:
+    _, root = released
+    plain = export_version(root, "cardio", 1, "llamafactory")
+    assert json.loads((plain.path / "dataset_info.json").read_text(encoding="utf-8")).keys() == {"cardio_v1"}
+    assert plain.training_configs == ["train_lora.yaml"]  # no pairs: no DPO config
+    pref = export_version(root, "cardio", 1, "llamafactory", split="preference", base_model="/models/qwen")
+    assert pref.path == plain.path and pref.kept == {"cardio_v1.json": 8}
+    loaded = check_dataset_dir(pref.path)  # every entry loads, old and new
+    assert {k: len(v) for k, v in loaded.items()} == {
+        "cardio_v1": 8,
+        "cardio_v1_sft": 6,
+        "cardio_v1_preference": 1,
+    }
+    assert pref.training_configs == ["train_lora.yaml", "train_dpo.yaml"]
+    sft = yaml.safe_load((pref.path / "train_lora.yaml").read_text(encoding="utf-8"))
+    dpo = yaml.safe_load((pref.path / "train_dpo.yaml").read_text(encoding="utf-8"))
+    assert (sft["dataset"], sft["stage"], dpo["dataset"], dpo["stage"]) == (
+        "cardio_v1_sft",
+        "sft",
+        "cardio_v1_preference",
+        "dpo",
+    )
+    assert sft["model_name_or_path"] == dpo["model_name_or_path"] == "/models/qwen"
+    assert (sft["lora_rank"], sft["lora_alpha"], sft["lora_dropout"], sft["lora_target"]) == (
+        8,
+        16,
+        0.1,
+        "q_proj,v_proj",
+    )
+    assert isinstance(dpo["learning_rate"], float) and Path(sft["dataset_dir"]) == pref.path.resolve()
+    record = json.loads((pref.path / "export.json").read_text(encoding="utf-8"))
+    assert set(record["sha256"]) >= {
+        "cardio_v1.json",
+        "cardio_v1_sft.json",
+        "train_lora.yaml",
+        "train_dpo.yaml",
+    }
+    assert "cardio_v1.json (earlier export, split kept) | 8" in (pref.path / "DATASHEET.md").read_text(
+        encoding="utf-8"
+    )
+    # the same split again, in the other style: its entries are replaced (no stale .json beside the .jsonl)
+    again = export_version(root, "cardio", 1, "llamafactory", style="sharegpt")
+    names = sorted(p.name for p in again.path.iterdir() if p.suffix in (".json", ".jsonl"))
+    assert names == [
+        "cardio_v1.jsonl",
+        "cardio_v1_preference.json",
+        "cardio_v1_sft.json",
+        "dataset_info.json",
+        "export.json",
+    ]
+    assert {k: len(v) for k, v in check_dataset_dir(again.path).items()} == {
+        "cardio_v1": 8,
+        "cardio_v1_sft": 6,
+        "cardio_v1_preference": 1,
+    }
+    assert (
+        yaml.safe_load((again.path / "train_lora.yaml").read_text(encoding="utf-8"))["dataset"] == "cardio_v1"
+    )
+
+
+def test_llamafactory_merge_refuses_a_broken_dataset_info(released: tuple[Queue, Path]) -> None:
+    _, root = released
+    res = export_version(root, "cardio", 1, "llamafactory")
+    (res.path / "dataset_info.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ReleaseError, match=r"dataset_info.json: cannot merge into it, not valid JSON"):
+        export_version(root, "cardio", 1, "llamafactory", split="preference")
+    (res.path / "dataset_info.json").write_text(
+        json.dumps({"x": {"file_name": "../../manifest.json"}}), encoding="utf-8"
+    )
+    with pytest.raises(ReleaseError, match=r"entry 'x': file_name must be a file in this folder"):
+        export_version(root, "cardio", 1, "llamafactory", split="preference")
+    assert (res.path / "cardio_v1.json").is_file()  # a refused export leaves the folder as it was
