@@ -205,11 +205,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 def _deploy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     nginx = _nginx()
     tmp = tmp_path_factory.mktemp("deploy")
-    # nginx workers may run as another user: they need to reach the log and temp folders.
-    os.chmod(tmp, 0o755)
     for sub in ("logs", "temp"):
         (tmp / sub).mkdir()
-        os.chmod(tmp / sub, 0o777)
     ca, cert, key = _write_certs(tmp)
 
     db = f"sqlite:///{tmp / 'queue.db'}"
@@ -266,6 +263,7 @@ def _deploy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
         (tmp / "medaug.conf").write_text(site, encoding="utf-8")
         temp = tmp / "temp"
         (tmp / "nginx.conf").write_text(
+            # As root, nginx's workers would drop to `nobody`, which cannot enter pytest's 0700 folders.
             ("user root;\n" if os.geteuid() == 0 else "")
             + f"daemon off;\nworker_processes 1;\npid {tmp / 'nginx.pid'};\nerror_log {tmp / 'logs/error.log'} warn;\n"
             "events { worker_connections 64; }\n"
