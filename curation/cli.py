@@ -194,6 +194,11 @@ def check_command(
         None, "--rejected", help="write rejections (id, reason, detail) as JSONL"
     ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+    question_only: bool = typer.Option(
+        False,
+        "--question-only",
+        help="records are questions without answers: accept an empty output and skip the gates on it",
+    ),
 ) -> None:
     """Run the quality gates on IN and report rejections by reason; exit 1 if any sample fails or is unreadable."""
     from pydantic import ValidationError
@@ -206,13 +211,15 @@ def check_command(
     data = _load_section(config, "quality")
     if icd10_list is not None:
         data["icd10_list"] = str(icd10_list)
+    if question_only:
+        data = _question_only(data)
     try:
         cfg = QualityConfig.model_validate(data)
     except ValidationError as e:
         raise typer.BadParameter(f"invalid quality config: {e}", param_hint="--config") from e
     path = _stdin_to_file() if src == "-" else Path(src)
     try:
-        read = read_samples(path)
+        read = read_samples(path, require_output=not question_only)
     except (OSError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -256,6 +263,25 @@ def check_command(
             typer.echo(f"  {reason:<28}{count:>8}")
     if result.rejected.num_rows or read.errors:
         raise typer.Exit(1)
+
+
+def _question_only(data: dict[str, Any]) -> dict[str, Any]:
+    """The quality config with every gate on the answer turned off (the questions' gates stay)."""
+    from curation.quality import QualityConfig
+
+    base = QualityConfig()
+    lengths = dict(data.get("lengths", base.lengths))
+    lengths.pop("output", None)
+    drop = {"output"}
+    return {
+        **data,
+        "require_output": False,
+        "lengths": lengths,
+        "banned_fields": [f for f in data.get("banned_fields", base.banned_fields) if f not in drop],
+        "chinese_ratio_fields": [
+            f for f in data.get("chinese_ratio_fields", base.chinese_ratio_fields) if f not in drop
+        ],
+    }
 
 
 def _stdin_to_file() -> Path:

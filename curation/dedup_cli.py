@@ -22,7 +22,11 @@ def dedup_command(
     script: str = typer.Option("none", help="'t2s' folds traditional to simplified before comparing"),
     strict: bool = typer.Option(False, help="stop at the first bad input record instead of skipping it"),
 ) -> None:
-    """Drop exact and near-duplicate samples (within IN and against --index); every drop names what it duplicated."""
+    """Drop exact and near-duplicate samples (within IN and against --index); every drop names what it duplicated.
+
+    Question-only records (no or empty `output`, e.g. a file of patient questions) are accepted:
+    dedup needs no answer. Stages that build SFT data (check, queue push) still require one.
+    """
     from curation.dedup import DedupConfig, DedupIndex, dedup_table
     from medaug.io import InputError, read_samples, write_jsonl, write_parquet, write_samples_jsonl
     from medaug.run import summary_table
@@ -35,7 +39,7 @@ def dedup_command(
     try:
         cfg = DedupConfig(threshold=threshold, script=script)
         idx = DedupIndex(index, cfg) if index is not None else None
-        read = read_samples(src, strict=strict)
+        read = read_samples(src, strict=strict, require_output=False)
     except (InputError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
@@ -45,7 +49,7 @@ def dedup_command(
     if out.suffix.lower() == ".parquet":
         write_parquet(result.kept, out)
     else:
-        write_samples_jsonl(table_to_samples(result.kept), out)
+        write_samples_jsonl(table_to_samples(result.kept, require_output=False), out)
     report = report or out.with_name(out.name + ".duplicates.jsonl")
     write_jsonl(result.rejected.to_pylist(), report)
     if idx is not None and record_as:

@@ -61,6 +61,7 @@ class QualityConfig(BaseModel):
     icd10_list: Path | None = None
     icd10_match: Literal["exact", "category"] = "category"
     check_format: bool = True
+    require_output: bool = True  # False: question-only records (empty output) are not an empty_output reject
 
     @field_validator("banned_fields", "chinese_ratio_fields")
     @classmethod
@@ -122,7 +123,8 @@ def _flags(config: QualityConfig) -> dict[str, pl.Expr]:
         flags["format:control_characters"] = control
         flags["format:unfilled_template_slot"] = slot
         flags["format:invalid_json"] = pl.col("_json_bad")
-    flags["empty_output"] = _norm("output").str.len_chars() == 0
+    if config.require_output:
+        flags["empty_output"] = _norm("output").str.len_chars() == 0
     out, ins, inp = _norm("output"), _norm("instruction"), _norm("input")
     echoed = (out == ins) | ((out == inp) & (inp.str.len_chars() > 0))
     echoed |= (out.str.len_chars() >= config.echo_min_chars) & pl.concat_str(

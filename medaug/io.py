@@ -20,9 +20,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from medaug.schema import SAMPLE_FIELDS, Sample, conform_table, samples_to_table
-
-MAX_FIELD_CHARS = 100_000  # larger text fields are refused as malformed rather than queued for a physician
+from medaug.schema import (
+    MAX_TEXT_CHARS,
+    QUESTION_ONLY,
+    SAMPLE_FIELDS,
+    Sample,
+    conform_table,
+    samples_to_table,
+)
 
 
 @dataclass(frozen=True)
@@ -46,14 +51,19 @@ class InputError(ValueError):
     """Raised in strict mode, or when a whole file cannot be read; the message names file and line."""
 
 
-def record_to_sample(rec: Any, *, source: str | None = None) -> Sample:
-    """Map one raw record of a known format to a Sample; raises ValueError/ValidationError."""
+def record_to_sample(rec: Any, *, source: str | None = None, require_output: bool = True) -> Sample:
+    """Map one raw record of a known format to a Sample; raises ValueError/ValidationError.
+
+    require_output=False accepts question-only records (no or empty `output`), for stages
+    that need no answer (dedup of patient questions); SFT samples keep needing one.
+    """
     if not isinstance(rec, dict):
         raise ValueError(f"expected a JSON object, got {type(rec).__name__}")
+    ctx = None if require_output else QUESTION_ONLY
     if "conversations" in rec:
-        return _from_sharegpt(rec, source)
+        return _from_sharegpt(rec, source, ctx)
     if "id" in rec and "label" in rec:  # medaug's own full records
-        return Sample.model_validate(rec)
+        return Sample.model_validate(rec, context=ctx)
     unknown = {k: v for k, v in rec.items() if k not in {"instruction", "input", "output", *SAMPLE_FIELDS}}
     data = {k: v for k, v in rec.items() if k in SAMPLE_FIELDS}
     for key in ("instruction", "input", "output"):
@@ -65,16 +75,18 @@ def record_to_sample(rec: Any, *, source: str | None = None) -> Sample:
     if "instruction" not in data:
         raise _field_error("instruction", "missing")
     if "output" not in data:
-        raise _field_error("output", "missing")
+        if require_output:
+            raise _field_error("output", "missing")
+        data["output"] = ""
     data.setdefault("provenance", {})
     if source and isinstance(data["provenance"], dict):
         data["provenance"].setdefault("source", source)
     if unknown:
         data["extra"] = json.dumps(unknown, ensure_ascii=False, sort_keys=True)
-    return Sample.model_validate(data)
+    return Sample.model_validate(data, context=ctx)
 
 
-def _from_sharegpt(rec: dict[str, Any], source: str | None) -> Sample:
+def _from_sharegpt(rec: dict[str, Any], source: str | None, ctx: dict[str, Any] | None) -> Sample:
     turns = rec["conversations"]
     if not isinstance(turns, list) or not turns:
         raise _field_error("conversations", "must be a non-empty list")
@@ -82,17 +94,18 @@ def _from_sharegpt(rec: dict[str, Any], source: str | None) -> Sample:
     gpt = next((t for t in turns if isinstance(t, dict) and t.get("from") in ("gpt", "assistant")), None)
     if human is None:
         raise _field_error("conversations", "no human/user turn")
-    if gpt is None:
+    if gpt is None and ctx is None:
         raise _field_error("conversations", "no gpt/assistant turn")
     system = rec.get("system") or ""
     return Sample.model_validate(
         {
             "instruction": human.get("value", ""),
             "input": "",
-            "output": gpt.get("value", ""),
+            "output": gpt.get("value", "") if gpt is not None else "",
             "provenance": {"source": source},
             "extra": json.dumps({"system": system}, ensure_ascii=False) if system else None,
-        }
+        },
+        context=ctx,
     )
 
 
@@ -119,10 +132,11 @@ def _errors_of(exc: Exception, path: str, line: int) -> list[RecordError]:
 
 
 def _check_sizes(rec: Any) -> None:
+    """The schema's text limit, also on source fields that end up in `extra` (before any other work)."""
     if isinstance(rec, dict):
         for k, v in rec.items():
-            if isinstance(v, str) and len(v) > MAX_FIELD_CHARS:
-                raise _field_error(k, f"{len(v)} characters, more than the limit of {MAX_FIELD_CHARS}")
+            if isinstance(v, str) and len(v) > MAX_TEXT_CHARS:
+                raise _field_error(k, f"{len(v)} characters, more than the limit of {MAX_TEXT_CHARS}")
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Any | RecordError]]:
@@ -145,8 +159,11 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any | RecordError]]:
                 )
 
 
-def read_samples(path: str | Path, *, strict: bool = False) -> ReadResult:
-    """Read samples from .jsonl/.json/.parquet. strict=True raises InputError at the first bad record."""
+def read_samples(path: str | Path, *, strict: bool = False, require_output: bool = True) -> ReadResult:
+    """Read samples from .jsonl/.json/.parquet. strict=True raises InputError at the first bad record.
+
+    require_output=False accepts question-only records (see `record_to_sample`).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -166,7 +183,7 @@ def read_samples(path: str | Path, *, strict: bool = False) -> ReadResult:
         else:
             try:
                 _check_sizes(rec)
-                result.samples.append(record_to_sample(rec, source=str(path)))
+                result.samples.append(record_to_sample(rec, source=str(path), require_output=require_output))
                 continue
             except (ValueError, ValidationError) as e:
                 errs = _errors_of(e, str(path), lineno)

@@ -13,12 +13,79 @@ import re
 import unicodedata
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 NEGATIVE_VERDICT = "此回答不正确"
+
+# ---------------------------------------------------------------- field limits
+# One set of limits for every entry (files, HTTP, CLI, Python): a record over a limit is refused
+# with the field named, never truncated. The sizes fit the queue's columns (queue_items.id is
+# String(64), run_id String(200)) and keep one sample small enough to review and to diff.
+MAX_TEXT_CHARS = 100_000  # instruction, input, output, reference_output, extra, augmentation detail
+MAX_NAME_CHARS = 4_096  # short strings: provenance fields, verdict, augmenter, entity, comorbidity
+MAX_ID_CHARS = 64
+MAX_RUN_ID_CHARS = 200
+MAX_LIST_ITEMS = 64  # icd10 codes, comorbidities, augmentation steps, de-identified entity types
+MAX_CODE_CHARS = 32  # one ICD-10 code
+ID_CHARS = "A-Z a-z 0-9 . _ : -"
+_ID_RE = re.compile(r"[A-Za-z0-9._:-]+")
+_BAD_ID_CHAR = re.compile(r"[^A-Za-z0-9._:-]")
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+# Validation context that lets readers accept question-only records (empty `output`), e.g. for
+# `medaug dedup` on a file of patient questions; without it an SFT sample needs an answer.
+QUESTION_ONLY = {"require_output": False}
+
+
+def check_text(v: str) -> str:
+    """No NUL (PostgreSQL text cannot hold it) and no lone surrogate (not encodable as UTF-8)."""
+    if "\x00" in v:
+        raise ValueError(f"contains a NUL character (\\x00) at position {v.index(chr(0))}")
+    if not v.isascii():
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"not valid Unicode: lone surrogate at position {e.start}") from None
+    return v
+
+
+def check_id(v: str, *, what: str = "id") -> str:
+    """1-64 characters of A-Z a-z 0-9 . _ : - (no '/', so an id is one URL path segment)."""
+    if len(v) > MAX_ID_CHARS:
+        raise ValueError(f"{what} is {len(v)} characters, more than {MAX_ID_CHARS}")
+    if not _ID_RE.fullmatch(v):
+        if not v:
+            raise ValueError(f"{what} must not be empty")
+        bad = _BAD_ID_CHAR.search(v)
+        assert bad is not None
+        raise ValueError(f"{what} may only use {ID_CHARS}; {bad.group()!r} at position {bad.start()}")
+    return v
+
+
+def _sample_id_or_empty(v: str) -> str:
+    return check_id(v) if v else v  # empty: computed from the content
+
+
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS), AfterValidator(check_text)]
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS), AfterValidator(check_text)]
+RunId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_RUN_ID_CHARS), AfterValidator(check_text)
+]
+SampleId = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS), AfterValidator(check_id)]
+Code = Annotated[str, StringConstraints(max_length=MAX_CODE_CHARS)]
 
 
 class Task(StrEnum):
@@ -85,7 +152,7 @@ class Demographics(BaseModel):
 
     age: int | None = Field(default=None, ge=0, le=130)
     sex: Sex | None = None
-    comorbidities: list[str] = Field(default_factory=list)
+    comorbidities: list[Name] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
 
 
 class AugmentationStep(BaseModel):
@@ -93,24 +160,24 @@ class AugmentationStep(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    augmenter: str
-    detail: str = ""  # JSON text: substitutions made, prompt used, error injected, ...
+    augmenter: Name
+    detail: Text = ""  # JSON text: substitutions made, prompt used, error injected, ...
 
 
 class Provenance(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    source: str | None = None  # input file or "template"
-    template_id: str | None = None
-    seed_id: str | None = None  # knowledge-table entry (generated) or source record id (imported)
-    prompt_id: str | None = None  # the expanded prompt / LLM request that produced this sample
-    parent_id: str | None = None
-    augmentation: list[AugmentationStep] = Field(default_factory=list)
-    model: str | None = None
-    sampling_params: str | None = None  # JSON text of the sampling parameters used
-    sampling_seed: int | None = None
-    job_id: str | None = None
-    run_id: str | None = None
+    source: Name | None = None  # input file or "template"
+    template_id: Name | None = None
+    seed_id: Name | None = None  # knowledge-table entry (generated) or source record id (imported)
+    prompt_id: Name | None = None  # the expanded prompt / LLM request that produced this sample
+    parent_id: Name | None = None
+    augmentation: list[AugmentationStep] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    model: Name | None = None
+    sampling_params: Name | None = None  # JSON text of the sampling parameters used
+    sampling_seed: int | None = Field(default=None, ge=-INT64_MAX - 1, le=INT64_MAX)
+    job_id: Name | None = None
+    run_id: Name | None = None
     created_at: datetime | None = None
 
 
@@ -119,33 +186,37 @@ class DeidEntity(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    entity: str
-    count: int = Field(ge=0)
+    entity: Name
+    count: int = Field(ge=0, le=INT32_MAX)
 
 
 class Sample(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
-    id: str = ""
-    instruction: str
-    input: str = ""
-    output: str
+    id: Annotated[str, StringConstraints(max_length=MAX_ID_CHARS), AfterValidator(_sample_id_or_empty)] = ""
+    instruction: Text
+    input: Text = ""
+    output: Text
     task: Task = Task.other
     label: Label = Label.positive
-    verdict: str | None = None
+    verdict: Name | None = None
     error_type: ErrorType | None = None
-    reference_output: str | None = None  # for negatives: the correct answer, kept alongside
+    reference_output: Text | None = None  # for negatives: the correct answer, kept alongside
     area: Area = Area.general
-    icd10: list[str] = Field(default_factory=list)
+    icd10: list[Code] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     demographics: Demographics = Field(default_factory=Demographics)
     provenance: Provenance = Field(default_factory=Provenance)
-    deid: list[DeidEntity] | None = None  # None: not de-identified yet
-    extra: str | None = None  # JSON text for source fields medaug does not model
+    deid: list[DeidEntity] | None = Field(
+        default=None, max_length=MAX_LIST_ITEMS
+    )  # None: not de-identified yet
+    extra: Text | None = None  # JSON text for source fields medaug does not model
 
     @field_validator("instruction", "output")
     @classmethod
-    def _not_blank(cls, v: str) -> str:
+    def _not_blank(cls, v: str, info: ValidationInfo) -> str:
         if not v.strip():
+            if info.field_name == "output" and info.context and info.context.get("require_output") is False:
+                return v  # a question-only record, read for a stage that needs no answer
             raise ValueError("must not be empty")
         return v
 
@@ -279,8 +350,10 @@ def _drop_nones(value: Any) -> Any:
     return value
 
 
-def table_to_samples(table: pa.Table) -> list[Sample]:
-    return [Sample.model_validate(_drop_nones(r)) for r in conform_table(table).to_pylist()]
+def table_to_samples(table: pa.Table, *, require_output: bool = True) -> list[Sample]:
+    """require_output=False keeps question-only records (see QUESTION_ONLY)."""
+    ctx = None if require_output else QUESTION_ONLY
+    return [Sample.model_validate(_drop_nones(r), context=ctx) for r in conform_table(table).to_pylist()]
 
 
 def conform_table(table: pa.Table) -> pa.Table:

@@ -4,13 +4,32 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 from rapidfuzz.distance import Levenshtein
 
-from medaug.io import MAX_FIELD_CHARS
-from medaug.schema import ICD10_SHAPE, AugmentationStep, ErrorType, Label, Sample
+from medaug.schema import (
+    ICD10_SHAPE,
+    MAX_LIST_ITEMS,
+    AugmentationStep,
+    Code,
+    ErrorType,
+    Label,
+    Sample,
+    Text,
+    check_text,
+)
+
+MAX_NOTE_CHARS = 10_000  # a reviewer's comment or rejection text
 
 TEXT_FIELDS = ("instruction", "input", "output")
 DEFAULT_SIMILARITY = 0.9
@@ -34,19 +53,23 @@ class DecisionError(ValueError):
         self.field = field
 
 
+Note = Annotated[str, StringConstraints(max_length=MAX_NOTE_CHARS), AfterValidator(check_text)]
+
+
 class Decision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "correct", "reject"]
-    instruction: str | None = Field(default=None, max_length=MAX_FIELD_CHARS)
-    input: str | None = Field(default=None, max_length=MAX_FIELD_CHARS)
-    output: str | None = Field(default=None, max_length=MAX_FIELD_CHARS)
-    icd10: list[str] | None = Field(default=None, max_length=50)
+    # The sample's own limits (medaug/schema.py), so a correction can never make an invalid sample.
+    instruction: Text | None = None
+    input: Text | None = None
+    output: Text | None = None
+    icd10: list[Code] | None = Field(default=None, max_length=MAX_LIST_ITEMS)
     label: Label | None = None
     error_type: ErrorType | None = None
     reject_reason: RejectReason | None = None
-    reject_text: str = Field(default="", max_length=10_000)
-    comment: str = Field(default="", max_length=10_000)
+    reject_text: Note = ""
+    comment: Note = ""
 
     @field_validator("icd10")
     @classmethod

@@ -2,7 +2,9 @@
 
 Every endpoint authenticates a bearer token and checks the caller's role; a reviewer
 only ever reads items leased to them, and reviews are shown only to the arbiter of a
-disputed item. Store errors map to 4xx with a message naming the item and field.
+disputed item. Store errors map to 4xx with a message naming the item and field; a bad
+request body gets the locations and messages of what is wrong, never its values echoed
+back. Bodies are size-capped, and every response carries the security headers below.
 (No `from __future__ import annotations`: FastAPI must resolve the dependency aliases
 defined inside create_app.)
 """
@@ -17,18 +19,36 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DataError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from medaug.schema import Area, Label, Sample, Task
+from medaug.schema import MAX_ID_CHARS, Area, Label, RunId, Sample, Task
 from review_queue.decisions import Decision, RejectReason
 from review_queue.errors import QueueError
 from review_queue.icd10 import load_codes, search
-from review_queue.store import LeasedItem, QueueStore, User
+from review_queue.store import PRIORITY_MAX, PRIORITY_MIN, LeasedItem, QueueStore, User
 
 log = logging.getLogger(__name__)
 DEFAULT_SWEEP_SECONDS = 60.0
+# A push of 1,000 typical samples is about 3 MB; the cap bounds what one request can make the
+# server parse (a body of 10,000 samples at the field limits would be gigabytes).
+DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_SHOWN_ERRORS = 20  # validation errors listed in one answer
+MAX_MESSAGE_CHARS = 300  # per message / location part in an error answer
+MAX_PUSH_SAMPLES = 10_000
+
+# The page loads only its own script and stylesheet (no inline code), so the policy can be strict.
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+# FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from a CDN with an inline starter script.
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+            "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+            "worker-src blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 PERMISSIONS = {
     "reviewer": {"review"},
@@ -52,9 +72,9 @@ class PushRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    run_id: str = Field(min_length=1, max_length=200)
-    priority: int = 0
-    samples: list[Sample] = Field(max_length=10_000)
+    run_id: RunId
+    priority: int = Field(default=0, ge=PRIORITY_MIN, le=PRIORITY_MAX)  # queue_items.priority is 32-bit
+    samples: list[Sample] = Field(max_length=MAX_PUSH_SAMPLES)
 
 
 class ArbitrationPull(BaseModel):
@@ -66,7 +86,7 @@ class ArbitrationPull(BaseModel):
 class ExtendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    seconds: float | None = Field(default=None, gt=0)
+    seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 def _item_out(item: LeasedItem, now: float) -> dict[str, Any]:
@@ -100,8 +120,93 @@ async def sweep_expired(store: QueueStore, every: float) -> None:
             log.info("lease sweep returned %d expired item(s) to the pool", n)
 
 
+def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Bounded and encodable as UTF-8 (a lone surrogate from the request becomes an escape)."""
+    if len(text) > limit:
+        text = text[:limit] + f"… ({len(text)} characters)"
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def validation_answer(errors: list[Any]) -> dict[str, Any]:
+    """Where and what, for each of the first errors; the input values are never sent back."""
+    shown = [{"loc": [p if isinstance(p, int) else _clip(str(p), 100) for p in e.get("loc", ())],
+              "msg": _clip(str(e.get("msg", ""))), "type": _clip(str(e.get("type", "")), 100)}
+             for e in errors[:MAX_SHOWN_ERRORS]]
+    return {"detail": shown, "errors": len(errors)}
+
+
+def check_item_id(item_id: str) -> str:
+    """A path's item id must be one the store can hold; legacy ids with '/' still reach their item."""
+    if not 1 <= len(item_id) <= MAX_ID_CHARS or "\x00" in item_id:
+        raise HTTPException(422, f"item_id: must be 1-{MAX_ID_CHARS} characters without NUL "
+                                 f"(got {len(item_id)} characters)")
+    return item_id
+
+
+class _BodyTooLarge(HTTPException):
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body larger than {limit} bytes")
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes: by Content-Length before reading, else while streaming."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            code, detail = (413, f"request body larger than {self.limit} bytes") if declared.isdigit() else (
+                400, "malformed Content-Length")
+            await JSONResponse({"detail": detail}, status_code=code)(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge(self.limit)  # FastAPI passes HTTPExceptions through its body parsing
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class SecurityHeaders:
+    """CSP (no framing), nosniff and no referrer on every response; API answers are never cached."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        csp = DOCS_CSP if path.startswith(("/docs", "/redoc")) else PAGE_CSP
+        extra = [(b"content-security-policy", csp.encode()), (b"x-content-type-options", b"nosniff"),
+                 (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+        if path.startswith("/api/") or path == "/openapi.json":
+            extra.append((b"cache-control", b"no-store"))
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []), *(h for h in extra if h[0] not in names)]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_app(store: QueueStore, *, icd10_path: Path | None = None,
-               sweep_seconds: float | None = DEFAULT_SWEEP_SECONDS) -> FastAPI:
+               sweep_seconds: float | None = DEFAULT_SWEEP_SECONDS,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
     """The API and page over `store`; with `sweep_seconds`, a background sweep expires leases while it runs."""
 
     @asynccontextmanager
@@ -122,9 +227,24 @@ def create_app(store: QueueStore, *, icd10_path: Path | None = None,
     codes = load_codes(icd10_path)
     static = resources.files("review_queue") / "static"
 
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+
     @app.exception_handler(QueueError)
     async def _queue_error(_: Request, exc: QueueError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status, content={"detail": str(exc)})
+        return JSONResponse(status_code=exc.status, content={"detail": _clip(str(exc), 2000)})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes every input value: huge, and unserialisable for NaN or surrogates.
+        return JSONResponse(status_code=422, content=validation_answer(list(exc.errors())))
+
+    @app.exception_handler(DataError)
+    async def _data_error(_: Request, exc: DataError) -> JSONResponse:
+        # A value the request models let through but the database refuses: still the caller's input.
+        log.warning("database refused a value: %s", _clip(str(exc.orig), 500))
+        return JSONResponse(status_code=422, content={"detail": "a value does not fit the database "
+                                                                "(too long, out of range or containing NUL)"})
 
     def current_user(authorization: Annotated[str | None, Header()] = None) -> User:
         if not authorization or not authorization.startswith("Bearer "):
@@ -187,23 +307,23 @@ def create_app(store: QueueStore, *, icd10_path: Path | None = None,
         now = store.clock()
         return {"items": [_item_out(i, now) for i in store.my_items(user.name)]}
 
-    @app.get("/api/items/{item_id}")
+    @app.get("/api/items/{item_id:path}")
     def get_item(item_id: str, user: Reviewer) -> dict[str, Any]:
-        return _item_out(store.get_leased(user.name, item_id), store.clock())
+        return _item_out(store.get_leased(user.name, check_item_id(item_id)), store.clock())
 
-    @app.post("/api/items/{item_id}/extend")
+    @app.post("/api/items/{item_id:path}/extend")
     def extend(item_id: str, user: Reviewer, body: ExtendRequest | None = None) -> dict[str, Any]:
-        expires = store.extend(user.name, item_id, body.seconds if body else None)
+        expires = store.extend(user.name, check_item_id(item_id), body.seconds if body else None)
         return {"id": item_id, "lease_expires": expires, "lease_seconds_left": expires - store.clock()}
 
-    @app.post("/api/items/{item_id}/release")
+    @app.post("/api/items/{item_id:path}/release")
     def release(item_id: str, user: Reviewer) -> dict[str, Any]:
-        store.release(user.name, item_id)
+        store.release(user.name, check_item_id(item_id))
         return {"id": item_id, "released": True}
 
-    @app.post("/api/items/{item_id}/submit")
+    @app.post("/api/items/{item_id:path}/submit")
     def submit(item_id: str, body: Decision, user: Reviewer) -> dict[str, Any]:
-        res = store.submit(user.name, item_id, body)
+        res = store.submit(user.name, check_item_id(item_id), body)
         return {"id": res.item_id, "status": res.status}
 
     @app.post("/api/arbitration/pull")
@@ -211,9 +331,9 @@ def create_app(store: QueueStore, *, icd10_path: Path | None = None,
         now = store.clock()
         return {"items": [_item_out(i, now) for i in store.pull_arbitration(user.name, body.size)]}
 
-    @app.post("/api/items/{item_id}/arbitrate")
+    @app.post("/api/items/{item_id:path}/arbitrate")
     def arbitrate(item_id: str, body: Decision, user: Arbiter) -> dict[str, Any]:
-        res = store.arbitrate(user.name, item_id, body)
+        res = store.arbitrate(user.name, check_item_id(item_id), body)
         return {"id": res.item_id, "status": res.status}
 
     @app.get("/api/stats")

@@ -25,7 +25,7 @@ from alembic.config import Config
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Engine
 
-from medaug.schema import Sample, conform_table
+from medaug.schema import MAX_ID_CHARS, MAX_RUN_ID_CHARS, Sample, check_id, check_text, conform_table
 from review_queue import audit, pgfast
 from review_queue.audit import Event
 from review_queue.db import arbitrations, items, make_engine, reviews, users
@@ -85,6 +85,27 @@ class PushResult:
     already_queued: int = 0
     refused: int = 0
     refusals: list[Refusal] = field(default_factory=list)
+
+
+PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1  # queue_items.priority is a 32-bit INTEGER
+
+
+def check_push_args(run_id: str, priority: int) -> None:
+    """The push arguments that go into columns as they are: bounded, so a bad one is a 4xx, not a DB error."""
+    if isinstance(priority, bool) or not isinstance(priority, int) or not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        raise QueueError(f"priority must be an integer from {PRIORITY_MIN} to {PRIORITY_MAX}")
+    if not isinstance(run_id, str) or not 1 <= len(run_id) <= MAX_RUN_ID_CHARS:
+        raise QueueError(f"run_id must be 1-{MAX_RUN_ID_CHARS} characters")
+    try:
+        check_text(run_id)
+    except ValueError as e:
+        raise QueueError(f"run_id: {e}") from None
+
+
+def _short_id(row: Any) -> str | None:
+    """A refused row's id for the answer, only when it is a plausible id (never a huge or odd value)."""
+    v = row.get("id") if isinstance(row, dict) else None
+    return v if isinstance(v, str) and len(v) <= MAX_ID_CHARS and "\x00" not in v else None
 
 
 @dataclass(frozen=True)
@@ -185,17 +206,29 @@ class QueueStore:
 
     def push(self, data: pa.Table | Iterable[Sample], *, run_id: str, priority: int = 0, actor: str = "pipeline",
              batch_size: int = 2000) -> PushResult:
-        """Queue de-identified samples once each; samples without a de-identification record are refused."""
+        """Queue de-identified samples once each; samples without a de-identification record are refused.
+
+        The whole batch is validated first and stored in one transaction, so a push that fails
+        (database error, interrupted connection) stores nothing and can simply be sent again.
+        """
+        check_push_args(run_id, priority)
         res = PushResult()
         samples: list[tuple[int, Sample]] = []
         rows = conform_table(data).to_pylist() if isinstance(data, pa.Table) else list(data)
         for i, row in enumerate(rows, 1):
             try:
-                s = row if isinstance(row, Sample) else Sample.model_validate(row)
+                if isinstance(row, Sample):  # built in Python: model_copy(update=...) skips validation
+                    s = row
+                    check_id(s.id)
+                else:
+                    s = Sample.model_validate(row)
             except ValidationError as e:
                 err = e.errors()[0]
                 loc = ".".join(str(p) for p in err["loc"])
-                res.refusals.append(Refusal(i, row.get("id") if isinstance(row, dict) else None, f"{loc}: {err['msg']}"))
+                res.refusals.append(Refusal(i, _short_id(row), f"{loc}: {err['msg']}"))
+                continue
+            except ValueError as e:
+                res.refusals.append(Refusal(i, None, f"id: {e}"))
                 continue
             if s.deid is None:
                 res.refusals.append(Refusal(i, s.id, "not de-identified (deid is None): only de-identified text "
@@ -204,8 +237,15 @@ class QueueStore:
             samples.append((i, s))
         res.refused = len(res.refusals)
         by_id = {s.id: s for _, s in samples}
-        for start in range(0, len(samples), batch_size):
-            self._push_batch([s for _, s in samples[start:start + batch_size]], by_id, run_id, priority, actor, res)
+        now = self.clock()
+        with self.engine.begin() as conn:
+            events: list[Event] = []
+            seen: set[str] = set()  # ids inserted by this push: a repeat in the batch is already queued
+            for start in range(0, len(samples), batch_size):
+                batch = [s for _, s in samples[start:start + batch_size]]
+                events += self._push_batch(conn, batch, by_id, run_id, priority, actor, res, now, seen)
+            if events:
+                audit.append(conn, events, at=now)
         if self._pg and res.inserted >= _ANALYZE_AFTER:
             # Reviewers pull right after a push; with stale statistics PostgreSQL sorts the whole pool
             # for every pull instead of reading the first rows of ix_queue_items_pick.
@@ -213,33 +253,32 @@ class QueueStore:
                 conn.exec_driver_sql("ANALYZE queue_items")
         return res
 
-    def _push_batch(self, batch: list[Sample], by_id: dict[str, Sample], run_id: str, priority: int, actor: str,
-                    res: PushResult) -> None:
-        now = self.clock()
-        with self.engine.begin() as conn:
-            existing = self._existing(conn, [s.id for s in batch])
-            parent_ids = {s.provenance.parent_id for s in batch if s.provenance.parent_id} - by_id.keys()
-            stored_parents = self._sample_json(conn, parent_ids)
-            rows, events, seen = [], [], set()
-            for s in batch:
-                if s.id in existing or s.id in seen:
-                    res.already_queued += 1
-                    continue
-                seen.add(s.id)
-                pid = s.provenance.parent_id
-                parent = None
-                if pid in by_id:
-                    parent = _parent_view(by_id[pid])
-                elif pid in stored_parents:
-                    parent = _parent_view(Sample.model_validate_json(stored_parents[pid]))
-                rows.append({"id": s.id, "run_id": run_id, "priority": priority, "area": s.area.value,
-                             "task": s.task.value, "label": s.label.value, "status": "open", "reviews_done": 0,
-                             "sample_json": s.model_dump_json(), "parent_json": parent, "pushed_at": now})
-                events.append(Event(actor, "push", s.id, None, {"run_id": run_id, "priority": priority}))
-            if rows:
-                conn.execute(self._insert_ignore(), rows)
-                audit.append(conn, events, at=now)
-            res.inserted += len(rows)
+    def _push_batch(self, conn: Connection, batch: list[Sample], by_id: dict[str, Sample], run_id: str,
+                    priority: int, actor: str, res: PushResult, now: float, seen: set[str]) -> list[Event]:
+        """Insert one slice of a push inside the push's transaction; returns its audit events."""
+        existing = self._existing(conn, [s.id for s in batch])
+        parent_ids = {s.provenance.parent_id for s in batch if s.provenance.parent_id} - by_id.keys()
+        stored_parents = self._sample_json(conn, parent_ids)
+        rows, events = [], []
+        for s in batch:
+            if s.id in existing or s.id in seen:
+                res.already_queued += 1
+                continue
+            seen.add(s.id)
+            pid = s.provenance.parent_id
+            parent = None
+            if pid in by_id:
+                parent = _parent_view(by_id[pid])
+            elif pid in stored_parents:
+                parent = _parent_view(Sample.model_validate_json(stored_parents[pid]))
+            rows.append({"id": s.id, "run_id": run_id, "priority": priority, "area": s.area.value,
+                         "task": s.task.value, "label": s.label.value, "status": "open", "reviews_done": 0,
+                         "sample_json": s.model_dump_json(), "parent_json": parent, "pushed_at": now})
+            events.append(Event(actor, "push", s.id, None, {"run_id": run_id, "priority": priority}))
+        if rows:
+            conn.execute(self._insert_ignore(), rows)
+        res.inserted += len(rows)
+        return events
 
     def _insert_ignore(self) -> Any:
         if self._pg:
@@ -468,41 +507,79 @@ class QueueStore:
     # ------------------------------------------------------------------ decisions
 
     def submit(self, who: str, item_id: str, decision: Decision) -> SubmitResult:
-        """Record one independent review; the second one finalises the item or sends it to arbitration."""
+        """Record one independent review; the second one finalises the item or sends it to arbitration.
+
+        A correction's text work (applying it, the diff against the first review, the final
+        sample) grows with the text, so it is done before the write transaction opens, on an
+        unlocked read; under the lock the item's reviews must still be the ones that work saw
+        (they are, while the caller holds the lease; otherwise the submit is refused).
+        """
+        pre = self._prepare_correction(who, item_id, decision) if decision.decision == "correct" else None
+        return self._submit(who, item_id, decision, pre)
+
+    def _prepare_correction(self, who: str, item_id: str, decision: Decision) -> _Prepared:
+        with self.engine.connect() as conn:
+            row = conn.execute(_READ_FOR_SUBMIT, {"lock_id": item_id}).first()
+        self._check_submit(row, who, item_id)
+        sample = _LazySample(row.sample_json)
+        _checked(item_id, decision, sample)
+        payload = decision.model_dump_json(exclude_none=True)
+        pre = _Prepared((row.reviews_done, row.first_payload), payload, json.loads(payload))
+        if row.reviews_done:
+            first = Decision.model_validate_json(row.first_payload)
+            pre.agreed = first.decision == "correct" and agree(first, decision, sample.get(), self.similarity)
+            if pre.agreed:
+                merged = merge(first, decision)
+                pre.outcome = outcome_of(merged)
+                pre.final_json = self._final_json(merged, sample, item_id, [row.first_reviewer, who])
+        return pre
+
+    def _check_submit(self, row: Any, who: str, item_id: str) -> None:
+        if row is None:
+            raise NotFound(f"unknown item {item_id}")
+        if who in (row.first_reviewer, row.second_reviewer):
+            raise Conflict(f"{who} already reviewed item {item_id}")
+        if row.status != "open":
+            raise Conflict(f"item {item_id} is not awaiting review (status {row.status})")
+        self._check_lease(row, who)
+
+    def _submit(self, who: str, item_id: str, decision: Decision, pre: _Prepared | None) -> SubmitResult:
         now = self.clock()
         with self.engine.begin() as conn:
             found = (pgfast.execute(conn, _LOCK_FOR_SUBMIT, {"lock_id": item_id}) if self._pg
                      else conn.execute(_LOCK_FOR_SUBMIT, {"lock_id": item_id}).all())
             row = found[0] if found else None
-            if row is None:
-                raise NotFound(f"unknown item {item_id}")
-            if who in (row.first_reviewer, row.second_reviewer):
-                raise Conflict(f"{who} already reviewed item {item_id}")
-            if row.status != "open":
-                raise Conflict(f"item {item_id} is not awaiting review (status {row.status})")
-            self._check_lease(row, who)
+            self._check_submit(row, who, item_id)
             sample = _LazySample(row.sample_json)  # parsed only when a correction needs it
-            _checked(item_id, decision, sample)
-            payload = decision.model_dump_json(exclude_none=True)
+            if pre is None:
+                _checked(item_id, decision, sample)  # approve / reject: shape checks, no text work
+                payload = decision.model_dump_json(exclude_none=True)
+                shown = json.loads(payload)
+            elif (row.reviews_done, row.first_payload) != pre.seen:
+                raise Conflict(f"item {item_id} got another review during this submit; pull again")
+            else:
+                payload, shown = pre.payload, pre.shown
             review = {"r_item": item_id, "r_reviewer": who, "r_decision": decision.decision, "r_payload": payload,
                       "r_leased": row.lease_started or now, "r_at": now}
             if row.reviews_done == 0:
                 status, update = "open", (_FIRST_REVIEW, {"u_id": item_id, "u_first": who})
             else:
-                first = Decision.model_validate_json(row.first_payload)
-                agreed = first.decision == decision.decision and (
-                    decision.decision != "correct" or agree(first, decision, sample.get(), self.similarity))
+                if pre is not None:
+                    agreed, outcome, final_json = pre.agreed, pre.outcome, pre.final_json
+                else:  # the same approve/reject as the first review, or not: no text is compared
+                    first = Decision.model_validate_json(row.first_payload)
+                    agreed = first.decision == decision.decision
+                    outcome = outcome_of(decision)
+                    final_json = sample.text  # approved or rejected: the pushed sample, byte for byte
                 final = {"u_outcome": None, "u_final_json": None, "u_finalized": None}
                 if agreed:
-                    merged = merge(first, decision)
-                    final = {"u_outcome": outcome_of(merged), "u_finalized": now,
-                             "u_final_json": self._final_json(merged, sample, item_id, [row.first_reviewer, who])}
+                    final = {"u_outcome": outcome, "u_finalized": now, "u_final_json": final_json}
                 status = "final" if agreed else "arbitration"
                 update = (_SECOND_REVIEW, {"u_id": item_id, "u_second": who, "u_agreed": agreed, "u_status": status,
                                            **final})
             audit.append(conn, [Event(who, "submit", item_id,
                                       {"status": row.status, "reviews_done": row.reviews_done},
-                                      {"status": status, "review": json.loads(payload)})],
+                                      {"status": status, "review": shown})],
                          at=now, writes=[(_REVIEW_INSERT, review), update])
         return SubmitResult(item_id, status)
 
@@ -513,18 +590,32 @@ class QueueStore:
         return finalize_sample(decision, sample.get(), item_id=item_id, deciders=deciders).model_dump_json()
 
     def arbitrate(self, who: str, item_id: str, decision: Decision) -> SubmitResult:
-        """The arbiter's decision is final; an arbiter never decides an item they reviewed."""
+        """The arbiter's decision is final; an arbiter never decides an item they reviewed.
+
+        A correction is applied before the write transaction opens (its cost grows with the
+        text); once an item awaits arbitration its reviewers, and so that result, cannot change.
+        """
+        pre: tuple[tuple[str, str], str] | None = None
+        if decision.decision == "correct":
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(items).where(items.c.id == item_id)).first()
+            self._check_arbitrate(row, who, item_id)
+            sample = _LazySample(row.sample_json)
+            _checked(item_id, decision, sample)
+            deciders = [row.first_reviewer, row.second_reviewer, who]
+            pre = ((row.first_reviewer, row.second_reviewer), self._final_json(decision, sample, item_id, deciders))
         now = self.clock()
         with self.engine.begin() as conn:
             row = self._lock(conn, item_id)
-            if who in (row.first_reviewer, row.second_reviewer):
-                raise NotYours(f"{who} reviewed item {item_id} and may not arbitrate it")
-            if row.status != "arbitration":
-                raise Conflict(f"item {item_id} is not awaiting arbitration (status {row.status})")
-            self._check_lease(row, who)
-            sample = _LazySample(row.sample_json)
-            _checked(item_id, decision, sample)
-            final_json = self._final_json(decision, sample, item_id, [row.first_reviewer, row.second_reviewer, who])
+            self._check_arbitrate(row, who, item_id)
+            if pre is None:
+                sample = _LazySample(row.sample_json)
+                _checked(item_id, decision, sample)
+                final_json = self._final_json(decision, sample, item_id, [])  # the pushed sample as it is
+            elif (row.first_reviewer, row.second_reviewer) != pre[0]:
+                raise Conflict(f"item {item_id} changed during the arbitration; try again")
+            else:
+                final_json = pre[1]
             payload = decision.model_dump_json(exclude_none=True)
             conn.execute(arbitrations.insert().values(item_id=item_id, arbiter=who, decision=decision.decision,
                                                       payload=payload, submitted_at=now))
@@ -534,6 +625,15 @@ class QueueStore:
             audit.append(conn, [Event(who, "arbitrate", item_id, {"status": "arbitration"},
                                       {"status": "final", "arbitration": json.loads(payload)})], at=now)
         return SubmitResult(item_id, "final")
+
+    def _check_arbitrate(self, row: Any, who: str, item_id: str) -> None:
+        if row is None:
+            raise NotFound(f"unknown item {item_id}")
+        if who in (row.first_reviewer, row.second_reviewer):
+            raise NotYours(f"{who} reviewed item {item_id} and may not arbitrate it")
+        if row.status != "arbitration":
+            raise Conflict(f"item {item_id} is not awaiting arbitration (status {row.status})")
+        self._check_lease(row, who)
 
     # ------------------------------------------------------------------ results
 
@@ -665,6 +765,22 @@ _SECOND_REVIEW = items.update().where(items.c.id == sa.bindparam("u_id")).values
     reviews_done=2, second_reviewer=sa.bindparam("u_second"), agreed=sa.bindparam("u_agreed"),
     status=sa.bindparam("u_status"), outcome=sa.bindparam("u_outcome"), final_json=sa.bindparam("u_final_json"),
     finalized_at=sa.bindparam("u_finalized"), **_NO_LEASE)
+
+
+# The same row, unlocked: what a correction's work is computed from before the transaction opens.
+_READ_FOR_SUBMIT = sa.select(items, _FIRST_PAYLOAD).where(items.c.id == sa.bindparam("lock_id"))
+
+
+@dataclass
+class _Prepared:
+    """A correction's text work, done outside the transaction, and the item state it was done on."""
+
+    seen: tuple[int, str | None]  # (reviews_done, first review payload)
+    payload: str
+    shown: dict[str, Any]
+    agreed: bool = False
+    outcome: str | None = None
+    final_json: str | None = None
 
 
 class _LazySample:
