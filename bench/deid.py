@@ -27,7 +27,13 @@ sys.path.insert(0, str(REPO))
 from presidio_anonymizer.entities import RecognizerResult  # noqa: E402
 
 from curation.deid import DeidConfig, Deidentifier, deidentify_table  # noqa: E402
-from curation.deid.labeled import build_labeled_set, evaluate, format_scores, real_sentences  # noqa: E402
+from curation.deid.labeled import (  # noqa: E402
+    build_labeled_set,
+    clean_lines,
+    evaluate,
+    format_scores,
+    real_sentences,
+)
 from curation.deid.recognizers import resolve  # noqa: E402
 from curation.quality import QualityConfig, quality_gate  # noqa: E402
 from medaug.schema import rows_to_table, sample_id  # noqa: E402
@@ -105,6 +111,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--pii-share", type=float, default=0.8, help="share of samples given inserted PII")
     ap.add_argument("--eval-n", type=int, default=3000, help="labeled texts for recall/precision")
+    ap.add_argument("--clean-n", type=int, default=5000, help="real lines per source with no inserted PII")
     args = ap.parse_args()
 
     table, labeled = make_table(args.data, args.n, args.seed, args.pii_share)
@@ -146,6 +153,22 @@ def main() -> int:
     scores = evaluate(deid.recognizers.detect_many([x.text for x in gold]), gold)
     print(format_scores(scores))
     present = {e: s for e, s in scores.items() if s.tp + s.fn}
+    items = sum(s.tp + s.fn for s in present.values())
+    leaked = sum(s.fn for s in present.values())
+    hard = {e: present[e].fn for e in ("ID_CARD", "PHONE", "EMAIL") if e in present}
+    print(
+        f"leaked {leaked} of {items} inserted items ({100 * leaked / items:.2f} %); hard identifiers leaked {hard}"
+    )
+
+    # Real lines with no inserted personal data: how many does de-identification alter?
+    clean = clean_lines(args.data, args.clean_n, args.seed)
+    altered: dict[str, float] = {}
+    for name, lines in clean.items():
+        found = deid.recognizers.detect_many(lines)
+        altered[name] = 100 * sum(bool(f) for f in found) / max(1, len(lines))
+        print(f"clean lines {name}: {len(lines)} lines, {altered[name]:.2f} % altered")
+    all_lines = sum(len(v) for v in clean.values())
+    altered_all = sum(altered[k] * len(v) for k, v in clean.items()) / max(1, all_lines)
     per_entity = " ".join(
         f"recall_{e}={s.recall:.3f} precision_{e}={s.precision:.3f}" for e, s in present.items()
     )
@@ -153,7 +176,10 @@ def main() -> int:
         f"RESULT pii_share={args.pii_share} ours_per_s={ours_rate:.0f} baseline_per_s={base_rate:.0f} ratio={ours_rate / base_rate:.2f} "
         f"quality_per_s={q_rate:.0f} quality_baseline_per_s={qb_rate:.0f} quality_ratio={q_rate / qb_rate:.2f} "
         f"min_recall={min(s.recall for s in present.values()):.3f} "
-        f"min_precision={min(s.precision for s in present.values()):.3f} {per_entity}"
+        f"min_precision={min(s.precision for s in present.values()):.3f} leaked_pct={100 * leaked / items:.2f} "
+        f"leaked_hard={sum(hard.values())} clean_altered_pct={altered_all:.2f} "
+        + " ".join(f"clean_altered_{k}={v:.2f}" for k, v in altered.items())
+        + f" {per_entity}"
     )
     return 0
 

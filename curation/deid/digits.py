@@ -28,10 +28,8 @@ _TO_ASCII = str.maketrans("０１２３４５６７８９ＸｘxＸ×", "0123456
 
 D = "[0-9０-９]"
 _GROUP_SEP = r"(?:[ \-.－—–‐·\u3000]|[)）][ \-]?)"
-# A run: optional country code, optional opening bracket, digits in groups, an optional final X (IDs).
-RUN_PATTERN = (
-    rf"(?:(?:\+|＋|00)86[ \-]?)?[(（]?{D}(?:{_GROUP_SEP}?[(（]?{D})*(?:[XxＸ×](?![A-Za-z0-9０-９]))?"
-)
+# A run of at least 7 digits (shorter ones hold no identifier): optional country code, optional opening bracket, digits in groups (X too: an ID's check character).
+RUN_PATTERN = rf"(?:(?:\+|＋|00)86[ \-]?)?[(（]?{D}(?:{_GROUP_SEP}?[(（]?(?:{D}|[XxＸ×](?![A-Za-z]))){{6,}}"
 # Phone cues: what comes right after them is a phone if it is phone-shaped (7–13 digits).
 _PHONE_CUE = re.compile(
     r"(?:电话|手机|座机|固话|联系方式|联系号码|联系|热线|传真|微信|tel|phone|mobile|call|拨打|致电|打)"

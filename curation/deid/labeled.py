@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from curation.deid.digits import id_checksum
 from curation.deid.lists import surnames
-from curation.deid.recognizers import ENTITIES, Recognizers, Span, id_checksum
+from curation.deid.recognizers import ENTITIES, Recognizers, Span
 
 _GIVEN = (
     "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超兰霞平刚桂英华建国志红玉梅海燕鹏飞欣怡子涵浩然宇轩雨萱思远晓东"
@@ -111,10 +112,14 @@ def _name(rng: random.Random) -> str:
     return rng.choice(surnames()[:120]) + "".join(rng.choice(_GIVEN) for _ in range(rng.choice([1, 2, 2])))
 
 
+_FULLWIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
+_DATE_AFTER = ["2015年1月7日入院", "2019年7月19日就诊", "2021年3月2日复查"]
+
+
 def _person(rng: random.Random, b: _Builder, sentence: str) -> None:
     name = _name(rng)
     surname = name[: 2 if name[:2] in surnames() else 1]
-    form = rng.randrange(6)
+    form = rng.randrange(12)
     if form == 0:  # name right before a symptom
         b.add("患者").add(name, "PERSON").add(sentence)
     elif form == 1:
@@ -125,26 +130,62 @@ def _person(rng: random.Random, b: _Builder, sentence: str) -> None:
         b.add(sentence + "。").add(name, "PERSON").add(rng.choice(["医生", "主任", "教授"]) + "建议复查。")
     elif form == 4:
         b.add("患者").add(surname + rng.choice(["某某", "某"]), "PERSON").add("，" + sentence)
-    else:
+    elif form == 5:
         b.add(sentence + "，家属：").add(name, "PERSON").add("。")
+    elif form == 6:  # family cue
+        b.add("我是").add(name, "PERSON").add(
+            rng.choice(["的家属", "的女儿", "的儿子", "的爱人"]) + "，" + sentence
+        )
+    elif form == 7:  # doctor cue before the name
+        b.add(rng.choice(["主治医生", "主管医生", "接诊医生"])).add(name, "PERSON").add("说" + sentence)
+    elif form == 8:  # 先生/女士 before an identifier
+        b.add(name, "PERSON").add(rng.choice(["先生", "女士"]) + "身份证号丢失，" + sentence)
+    elif form == 9:  # no cue word: the name is known by what follows it
+        b.add(name, "PERSON").add(rng.choice(["，男，", "，女，"]) + f"{rng.randint(20, 80)}岁，" + sentence)
+    elif form == 10:
+        b.add(sentence + "。签名：").add(name, "PERSON")
+    else:
+        b.add("我叫").add(name, "PERSON").add("，" + sentence)
 
 
 def _phone(rng: random.Random, b: _Builder, sentence: str) -> None:
-    if rng.random() < 0.7:
-        digits = rng.choice(["13", "15", "18", "17"]) + "".join(rng.choice("0123456789") for _ in range(9))
-        num = _split(rng, digits, [3, 4, 4])
-    else:
-        area = rng.choice(["010", "021", "0755", "028"])
-        local = str(rng.randint(2, 8)) + "".join(rng.choice("0123456789") for _ in range(7))
+    form = rng.randrange(6)
+    mobile = rng.choice(["13", "15", "18", "17", "19"]) + "".join(rng.choice("0123456789") for _ in range(9))
+    area = rng.choice(["010", "021", "0755", "028", "0571", "027"])
+    local = "".join(rng.choice("0123456789") for _ in range(8 if len(area) == 3 else rng.choice([7, 8])))
+    if form == 0:
+        num = _split(rng, mobile, [3, 4, 4])
+        b.add(sentence + rng.choice(["，联系电话：", "，有问题请打", "。手机"])).add(num, "PHONE").add("。")
+    elif form == 1:  # a landline after a cue: its local part may start with 0 or 1
         num = rng.choice([f"{area}-{local}", f"({area}){local}", f"{area} {local[:4]} {local[4:]}"])
-    b.add(sentence + rng.choice(["，联系电话：", "，有问题请打", "。手机"])).add(num, "PHONE").add("。")
+        b.add(sentence + rng.choice(["，科室电话", "，座机：", "，联系方式 ", "。Tel: "])).add(num, "PHONE")
+    elif form == 2:  # run straight into a date
+        num = _split(rng, mobile, [3, 4, 4])
+        b.add(rng.choice(["电话", "手机号"])).add(num, "PHONE").add(rng.choice(_DATE_AFTER) + "，" + sentence)
+    elif form == 3:  # full-width digits, or split by dots
+        num = (
+            mobile.translate(_FULLWIDTH) if rng.random() < 0.5 else f"{mobile[:3]}.{mobile[3:7]}.{mobile[7:]}"
+        )
+        b.add(sentence + "，打").add(num, "PHONE").add("找我。")
+    elif form == 4:  # a landline with no cue, written as one
+        num = rng.choice([f"{area}-{local}", f"（{area}）{local}"])
+        b.add(sentence + "，有事可拨").add(num, "PHONE").add("。")
+    else:
+        b.add(sentence + "，联系").add(mobile, "PHONE")
 
 
 def _id_card(rng: random.Random, b: _Builder, sentence: str) -> None:
     idn = resident_id(rng, force_x=rng.random() < 0.3)
-    b.add(rng.choice(["身份证号：", "身份证", "证件号码 "])).add(_split(rng, idn, [6, 8, 4]), "ID_CARD").add(
-        "，" + sentence
-    )
+    form = rng.randrange(4)
+    if form == 0:  # run straight into a date
+        b.add(rng.choice(["身份证号码为", "身份证"])).add(idn, "ID_CARD").add(
+            rng.choice(_DATE_AFTER) + "，" + sentence
+        )
+    elif form == 1:
+        b.add("证件号").add(idn.translate(_FULLWIDTH), "ID_CARD").add("，" + sentence)
+    else:
+        b.add(rng.choice(["身份证号：", "身份证", "证件号码 "])).add(_split(rng, idn, [6, 8, 4]), "ID_CARD")
+        b.add("，" + sentence)
 
 
 def _email(rng: random.Random, b: _Builder, sentence: str) -> None:
@@ -160,7 +201,22 @@ def _record(rng: random.Random, b: _Builder, sentence: str) -> None:
     )
 
 
+_KNOWN_HOSPITALS = [
+    "四川大学华西医院",
+    "北京协和医院",
+    "复旦大学附属中山医院",
+    "中南大学湘雅医院",
+    "武汉同济医院",
+    "浙大一院",
+]
+
+
 def _hospital(rng: random.Random, b: _Builder, sentence: str) -> None:
+    if rng.random() < 0.35:  # a well-known hospital with no cue word before it
+        b.add(rng.choice(_KNOWN_HOSPITALS), "HOSPITAL").add(
+            rng.choice(["检查结果显示", "的医生说"]) + sentence
+        )
+        return
     hosp = (
         rng.choice(_CITIES)
         + rng.choice(["", "市", "大学附属"])
@@ -238,6 +294,32 @@ def _sentences(text: str) -> Iterable[str]:
             yield s
 
 
+def clean_lines(data_dir: Path, per_source: int, seed: int = 0) -> dict[str, list[str]]:
+    """Real lines with no inserted personal data, per source: IMCS-21 dialogue utterances (with their
+    speaker tags), Toyhom questions and answers, CMeEE sentences. Read in place, never copied."""
+    imcs = [
+        ln.split("\t")[0]
+        for ln in (data_dir / "imcs21_utterances" / "dac_dev.txt").read_text(encoding="utf-8").splitlines()
+        if ln.strip()
+    ]
+    toyhom: list[str] = []
+    with open(
+        data_dir / "toyhom_dialogue" / "样例_内科5000-6000.utf8.csv", encoding="utf-8", newline=""
+    ) as fh:
+        for row in csv.DictReader(fh):
+            toyhom.extend(x for x in (row.get("ask", ""), row.get("answer", "")) if x)
+    cmeee = [
+        r["text"] for r in json.loads((data_dir / "cmeee_dev" / "CMeEE_dev.json").read_text(encoding="utf-8"))
+    ]
+    rng = random.Random(seed)
+    out = {}
+    for name, lines in (("imcs21", imcs), ("toyhom", toyhom), ("cmeee", cmeee)):
+        lines = list(lines)
+        rng.shuffle(lines)
+        out[name] = lines[:per_source]
+    return out
+
+
 def build_labeled_set(
     data_dir: Path, n: int = 2000, seed: int = 7, clean_share: float = 0.2
 ) -> list[LabeledText]:
@@ -287,6 +369,7 @@ def evaluate(predicted: list[list[Span]], gold: list[LabeledText]) -> dict[str, 
 
 def format_scores(scores: dict[str, Score]) -> str:
     lines = [f"{'entity':<16}{'gold':>6}{'tp':>6}{'fp':>6}{'recall':>9}{'precision':>11}"]
+    scores = {e: s for e, s in scores.items() if s.tp + s.fn + s.fp}
     for ent, sc in scores.items():
         lines.append(f"{ent:<16}{sc.tp + sc.fn:>6}{sc.tp:>6}{sc.fp:>6}{sc.recall:>9.3f}{sc.precision:>11.3f}")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from curation.deid import digits
 from curation.deid.digits import id_checksum, plausible_id
 from curation.deid.lists import hospital_generic_words, hospital_names, place_names, stop_chars, surnames
-from curation.deid.vocab import is_word, not_a_name
+from curation.deid.vocab import clinical_term_inside, is_word, not_a_name
 
 # Span: (entity, start, end) in Python str indices, as presidio expects.
 Span = tuple[str, int, int]
@@ -141,7 +141,10 @@ def _cue_name(m: re.Match[str], text: str, *, strict: bool = True) -> Iterable[t
     end = name_end(text, pos)
     if end is None:
         return ()
-    if text[end - 1] not in "某XＸ×*＊":
+    cut = clinical_term_inside(text, pos + _surname_len(text, pos), end)
+    if cut is not None:
+        end = cut  # 患者孔秀癫痫…: the name ends where the disease begins
+    if text[end - 1] not in "某XＸ×*＊" and cut is None:
         weak = strict and text[pos] in _WEAK_SURNAMES
         if weak and end - pos < 3:
             return ()
@@ -152,6 +155,10 @@ def _cue_name(m: re.Match[str], text: str, *, strict: bool = True) -> Iterable[t
             return ()  # 患者常见贫血, 患者白细胞增高: clinical text, not a name
         if strict and text[pos] in _WEAK_SURNAMES and is_word(text[pos + 1 : end]):
             return ()  # 患者应积极, 患儿从呼气: an adverb or preposition, then a word
+    elif cut is not None and (
+        end - pos <= _surname_len(text, pos) or not_a_name(text, pos, end, strict=strict)
+    ):
+        return ()
     return ((pos, end),)
 
 
@@ -179,6 +186,52 @@ def _titled_name(m: re.Match[str], text: str) -> Iterable[tuple[int, int]]:
     if text[start] in _WEAK_SURNAMES and is_word(text[start + slen : end]):
         return ()  # 那谢谢大夫
     return ((start, end),)
+
+
+class _Span:
+    """A stand-in match for callbacks written against (?P<v>…): the name span found by looking back."""
+
+    def __init__(self, start: int, end: int):
+        self._s, self._e = start, end
+
+    def start(self, _g: str = "v") -> int:
+        return self._s
+
+    def end(self, _g: str = "v") -> int:
+        return self._e
+
+
+def _look_back(fn: Callable[..., Iterable[tuple[int, int]]], max_given: int, min_given: int = 0) -> _MatchFn:
+    """Anchor on the literal context after a name (先生, 的家属, 说) and find the surname behind it.
+
+    A pattern that starts with the surname alternation is tried at every character (slow);
+    the context words are literals the regex engine finds fast. The name is the leftmost
+    surname within reach, as the lazy (?P<v>surname…{0,2}?) pattern it replaces gave.
+    """
+
+    def spans(m: re.Match[str], text: str) -> Iterable[tuple[int, int]]:
+        end = m.start()
+        for p in range(max(0, end - 2 - max_given), end - min_given):
+            slen = _surname_len(text, p)
+            if slen and p + slen + min_given <= end <= p + slen + max_given:
+                if all(_is_han(c) for c in text[p:end]):
+                    return fn(_Span(p, end), text)  # type: ignore[arg-type]
+        return ()
+
+    return spans
+
+
+def _placeholder_name(m: re.Match[str], text: str) -> Iterable[tuple[int, int]]:
+    """张某某, 李X: a surname with a placeholder given name (not 宽×高×0.52, not 中段Xq22)."""
+    pos = m.start()
+    for slen in (2, 1):
+        p = pos - slen
+        if p >= 0 and _surname_len(text, p) == slen:
+            before = text[p - 1] if p else ""
+            if before in "×*＊" or (before.isascii() and before.isalpha()):
+                return ()
+            return ((p, m.end()),)
+    return ()
 
 
 def _context_name(m: re.Match[str], text: str) -> Iterable[tuple[int, int]]:
@@ -235,7 +288,14 @@ def _all_generic(prefix: str) -> bool:
 _PLACE_BY_SUFFIX = re.compile(rf"([{_HAN}]{{2,4}}?)(?:省|市|县|区|州|旗)")
 _NOT_PLACE_CHARS = frozenset("当地全本该各此老家这那哪某外城乡镇村省市县区级里大小上下附近周边")
 _NUMBERED = re.compile(r"(?:解放军|武警|部队|空军|海军|陆军|火箭军)[第]?[0-9０-９]{2,3}")
-_LEADING_NOT_NAME = frozenset("送离应需须要立即马上赶紧尽快及时再先也都还就到去在上进住转回等")
+_LEADING_NOT_NAME = frozenset("送离应需须要立即马赶紧尽快及时再先也都还就等")
+
+
+_HOSPITAL_SUFFIX_RE = (
+    r"(?:妇幼保健院|卫生服务中心|卫生服务站|急救中心|医疗中心|医学中心|疗养院|保健院|保健所|卫生院"
+    r"|卫生室|门诊部|诊所|医院)"
+)
+_HOSPITAL_SUFFIX = re.compile(_HOSPITAL_SUFFIX_RE + "$")
 
 
 class _Hospitals:
@@ -252,6 +312,13 @@ class _Hospitals:
         self.lengths = sorted({len(n) for n in self.names}, reverse=True)
         self.places = place_names()
         self.place_lengths = sorted({len(p) for p in self.places}, reverse=True)
+
+    def unsuffixed_detector(self) -> list[Detector]:
+        """Listed names the suffix pattern cannot anchor on (浙大一院, 北医三院): matched as they are."""
+        bare = sorted((n for n in self.names if not _HOSPITAL_SUFFIX.search(n)), key=len, reverse=True)
+        if not bare:
+            return []
+        return [Detector("HOSPITAL", re.compile("|".join(map(re.escape, bare))), _whole)]
 
     def listed(self, text: str, end: int) -> int | None:
         for n in self.lengths:
@@ -436,33 +503,27 @@ def _detectors(hospitals: _Hospitals) -> list[Detector]:
         Detector(
             "PERSON",
             re.compile(
-                rf"(?P<v>{sn}{_GIVEN}{{1,2}}?)(?=的(?:{_FAMILY})|[，,]\s*[男女](?:[，,、\s性]|[0-9０-９])"
-                rf"|(?:今年)?[0-9０-９]{{1,3}}岁|(?:说|告诉|表示|认为|签字|签名))"
+                rf"的(?:{_FAMILY})|[，,]\s*[男女](?:[，,、\s性]|[0-9０-９])|(?:今年)?[0-9０-９]{{1,3}}岁"
+                rf"|说|告诉|表示|认为|签字|签名"
             ),
-            _context_name,
+            _look_back(_context_name, 2, min_given=1),
         ),
         Detector(
             "PERSON",
-            re.compile(
-                rf"(?P<v>{sn}[{_HAN}]{{0,2}}?)(?:先生|女士|小姐|同志|阿姨|叔叔|医生|大夫|医师|主任|教授|护士长|护士|院长|老师)"
-            ),
-            _titled_name,
+            re.compile(r"(?:先生|女士|小姐|同志|阿姨|叔叔|医生|大夫|医师|主任|教授|护士长|护士|院长|老师)"),
+            _look_back(_titled_name, 2),
         ),
         Detector(
             "PERSON",
-            re.compile(
-                rf"(?<![×*＊A-Za-z]){sn}(?:某某?|[XＸ×*＊]{{1,2}})(?![日天些种个次年月时处地位人物件样项A-Za-z0-9０-９.])"
-            ),
-            _whole,
+            re.compile(r"(?:某某?|[XＸ×*＊]{1,2})(?![日天些种个次年月时处地位人物件样项A-Za-z0-9０-９.])"),
+            _placeholder_name,
         ),
         Detector(
             "HOSPITAL",
-            re.compile(
-                r"(?:妇幼保健院|卫生服务中心|卫生服务站|急救中心|医疗中心|医学中心|疗养院|保健院|保健所|卫生院"
-                r"|卫生室|门诊部|诊所|医院)"
-            ),
+            re.compile(_HOSPITAL_SUFFIX_RE),
             _hospital_fn(hospitals),
         ),
+        *hospitals.unsuffixed_detector(),
         Detector(
             "DEPARTMENT",
             re.compile(

@@ -100,6 +100,16 @@ def starts_clinical_term(text: str, start: int, end: int) -> bool:
     return False
 
 
+def clinical_term_inside(text: str, start: int, end: int) -> int | None:
+    """Where a clinical term begins inside text[start:end] (after its first character), if one does."""
+    terms = clinical_terms()
+    for i in range(start + 1, end):
+        for k in range(2, MAX_WORD + 1):
+            if text[i : i + k] in terms:
+                return i
+    return None
+
+
 def starts_common_word(text: str, start: int, end: int) -> bool:
     """The candidate starts with a word (常见, 高度, 师范), or its first character ends one (及时看)."""
     words = common_words()

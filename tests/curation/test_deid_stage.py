@@ -96,6 +96,17 @@ def test_recall_and_precision_on_labeled_set(shared_data: Path) -> None:
     for entity, sc in scores.items():
         if entity in inserted:
             assert sc.recall >= 0.9, (entity, sc)
-            assert sc.precision >= 0.8, (entity, sc)
-    # the hard-to-detect types must not silently drop below what the structured ones reach
-    assert scores["ID_CARD"].recall == 1.0 and scores["PHONE"].recall == 1.0
+            # the real sentences carry real visit dates of their own, which the gold does not list
+            assert sc.precision >= (0.6 if entity == "DATE" else 0.9), (entity, sc)
+    # identifiers run into dates, cue landlines, full-width digits: none may leak
+    for entity in ("ID_CARD", "PHONE", "EMAIL"):
+        assert scores[entity].recall == 1.0, (entity, scores[entity])
+
+
+def test_clean_lines_are_rarely_altered(shared_data: Path) -> None:
+    """Real lines with no inserted personal data (speaker tags, clinical words, generic 医院)."""
+    from curation.deid.labeled import clean_lines
+
+    for name, lines in clean_lines(shared_data, 3000, seed=3).items():
+        altered = sum(bool(s) for s in Recognizers().detect_many(lines))
+        assert altered / len(lines) <= 0.01, (name, altered)
