@@ -39,6 +39,14 @@ REASON_ORDER = (
     "invalid_icd10",
 )
 
+# A banned phrase inside a procedure name or a negated statement is no promise: 胸腔镜下肺癌根治术,
+# 具备根治性, 导致无法完全治愈, 不能保证治愈. These spans are removed before the phrases are searched.
+NOT_A_PROMISE = (
+    r"(?:根治|治愈)(?:性|术|手术|切除|放疗|剂量)"
+    r"|(?:无法|不能|不可能|难以|没法|没有办法|未能|不一定能?|并非|并不能|不会|不可|很难|尚不能|目前不能)"
+    r"[\p{Han}]{0,4}?(?:根治|治愈|痊愈|彻底治愈|完全治愈|保证治愈|保证|百分之百|百分百|特效药|永不复发|不会复发)"
+    r"|(?:没有|并无|不存在|无)(?:所谓的?)?(?:特效药|神药|秘方|祖传秘方|100%有效|百分之百)"
+)
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x{FFFD}]"
 _SLOT = r"\{\{?\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}?"  # a template slot left unfilled by generation
 _ICD_SHAPE = "^(?:" + ICD10_SHAPE.pattern + ")$"
@@ -101,6 +109,11 @@ def _squash(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).split())
 
 
+def _promises(text: str) -> str:
+    """The text with procedure names and negated statements removed (same rule as the gate)."""
+    return pl.Series([text]).str.replace_all(NOT_A_PROMISE, "")[0]
+
+
 def _norm(col: str) -> pl.Expr:
     """NFKC, no whitespace: the form banned phrases and echoes are compared in."""
     return pl.col(col).fill_null("").str.normalize("NFKC").str.replace_all(r"\s+", "")
@@ -148,7 +161,7 @@ def _flags(config: QualityConfig) -> dict[str, pl.Expr]:
     if phrases:
         hit = pl.lit(False)
         for f in config.banned_fields:
-            hit |= _norm(f).str.contains_any(phrases)
+            hit |= _norm(f).str.replace_all(NOT_A_PROMISE, "").str.contains_any(phrases)
         flags["banned_phrase"] = hit & pl.col("label").is_in([x.value for x in config.banned_labels])
     flags["invalid_icd10"] = pl.col("_icd_bad")
     return flags
@@ -245,7 +258,7 @@ def quality_gate(table: pa.Table, config: QualityConfig | None = None) -> StageR
             failed = [n for n, v in zip(names_sorted, row, strict=True) if v]
             notes = {"invalid_icd10": icd_first[idx]}
             if "banned_phrase" in failed:
-                text = "".join(_squash(outputs[f][idx] or "") for f in outputs)
+                text = "".join(_promises(_squash(outputs[f][idx] or "")) for f in outputs)
                 notes["banned_phrase"] = "/".join(p for p in phrases if p in text)
             ids.append(all_ids[idx])
             reasons.append(reason_code(failed[0]))

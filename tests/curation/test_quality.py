@@ -159,3 +159,24 @@ def test_config_rejects_unknown_fields() -> None:
         QualityConfig(lengths={"answer": (1, 2)})
     with pytest.raises(ValueError, match="min <= max"):
         QualityConfig(lengths={"output": (5, 2)})
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "建议行胸腔镜下肺癌根治术，术后定期复查。",
+        "早期发现的肿瘤具备根治性切除的机会。",
+        "长期不规范用药会导致无法完全治愈，需要坚持治疗。",
+        "目前医学上不能保证治愈，但可以控制症状。",
+        "乙肝没有所谓的特效药，请遵医嘱抗病毒治疗。",
+    ],
+)
+def test_procedures_and_negated_statements_are_no_promises(output: str) -> None:
+    assert reasons([s(output=output)]) == [None]
+
+
+@pytest.mark.parametrize(
+    "output", ["坚持吃这个药保证治愈。", "我们医院包治各种胃病。", "这个疗法一定能根治，不再复发。"]
+)
+def test_promises_are_still_banned(output: str) -> None:
+    assert reasons([s(output=output)]) == ["banned_phrase"]
