@@ -84,7 +84,6 @@ Name = Annotated[str, StringConstraints(max_length=MAX_NAME_CHARS), AfterValidat
 RunId = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_RUN_ID_CHARS), AfterValidator(check_text)
 ]
-SampleId = Annotated[str, StringConstraints(max_length=MAX_ID_CHARS), AfterValidator(check_id)]
 Code = Annotated[str, StringConstraints(max_length=MAX_CODE_CHARS)]
 
 
