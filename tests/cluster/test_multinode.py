@@ -1,6 +1,6 @@
 """Generate and augment jobs on a three-node loopback cluster (CPU head + two one-CPU workers):
-a worker node killed mid-job and a job killed and resubmitted both end with the clean run's
-samples, written and queued exactly once."""
+a worker node killed mid-job and a job killed and resubmitted both end with every prompt of the
+clean run's plan given exactly one outcome, each sample written and queued exactly once."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from cluster_helpers import (
     job_config,
     job_env,
     listening_sockets,
+    prompt_outcomes,
     queued_ids,
     run_outputs,
     write_yaml,
@@ -56,7 +57,7 @@ def clean(cluster, tiny_model, tmp_path_factory):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     samples, failed, curated = run_outputs(out / "clean")
     return {"cfg": cfg, "stdout": r.stdout, "samples": samples, "failed": failed, "curated": curated,
-            "queued": queued_ids(out / "queue.db")}  # fmt: skip
+            "queued": queued_ids(out / "queue.db"), "prompts": prompt_outcomes(out / "clean")}  # fmt: skip
 
 
 def test_clean_run_spreads_over_the_worker_nodes(cluster, clean):
@@ -100,7 +101,9 @@ def test_job_stopped_and_resubmitted_queues_each_sample_once(cluster, clean, tmp
     except AssertionError as e:
         logs = _ray_job("logs", *addr, job_id, timeout=60)
         status = _ray_job("status", *addr, job_id, timeout=60)
-        raise AssertionError(f"{e}\n{status.stdout[-1500:]}\n{logs.stdout[-4000:]}{logs.stderr[-2000:]}") from e
+        raise AssertionError(
+            f"{e}\n{status.stdout[-1500:]}\n{logs.stdout[-4000:]}{logs.stderr[-2000:]}"
+        ) from e
     # The job API directly: the CLI's own start-up (≈ 1 s) can outlast the remaining shards.
     stop = httpx.post(f"{cluster.dashboard_url}/api/jobs/{job_id}/stop", timeout=30)
     assert stop.status_code == 200 and stop.json()["stopped"], stop.text
@@ -118,9 +121,11 @@ def test_job_stopped_and_resubmitted_queues_each_sample_once(cluster, clean, tmp
     for name, mtime in first.items():  # finished shards were not redone
         assert (tmp_path / "resub" / "generate" / name).stat().st_mtime_ns == mtime
     samples, failed, curated = run_outputs(tmp_path / "resub")
-    assert len(samples) == len(set(samples)) and set(samples) == set(clean["samples"])
+    assert len(samples) == len(set(samples))
+    outcomes = prompt_outcomes(tmp_path / "resub")
+    assert len(outcomes) == len(set(outcomes)) and set(outcomes) == set(clean["prompts"])  # each prompt once
     queued = queued_ids(queue_db)
-    assert len(queued) == len(set(queued)) and set(queued) == set(clean["queued"])
+    assert len(queued) == len(set(queued)) and set(queued) == set(curated)
 
     # A third submission of the finished run re-pushes: the queue ignores what it holds.
     third = _ray_job("submit", *addr, "--working-dir", str(REPO), *entry)
@@ -153,10 +158,11 @@ def test_worker_node_killed_mid_job_loses_and_duplicates_nothing(cluster, clean,
     assert "worker lost" in out, out[-6000:]  # the killed node's shard was handed out again
     samples, failed, curated = run_outputs(tmp_path / "nodekill")
     assert len(samples) == len(set(samples))
-    assert set(samples) == set(clean["samples"]) and sorted(failed) == sorted(clean["failed"])
+    outcomes = prompt_outcomes(tmp_path / "nodekill")
+    assert len(outcomes) == len(set(outcomes)) and set(outcomes) == set(clean["prompts"])  # each prompt once
     queued = queued_ids(queue_db)
     assert len(queued) == len(set(queued))
-    assert set(queued) == set(clean["queued"]) == set(curated)
+    assert set(queued) == set(curated)
 
 
 def test_augment_job_on_the_cluster_matches_a_single_batch_run(cluster, clean, tmp_path):
