@@ -127,7 +127,13 @@ def _laterality(s: str) -> list[str]:
     return sorted(found)
 
 
+_HAS_QUANTITY = re.compile(rf"[\d{_CN_NUM}]")
+
+
+@lru_cache(maxsize=65536)
 def _quantities(s: str) -> list[str]:
+    if not _HAS_QUANTITY.search(s):
+        return []
     return sorted(
         m.group() for kind, pat in PROTECTED_PATTERNS if kind != "icd_code" for m in pat.finditer(s)
     )
@@ -151,10 +157,22 @@ def check_substitution(text: str, start: int, end: int, target: str, spans: list
         return "laterality"
     if any(b in target for b in SCOPE_BREAKS):
         return "negation"
-    if negated(text, start) and (has_negation(source) or has_negation(target)):
+    if (has_negation(source) or has_negation(target)) and negated(text, start):
         return "negation"
     if names_drug(target):
         return "drug"
+    return None
+
+
+def check_candidate(lexicon, key: str, cand) -> str | None:
+    """None if the mapping itself may be used: same kind on both sides (a symptom never becomes a
+    diagnosis or back), and a diagnosis is never made wider or narrower (softened or hardened)."""
+    for wording in (key, cand.target):
+        kind = lexicon.kinds.get(wording)
+        if kind is not None and kind != cand.kind:
+            return "kind_change"
+    if cand.kind == "disease" and cand.relation != "exact":
+        return "diagnosis_specificity"
     return None
 
 

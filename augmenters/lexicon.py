@@ -403,7 +403,12 @@ class Lexicon:
         return self.both_candidates
 
     def known_wordings(self) -> set[str]:
-        return self.clinical_terms | {v for e in self.entries for v in e.variants}
+        """Every wording of the lexicon, plus the protected compounds (多饮水, 放化疗) that block matches
+        inside them."""
+        from medaug.facts import fact_words
+
+        protect = {w.surface for w in fact_words() if w.kind == "protect"}
+        return self.clinical_terms | {v for e in self.entries for v in e.variants} | protect
 
     def automaton(self, direction: str) -> ahocorasick.Automaton | None:
         """Keys of at least MIN_MATCH_LEN chars; value = (key, candidates). None when nothing to match.
@@ -427,9 +432,11 @@ class Lexicon:
                 self._automata[direction] = None
         return self._automata[direction]
 
-    def lookup(self, text: str, direction: str) -> str | None:
-        """The whole text as one known term: its exact mapping, else (to_clinical) the standard term it is
-        normalised to, or itself if it already is a standard term."""
+    def lookup(
+        self, text: str, direction: str, relations: tuple[str, ...] = ("exact", "broader")
+    ) -> str | None:
+        """The whole text as one known wording: its exact mapping, else (to_clinical) the standard term a
+        normalisation pair of an allowed relation gives, or itself if it already is a standard term."""
         cands = self.candidates(direction).get(text)
         if cands:
             exact = [c.target for c in cands if c.relation == "exact" and not c.context]
@@ -438,11 +445,10 @@ class Lexicon:
         if direction == "to_clinical":
             if text in self.clinical_terms:
                 return text
-            norm = self.normalisation.get(text)
-            if norm:
-                return norm[0]
-        elif cands:
-            return cands[0].target
+            if cands:
+                ok = [c.target for c in cands if c.relation in relations and not c.context]
+                if ok:
+                    return ok[0]
         return None
 
     def stats(self) -> dict[str, object]:

@@ -1,54 +1,43 @@
-"""Lexicon paraphrasing: longest-match Aho-Corasick replacement of colloquial ↔ clinical wordings.
+"""Lexicon paraphrasing: word-aware, sense-typed replacement of colloquial ↔ clinical wordings, and a
+clinical-fact check on every variant.
 
-Every match is passed through the guards first; what is replaced is recorded exactly (field, offset,
-from, to) in the derived sample's provenance, and what the guards held back is counted by kind.
+A match must cover whole words of the jieba segmentation (很困难 holds no 很困) and must not cross another
+known wording (伴发烧心: 发烧 or 烧心 — ambiguous, so neither is touched). A match is rewritten only by an
+exact mapping, or by a narrower/broader one whose context rule holds for this sample (the variant then
+records the specificity change in its augmentation detail). Every candidate also passes the guards
+(augmenters/guards.py: numbers, doses, durations, drugs, ICD codes, laterality, negation scope, kind).
+Then the variant's clinical facts (medaug/facts.py) must equal its parent's, except for the recorded
+specificity changes: otherwise it is rejected with a reason code naming the fact kind that changed, and
+the rejection carries both fact sets.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import pyarrow as pa
 
 from augmenters.derive import derive_row, rng_for
-from augmenters.guards import check_substitution, protected_spans
-from augmenters.lexicon import Lexicon
+from augmenters.guards import check_candidate, check_substitution, protected_spans
+from augmenters.lexicon import MIN_MATCH_LEN, Candidate, Lexicon
 from augmenters.temperature import fever_grade
+from medaug.facts import CLAUSE_BREAK, FactExtractor, lexicon_words, segmenter, table_words
 from medaug.schema import rows_to_table
 
 AUGMENTER = "lexicon_paraphrase"
 PARAPHRASE_FIELDS = ("instruction", "input", "output")
-# Particles and degree words around a bare mention (有点拉肚子了 → 拉肚子), stripped for whole-line lookup.
+REJECT_PREFIX = "lexicon_paraphrase:fact_changed"
+# Particles and degree words around a bare mention (有点儿拉肚子了 → 拉肚子), stripped for whole-line lookup.
 _MENTION_EDGES = (
-    "有点儿",
-    "有点",
-    "有些",
-    "一直",
-    "老是",
-    "总是",
-    "经常",
-    "比较",
-    "特别",
-    "非常",
-    "还是",
-    "感觉",
-    "觉得",
-    "很",
-    "也",
-    "都",
-    "还",
-    "就",
-    "了",
-    "的",
-    "啊",
-    "呢",
-    "吧",
-    "呀",
-)
+    "有点儿", "有点", "有些", "一直", "老是", "总是", "经常", "比较", "特别", "非常", "还是", "感觉", "觉得",
+    "很", "也", "都", "还", "就", "了", "的", "啊", "呢", "吧", "呀",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -57,33 +46,89 @@ class Match:
     end: int
     key: str
     candidates: tuple[str, ...]
+    typed: tuple[Candidate, ...] = ()
+
+    def candidate(self, target: str) -> Candidate | None:
+        return next((c for c in self.typed if c.target == target), None)
 
 
-def find_matches(text: str, lexicon: Lexicon, direction: str, skipped: Counter[str]) -> list[Match]:
-    """Longest, non-overlapping matches that at least one candidate may safely replace."""
+@cache
+def fact_extractor(lexicon: Lexicon) -> FactExtractor:
+    """The fact extractor over this lexicon's wordings plus the shipped tables (one per lexicon)."""
+    return FactExtractor([*lexicon_words(lexicon), *table_words()])
+
+
+def _clause_bounds(text: str) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    for m in CLAUSE_BREAK.finditer(text):
+        out.append((pos, m.start()))
+        pos = m.end()
+    out.append((pos, len(text)))
+    return out
+
+
+def word_aligned(text: str, start: int, end: int, clauses: list[tuple[int, int]]) -> bool:
+    """Whether text[start:end] begins and ends on word boundaries of its clause."""
+    for a, b in clauses:
+        if a <= start and end <= b:
+            return segmenter().aligned(text[a:b], start - a, end - a)
+    return False
+
+
+def allowed(c: Candidate, text: str, start: int, end: int, area: str | None) -> bool:
+    """Exact mappings always; narrower/broader only where their context rule holds; related never."""
+    if c.relation == "exact" and not c.context:
+        return True
+    if c.relation == "related" or not c.context:
+        return False
+    from augmenters.guards import parse_context
+
+    return parse_context(c.context).holds(text, start, end, area)
+
+
+def find_matches(
+    text: str, lexicon: Lexicon, direction: str, skipped: Counter[str], area: str | None = None
+) -> list[Match]:
+    """Longest, non-overlapping, word-aligned matches that at least one candidate may safely replace."""
     auto = lexicon.automaton(direction)
     if auto is None or not text:
         return []
+    hits = [(end - len(key) + 1, end + 1, key, cands) for end, (key, cands) in auto.iter(text)]
+    if not hits:
+        return []
+    clauses = None
     spans = None
     out: list[Match] = []
-    for end, (key, typed) in auto.iter_long(text):
-        cands = [c.target for c in typed if c.relation == "exact" and not c.context]
-        if not cands:
+    for start, end, key, cands in sorted(h for h in hits if h[3]):
+        # Inside a longer known wording (气管炎 in 支气管炎): not this wording.
+        if any(s <= start and end <= e and e - s > end - start for s, e, _, _ in hits):
             continue
-        start = end - len(key) + 1
+        # Another known wording crossing this one (发烧|烧心 in 伴发烧心): the boundary is ambiguous.
+        if any(s < start < e < end or start < s < end < e for s, e, _, _ in hits):
+            skipped["ambiguous_boundary"] += 1
+            continue
+        if clauses is None:
+            clauses = _clause_bounds(text)
+        if not word_aligned(text, start, end, clauses):
+            skipped["word_boundary"] += 1
+            continue
         if spans is None:
             spans = protected_spans(text)
-        ok = []
+        ok: list[Candidate] = []
         reason = None
         for c in cands:
-            why = check_substitution(text, start, end + 1, c, spans)
+            if len(c.target) < MIN_MATCH_LEN:
+                continue  # 咳嗽 → 咳: a one-character wording reads as a fragment in running text
+            why = None if allowed(c, text, start, end, area) else "sense"
+            why = why or check_candidate(lexicon, key, c)
+            why = why or check_substitution(text, start, end, c.target, spans)
             if why is None:
                 ok.append(c)
             else:
                 reason = reason or why
         if ok:
-            out.append(Match(start, end + 1, key, tuple(ok)))
-        elif reason:
+            out.append(Match(start, end, key, tuple(c.target for c in ok), tuple(ok)))
+        elif reason and reason != "sense":
             skipped[reason] += 1
     return out
 
@@ -102,7 +147,7 @@ def apply(text: str, matches: list[Match], choices: list[str | None]) -> str:
 def normalize_line(
     line: str, lexicon: Lexicon, direction: str = "to_clinical", skipped: Counter[str] | None = None
 ) -> str:
-    """A line with every safe match mapped to its default term; a whole-line (or whole-clause) mention maps
+    """A line with every safe exact match mapped to its term; a whole-line (or whole-clause) mention maps
     as a unit through the lexicon's normalisation pairs."""
     skipped = skipped if skipped is not None else Counter()
     whole = _whole_mention(line, lexicon, direction)
@@ -114,7 +159,8 @@ def normalize_line(
             p if i % 2 else normalize_line(p, lexicon, direction, skipped) for i, p in enumerate(pieces)
         )
     matches = find_matches(line, lexicon, direction, skipped)
-    return apply(line, matches, [m.candidates[0] for m in matches])
+    exact = [next((c.target for c in m.typed if c.relation == "exact"), None) for m in matches]
+    return apply(line, matches, exact)
 
 
 def _whole_mention(line: str, lexicon: Lexicon, direction: str) -> str | None:
@@ -150,7 +196,8 @@ def variants_of(
     skipped: Counter[str],
 ) -> list[tuple[dict[str, str], list[dict[str, Any]]]]:
     """Up to `n` distinct rewrites of the row's fields, each with its exact substitutions."""
-    found = {f: find_matches(row[f] or "", lexicon, direction, skipped) for f in fields}
+    area = row.get("area")
+    found = {f: find_matches(row[f] or "", lexicon, direction, skipped, area) for f in fields}
     slots = [(f, m) for f in fields for m in found[f]]
     if not slots:
         return []
@@ -174,12 +221,31 @@ def variants_of(
             i += len(ms)
             if any(c is not None for c in chosen):
                 texts[f] = apply(row[f], ms, chosen)
-                subs += [
-                    {"field": f, "start": m.start, "from": m.key, "to": c}
-                    for m, c in zip(ms, chosen, strict=True)
-                    if c is not None
-                ]
+                for m, c in zip(ms, chosen, strict=True):
+                    if c is None:
+                        continue
+                    sub: dict[str, Any] = {"field": f, "start": m.start, "from": m.key, "to": c}
+                    typed = m.candidate(c)
+                    if typed is not None and typed.relation != "exact":
+                        sub |= {"relation": typed.relation, "context": typed.context}
+                    subs.append(sub)
         out.append((texts, subs))
+    return out
+
+
+def unexplained_changes(extractor: FactExtractor, row: dict[str, Any], texts: dict[str, str], subs):
+    """Fact changes of each rewritten field that no recorded specificity change explains."""
+    specific = {(s["from"], s["to"]) for s in subs if s.get("relation")}
+    known = {w for pair in specific for w in pair}
+    canon = {w: extractor.words[w].term for w in known if w in extractor.words}
+    explained = set(canon.values()) | known
+    out = []
+    for f, new in texts.items():
+        for c in extractor.changes(row[f] or "", new):
+            terms = {x.term for x in (c.before, c.after) if x is not None}
+            if specific and c.change in ("lost", "added") and terms <= explained:
+                continue
+            out.append((f, c))
     return out
 
 
@@ -192,20 +258,55 @@ def paraphrase_rows(
     direction: str = "both",
     fields: tuple[str, ...] = PARAPHRASE_FIELDS,
     stats: Counter[str] | None = None,
+    rejects: list[tuple[str, str, str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Derived rows (parents not included). `stats` receives variants made and guard skips by kind."""
+    """Derived rows (parents not included). `stats` receives variants made, guard skips and fact-check
+    rejections by kind; `rejects` receives (parent id, reason, detail JSON) for every rejected variant."""
     stats = stats if stats is not None else Counter()
+    rejects = rejects if rejects is not None else []
+    extractor = fact_extractor(lexicon)
     out = []
     for row in rows:
         skipped: Counter[str] = Counter()
         rng = rng_for(seed, row["id"], AUGMENTER)
         for texts, subs in variants_of(row, lexicon, direction, variants, rng, fields, skipped):
-            detail = {"direction": direction, "substitutions": subs}
+            bad = unexplained_changes(extractor, row, texts, subs)
+            if bad:
+                code = bad[0][1].code
+                stats[f"paraphrase_rejected_{code}"] += 1
+                rejects.append(
+                    (row["id"], f"{REJECT_PREFIX}:{code}", reject_detail(extractor, row, texts, subs, bad))
+                )
+                continue
+            detail: dict[str, Any] = {"direction": direction, "substitutions": subs}
+            specific = [s for s in subs if s.get("relation")]
+            if specific:
+                detail["specificity_changed"] = [
+                    {"from": s["from"], "to": s["to"], "relation": s["relation"], "context": s["context"]}
+                    for s in specific
+                ]
+                stats["paraphrase_specificity_changed"] += 1
             out.append(derive_row(row, AUGMENTER, detail, **texts))
         for k, v in skipped.items():
             stats[f"paraphrase_skipped_{k}"] += v
     stats["paraphrase_variants"] += len(out)
     return out
+
+
+def reject_detail(extractor: FactExtractor, row: dict[str, Any], texts, subs, bad) -> str:
+    """Both fact sets of every changed field, the changes and the substitutions that caused them."""
+    fields = sorted({f for f, _ in bad})
+    return json.dumps(
+        {
+            "augmenter": AUGMENTER,
+            "substitutions": subs,
+            "changes": [{"field": f, **c.to_dict()} for f, c in bad],
+            "facts_before": {f: extractor.extract(row[f] or "").to_list() for f in fields},
+            "facts_after": {f: extractor.extract(texts[f]).to_list() for f in fields},
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
 
 
 def paraphrase_table(table: pa.Table, lexicon: Lexicon, **kwargs: Any) -> pa.Table:

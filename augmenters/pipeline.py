@@ -102,6 +102,7 @@ def augment_table(table: pa.Table, config: AugmentConfig, llm_stage: LLMStage | 
     lexicon = cached_lexicon(tuple(str(p) for p in config.lexicons), config.core_lexicon)
     counts: Counter[str] = Counter()
     derived = []
+    rule_rejects: list[tuple[str, str, str]] = []
     if config.paraphrase and config.variants:
         derived += paraphrase_rows(
             rows,
@@ -111,11 +112,14 @@ def augment_table(table: pa.Table, config: AugmentConfig, llm_stage: LLMStage | 
             direction=config.direction,
             fields=config.fields,
             stats=counts,
+            rejects=rule_rejects,
         )
     if any(r > 0 for r in config.negative_ratios.values()):
         derived += negative_rows(rows, config.negative_ratios, lexicon, seed=config.seed, stats=counts)
     parts = [table, rows_to_table(derived)]
     rejected: list[pa.Table] = []
+    if rule_rejects:
+        rejected.append(reject_table(*(list(col) for col in zip(*rule_rejects, strict=True))))
     if llm_stage is not None and config.uses_llm():
         for res in _llm_results(table, config, llm_stage, lexicon):
             parts.append(res.kept)

@@ -187,6 +187,10 @@ class Word:
     term: str  # canonical
 
 
+MAX_WORD = 5  # longest dictionary word looked at when checking whether a word spans an offset
+WINDOW = 8  # characters of context either side when a span's edges must be segmented
+
+
 class Segmenter:
     """jieba (HMM off: fast and deterministic) with the vocabulary as its user dictionary; one per process,
     shared by every extractor and the paraphraser. Thread-safe for adding words."""
@@ -200,6 +204,7 @@ class Segmenter:
         self._known: set[str] = set()
         self._lock = threading.Lock()
         self._cache = lru_cache(maxsize=1 << 17)(self._tokens)
+        self._crossed = lru_cache(maxsize=1 << 18)(self._crossed_uncached)
 
     def add_words(self, words: Iterable[str]) -> None:
         new = [w for w in words if w and w not in self._known and len(w) >= 2]
@@ -211,6 +216,7 @@ class Segmenter:
                 # A word the dictionary lacks gets the frequency that makes it win over its own parts.
                 self._tk.add_word(w, max(self._tk.FREQ.get(w, 0), self._tk.suggest_freq(w, False)))
             self._cache.cache_clear()
+            self._crossed.cache_clear()
 
     def _tokens(self, text: str) -> tuple[tuple[tuple[int, int, str], ...], frozenset[int]]:
         spans, bounds, pos = [], {0}, 0
@@ -231,13 +237,36 @@ class Segmenter:
         """Offsets in `text` where a word starts or ends (0 and len(text) included)."""
         return self._cache(text)[1]
 
+    def _crossed_uncached(self, text: str, p: int) -> bool:
+        """Whether some dictionary word of `text` spans offset p (starts before it, ends after it)."""
+        freq = self._tk.FREQ
+        for i in range(max(0, p - MAX_WORD + 1), p):
+            for j in range(p + 1, min(len(text), i + MAX_WORD) + 1):
+                if freq.get(text[i:j]):
+                    return True
+        return False
+
+    def aligned(self, text: str, start: int, end: int) -> bool:
+        """Whether text[start:end] starts and ends on word boundaries. With no dictionary word spanning
+        either edge every segmentation has both boundaries (unknown characters are words of their own), so
+        the segmentation itself is computed only when some word does."""
+        if (start == 0 or not self._crossed(text, start)) and (
+            end == len(text) or not self._crossed(text, end)
+        ):
+            return True
+        # The segmentation of a window around the span: context further away does not move its edges.
+        w0, w1 = max(0, start - WINDOW), min(len(text), end + WINDOW)
+        b = self._cache(text[w0:w1])[1]
+        return start - w0 in b and end - w0 in b
+
 
 @cache
 def segmenter() -> Segmenter:
     return Segmenter()
 
 
-def _load_fact_words() -> list[Word]:
+@cache
+def fact_words() -> tuple[Word, ...]:
     out = []
     for no, line in enumerate(FACT_WORDS.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip() or line.startswith("#"):
@@ -248,7 +277,7 @@ def _load_fact_words() -> list[Word]:
                 raise ValueError(f"{FACT_WORDS}:{no}: expected surface<TAB>kind[<TAB>canonical]")
             continue
         out.append(Word(cols[0], cols[1], cols[2] if len(cols) > 2 and cols[2] else cols[0]))
-    return out
+    return tuple(out)
 
 
 def shipped_words() -> list[Word]:
@@ -256,7 +285,7 @@ def shipped_words() -> list[Word]:
     body sites and protected compounds. Earlier sources win for a surface."""
     from augmenters.lexicon import load_lexicon
 
-    return [*lexicon_words(load_lexicon()), *_table_words()]
+    return [*lexicon_words(load_lexicon()), *table_words()]
 
 
 def lexicon_words(lexicon) -> list[Word]:
@@ -272,7 +301,7 @@ def lexicon_words(lexicon) -> list[Word]:
 
 
 @cache
-def _table_words() -> tuple[Word, ...]:
+def table_words() -> tuple[Word, ...]:
     import yaml
 
     out: list[Word] = []
@@ -289,7 +318,7 @@ def _table_words() -> tuple[Word, ...]:
             cols = line.split("\t")
             if len(cols) >= 2 and cols[1] and not line.startswith("#"):
                 out.append(Word(cols[1], "disease", cols[1]))
-    out += _load_fact_words()
+    out += list(fact_words())
     return tuple(out)
 
 
@@ -311,6 +340,10 @@ class FactExtractor:
         for s in self.sites:
             self._site_auto.add_word(s, s)
         self._site_auto.make_automaton()
+        self._scope_auto = ahocorasick.Automaton()
+        for w in (*NEGATION_CUES, *CONTRAST, *FREQUENCY):
+            self._scope_auto.add_word(w, w)
+        self._scope_auto.make_automaton()
         self.seg = segmenter()
         self.seg.add_words(s for s, w in self.words.items() if w.kind != "site")
         self._clause = lru_cache(maxsize=cache_size)(self._extract_clause)
@@ -326,10 +359,8 @@ class FactExtractor:
     def changes(self, a: str, b: str) -> list[FactChange]:
         """Clauses both texts share state the same facts, so the clauses that differ are read first; only
         if their facts differ are the whole texts compared (facts may have moved between clauses)."""
-        ca = dict.fromkeys(c for _, c in _clauses(a or ""))
-        cb = dict.fromkeys(c for _, c in _clauses(b or ""))
-        only_a = [c for c in ca if c not in cb]
-        only_b = [c for c in cb if c not in ca]
+        ca, cb = set(CLAUSE_BREAK.split(a or "")), set(CLAUSE_BREAK.split(b or ""))
+        only_a, only_b = [c for c in ca - cb if c], [c for c in cb - ca if c]
         if not only_a and not only_b:
             return []
         fa = {f for c in only_a for f in self._clause(c)}
@@ -343,8 +374,7 @@ class FactExtractor:
         raw = [(end - len(w.surface) + 1, end + 1, w) for end, w in self._auto.iter(text)]
         if not raw:
             return []
-        bounds = self.seg.boundaries(text)
-        ok = [h for h in raw if h[0] in bounds and h[1] in bounds]
+        ok = [h for h in raw if self.seg.aligned(text, h[0], h[1])]
         ok.sort(key=lambda h: (-(h[1] - h[0]), h[0]))
         taken: list[tuple[int, int, Word]] = []
         for h in ok:
@@ -357,11 +387,9 @@ class FactExtractor:
     def _extract_clause(self, clause: str) -> tuple[Fact, ...]:
         hits = [h for h in self.hits(clause) if h[2].kind != "protect"]
         covered = [(s, e) for s, e, _ in hits]
-        tokens = None
         facts: list[Fact] = []
-        if hits or any(c in clause for c in "不无没未否非别勿排除"):
-            tokens = self.seg.tokens(clause)
-        neg_at = _negation_points(clause, tokens or [], covered)
+        scope = self._scope_words(clause, covered)
+        neg_at = _negation_points(scope)
         prev_end = 0
         for s, e, w in hits:
             window = clause[prev_end:s]
@@ -380,10 +408,26 @@ class FactExtractor:
             )
             prev_end = e
         facts += self._generic(clause, covered, neg_at)
-        facts += _frequencies(clause, tokens, covered, neg_at)
+        facts += [
+            Fact("frequency", FREQUENCY[t], negated=_negated(neg_at, clause, a), span=(a, b), surface=t)
+            for a, b, t in scope
+            if t in FREQUENCY
+        ]
         facts += _quantities(clause, covered, neg_at)
         facts.sort(key=lambda f: f.span)
         return tuple(facts)
+
+    def _scope_words(self, clause: str, covered) -> list[tuple[int, int, str]]:
+        """Negation cues, contrast and frequency words that are words of their own, outside every hit."""
+        raw = [(end - len(w) + 1, end + 1, w) for end, w in self._scope_auto.iter(clause)]
+        raw = [h for h in raw if not any(a < h[1] and h[0] < b for a, b in covered)]
+        raw.sort(key=lambda h: (-(h[1] - h[0]), h[0]))
+        taken: list[tuple[int, int, str]] = []
+        for h in raw:
+            if all(h[1] <= t[0] or h[0] >= t[1] for t in taken) and self.seg.aligned(clause, h[0], h[1]):
+                taken.append(h)
+        taken.sort()
+        return taken
 
     def _site(self, window: str, w: Word) -> str:
         if w.kind not in ("symptom", "finding"):
@@ -435,12 +479,10 @@ def _shift(f: Fact, by: int) -> Fact:
                 (f.span[0] + by, f.span[1] + by), f.surface)  # fmt: skip
 
 
-def _negation_points(clause: str, tokens, covered) -> list[int]:
+def _negation_points(scope: list[tuple[int, int, str]]) -> list[int]:
     """Offsets where a negation's scope starts (after the cue); a contrast word ends it (recorded as -pos)."""
     points: list[int] = []
-    for s, e, t in tokens:
-        if any(a <= s < b for a, b in covered):
-            continue
+    for _, e, t in scope:
         if t in NEGATION_CUES:
             points.append(e)
         elif t in CONTRAST:
@@ -481,19 +523,6 @@ def _quality(clause: str, s: int, w: Word) -> str:
     if w.kind not in ("symptom", "finding") or s == 0:
         return ""
     return QUALITY.get(clause[s - 1], "")
-
-
-def _frequencies(clause: str, tokens, covered, neg_at) -> list[Fact]:
-    out = []
-    if tokens is None:
-        if not any(w in clause for w in FREQUENCY):
-            return out
-        tokens = segmenter().tokens(clause)
-    for s, e, t in tokens:
-        if t in FREQUENCY and not any(a <= s < b for a, b in covered):
-            out.append(Fact("frequency", FREQUENCY[t], negated=_negated(neg_at, clause, s), span=(s, e),
-                            surface=t))  # fmt: skip
-    return out
 
 
 def cn_number(s: str) -> str:

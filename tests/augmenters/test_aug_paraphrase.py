@@ -46,7 +46,7 @@ def test_n_distinct_variants_per_sample(samples, core_lexicon):
 
 def test_colloquial_question_becomes_clinical(samples, core_lexicon):
     out = paraphrase_rows(_rows(samples[:1]), core_lexicon, variants=4, seed=3, direction="to_clinical")
-    assert any("胸痛" in r["instruction"] or "胸骨后压榨感" in r["instruction"] for r in out)
+    assert any("胸痛" in r["instruction"] for r in out)
     assert all("30分钟" in r["instruction"] and "ST段" in r["instruction"] for r in out)
 
 
@@ -72,3 +72,95 @@ def test_derived_rows_are_valid_samples(samples, core_lexicon):
     out = table_to_samples(rows_to_table(paraphrase_rows(_rows(samples), core_lexicon, seed=2)))
     assert all(s.provenance.parent_id for s in out)
     assert all(s.provenance.created_at is not None for s in out)
+
+
+def _row(instruction: str, output: str = "注意休息。", area=None):
+    from medaug.schema import Area, Sample
+
+    s = Sample(instruction=instruction, output=output, area=area or Area.general)
+    return samples_to_table([s]).to_pylist()[0]
+
+
+def _subs(rows):
+    return [
+        (s["from"], s["to"])
+        for r in rows
+        for s in json.loads(r["provenance"]["augmentation"][-1]["detail"])["substitutions"]
+    ]
+
+
+def test_a_match_that_cuts_a_word_is_no_match(core_lexicon):
+    from augmenters.paraphrase import find_matches
+
+    skipped = Counter()
+    assert not find_matches("拉粑粑都很困难", core_lexicon, "to_clinical", skipped)
+    assert not find_matches("结合放化疗", core_lexicon, "to_colloquial", skipped)
+    assert not find_matches("多饮温开水", core_lexicon, "to_colloquial", skipped)
+    # 伴发烧心: 发烧 and 烧心 cross, so the boundary is ambiguous and neither is rewritten.
+    assert not find_matches("伴发烧心的感觉", core_lexicon, "to_clinical", skipped)
+    assert [m.key for m in find_matches("有点拉肚子了", core_lexicon, "to_clinical", skipped)] == ["拉肚子"]
+
+
+def test_only_exact_mappings_rewrite_outside_their_context(core_lexicon):
+    from augmenters.paraphrase import find_matches
+
+    general = find_matches("胸口疼两天", core_lexicon, "to_clinical", Counter(), "general")
+    assert general[0].candidates == ("胸痛",)
+    pressure = "胸口疼，像被石头压着一样"
+    cardio = find_matches(pressure, core_lexicon, "to_clinical", Counter(), "cardiovascular")
+    assert set(cardio[0].candidates) == {"胸痛", "胸骨后压榨感"}
+    # related wordings (没精神 may be 疲乏 or 精神萎靡) never rewrite running text
+    assert not find_matches("孩子没精神", core_lexicon, "to_clinical", Counter())
+
+
+def test_specificity_change_is_recorded(core_lexicon):
+    from medaug.schema import Area
+
+    row = _row("胸口疼，像被石头压着一样，出冷汗", area=Area.cardiovascular)
+    out = paraphrase_rows([row], core_lexicon, variants=6, seed=0, direction="to_clinical")
+    narrowed = [r for r in out if "胸骨后压榨感" in r["instruction"]]
+    assert narrowed
+    detail = json.loads(narrowed[0]["provenance"]["augmentation"][-1]["detail"])
+    assert detail["specificity_changed"][0]["relation"] == "narrower"
+    assert all("specificity_changed" not in json.loads(r["provenance"]["augmentation"][-1]["detail"])
+               for r in out if "胸骨后压榨感" not in r["instruction"])  # fmt: skip
+
+
+def test_never_symptom_to_diagnosis_nor_diagnosis_softened(core_lexicon):
+    rows = [_row("确诊高血压三年，心情低落，做什么事情都没意思，脸色发黄")]
+    subs = _subs(paraphrase_rows(rows, core_lexicon, variants=5, seed=1, direction="both"))
+    assert ("高血压", "血压偏高") not in subs and ("高血压", "血压高") not in subs
+    assert all(to not in ("抑郁症", "抑郁状态", "黄疸") for _, to in subs)
+
+
+def test_scope_and_modifiers_survive(core_lexicon):
+    from medaug.facts import fact_changes
+
+    rows = [_row("不是一直咳嗽，下午开始有点咳嗽，流清鼻涕，左侧胸口疼，没有发烧")]
+    out = paraphrase_rows(rows, core_lexicon, variants=5, seed=2, direction="both")
+    assert out
+    for r in out:
+        assert fact_changes(rows[0]["instruction"], r["instruction"]) == []
+        assert "不是一直" in r["instruction"] and "左侧" in r["instruction"]
+
+
+def test_fact_change_rejects_with_both_fact_sets(core_lexicon):
+    from augmenters.lexicon import Lexicon, LexiconEntry
+
+    # A deliberately bad lexicon: 发热 'exact' to a wording that is really a different symptom.
+    bad = Lexicon(
+        [LexiconEntry("发热", ("咳嗽",), relation="exact", kind="symptom", direction="to_colloquial")]
+    )
+    rows = [_row("患者发热两天")]
+    stats, rejects = Counter(), []
+    out = paraphrase_rows(
+        rows, bad, variants=1, seed=0, direction="to_colloquial", stats=stats, rejects=rejects
+    )
+    assert not out
+    (pid, reason, detail) = rejects[0]
+    assert pid == rows[0]["id"]
+    assert reason.startswith("lexicon_paraphrase:fact_changed:symptom_")
+    d = json.loads(detail)
+    assert d["facts_before"]["instruction"] and d["facts_after"]["instruction"]
+    assert {c["code"] for c in d["changes"]} >= {"symptom_lost"}
+    assert stats[f"paraphrase_rejected_{reason.rsplit(':', 1)[1]}"] == 1
