@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from generators.counterfactual import BiasConfig
 from generators.engine import EngineConfig, SamplingConfig
 from generators.expand import Quotas
 from generators.output_format import OutputMode
@@ -54,6 +55,8 @@ class GenerateConfig(BaseModel):
     knowledge: str | None = None  # default: the shipped knowledge table
     quotas: Quotas
     llm: LLMSection
+    # the counterfactual sex-swap check (generators/counterfactual.py)
+    bias: BiasConfig = Field(default_factory=BiasConfig)
     # jobs.curate.CurateConfig (de-id, quality gates, dedup, queue push), validated on load but imported
     # only when present: a generation-only host (e.g. a GPU node) needs none of curation's dependencies.
     curate: Any = None

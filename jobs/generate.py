@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from generators.expand import expand
-from generators.knowledge import load_comorbidities, load_knowledge
-from generators.templates import load_templates
+from generators.expand import PromptRow, expand
+from generators.knowledge import Disease, load_comorbidities, load_knowledge
+from generators.templates import Template, load_templates
 from generators.worker import FAILURE_SCHEMA, GenerationWorker, prompt_to_dict
 from jobs.config import ConfigError, GenerateConfig, LLMSection, job_parser, load_config, run_overrides
 from medaug.io import write_parquet
@@ -197,7 +198,62 @@ def run_generate(cfg: GenerateConfig, *, max_shards: int | None = None) -> dict[
         print(
             "[generate] not every shard is done: curation and queue push wait for a complete run", flush=True
         )
-    return finish_manifest(folder, cfg, started, previous, wall, len(prompts), len(shards), extra_stages)
+    bias: dict[str, Any] = {}
+    if cfg.bias.counterfactual_sex_swap and complete:
+        factory = make_actor_factory(_greedy(cfg.llm), device, run_id, job_id)
+        bias["counterfactual"] = counterfactual_check(
+            cfg, folder, prompts, templates, diseases, factory, n_replicas
+        )
+    return finish_manifest(
+        folder, cfg, started, previous, wall, len(prompts), len(shards), extra_stages, bias
+    )
+
+
+def _greedy(llm: LLMSection) -> LLMSection:
+    return llm.model_copy(update={"sampling": llm.sampling.model_copy(update={"temperature": 0.0})})
+
+
+def counterfactual_check(
+    cfg: GenerateConfig,
+    folder: RunFolder,
+    prompts: list[PromptRow],
+    templates: list[Template],
+    diseases: list[Disease],
+    factory: Callable[[], Any],
+    n_replicas: int,
+) -> dict[str, Any]:
+    """Sex-swapped pairs through the same engine pool, greedily; report in <run>/bias/ (generators/counterfactual.py)."""
+    from generators import counterfactual as cf
+    from jobs.pool import run_pool
+
+    out_dir = folder.path / "bias"
+    if (out_dir / cf.SUMMARY).exists():  # resumed run: already checked
+        return json.loads((out_dir / cf.SUMMARY).read_text(encoding="utf-8"))
+    pairs = cf.sex_swap_pairs(prompts, diseases, templates, cfg.bias.counterfactual_max_pairs)
+    rows = [prompt_to_dict(p) for pair in pairs for p in pair]
+    size = cfg.run.shard_size
+    outputs: dict[str, str | None] = {}
+    failures: dict[str, str] = {}
+
+    def on_result(_: int, result: dict[str, Any]) -> None:
+        table = result["samples"]
+        ids = [p["prompt_id"] for p in table.column("provenance").to_pylist()]
+        outputs.update(zip(ids, table.column("output").to_pylist(), strict=True))
+        failures.update({f["prompt_id"]: f["reason"] for f in result["failures"]})
+
+    def on_give_up(_: int, rows: list[dict[str, Any]], reason: str) -> None:
+        failures.update({r["prompt_id"]: reason for r in rows})
+
+    print(f"[generate] counterfactual sex swap: {len(pairs)} pairs", flush=True)
+    run_pool(factory, n_replicas, [(i, rows[s : s + size]) for i, s in enumerate(range(0, len(rows), size))],
+             method="run_shard", on_result=on_result, on_give_up=on_give_up,
+             max_attempts=cfg.run.max_shard_attempts)  # fmt: skip
+    records = cf.compare_pairs(pairs, outputs, diseases, failures)
+    cf.print_mismatches(records)
+    summary = cf.write_report(records, out_dir)
+    print(f"[generate] counterfactual: {summary['same']} same, {summary['mismatches']} mismatches, "
+          f"{summary['failed']} failed; {summary['path']}", flush=True)  # fmt: skip
+    return summary
 
 
 def collect_stats(folder: RunFolder) -> StageStats:
@@ -229,6 +285,7 @@ def finish_manifest(
     n_prompts: int,
     n_shards: int,
     extra_stages: list[StageStats] | None = None,
+    extra_outputs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     st = collect_stats(folder)
     st.seconds = wall
@@ -248,6 +305,7 @@ def finish_manifest(
     if cfg.curate is not None and extra_stages:
         outputs["curated"] = str(folder.path / "curated")
         outputs["queue"] = cfg.curate.queue.url if cfg.curate.queue.push else None
+    outputs |= extra_outputs or {}
     manifest = build_manifest(
         run_id=folder.run_id,
         job="generate",
