@@ -100,9 +100,13 @@ def test_planned_shares_follow_the_knowledge_tables_sex_limits() -> None:
           for a in ("obgyn", "oncology")}  # fmt: skip
     assert by[("male", "obgyn")] == 0  # every obgyn disease is female-only in the knowledge table
     onc = [d for d in load_knowledge() if d.area.value == "oncology"]
-    female_only = sum(d.sex is not None and d.sex.value == "female" for d in onc) / len(onc)
-    # oncology: female-only diseases plus half of the rest (the quota), within sampling noise
-    assert abs(by[("female", "oncology")] / 0.5 - (female_only + (1 - female_only) / 2)) < 0.1
+    only = {
+        sex: sum(d.sex is not None and d.sex.value == sex for d in onc) / len(onc)
+        for sex in ("male", "female")
+    }
+    # oncology: the sex-limited diseases plus half of the rest (the quota), within sampling noise
+    expected = only["female"] + (1 - only["female"] - only["male"]) / 2
+    assert abs(by[("female", "oncology")] / 0.5 - expected) < 0.1
 
 
 def _runs(tmp_path: Path, run_id: str, quotas: dict) -> Path:
@@ -129,7 +133,14 @@ def test_datasheet_compares_released_demographics_with_the_runs_quotas(queue: Qu
     assert "| male | middle_aged | cardiovascular | 1 | 33.3% | 100.0% | -66.7 pp | under |" in bias
     assert "| female | young_adult | endocrine | 1 | 33.3% | - | - | unplanned |" in bias
     assert "| female | 2 | 66.7% | 0.0% | +66.7 pp | over |" in bias  # sex marginal
-    assert "rows flagged: 0" in bias and "### Counterfactual sex swap" in bias
+    assert "rows flagged: 0" in bias and "### Counterfactual sex swap" in bias and "Not run" in bias
+    summary = {"pairs": 20, "compared": 19, "same": 17, "mismatches": 2, "failed": 1, "path": "runs/x.jsonl"}
+    (runs / "gen-甲" / "bias").mkdir()
+    (runs / "gen-甲" / "bias" / "counterfactual.json").write_text(json.dumps(summary), encoding="utf-8")
+    text = (
+        export_version(root, "cardio", 1, "alpaca", runs_dir=runs).path.joinpath("DATASHEET.md").read_text()
+    )
+    assert "| gen-甲 | 20 | 19 | 17 | 2 | 1 | `runs/x.jsonl` |" in text
 
     # an explicit job config wins over the runs found; a broken one is named
     cfg = tmp_path / "job.yaml"
