@@ -48,16 +48,22 @@ def normalize(
     ] = "clinical",
     lexicon: LexiconOpt = None,
     no_core: NoCoreOpt = False,
+    threshold: Annotated[
+        float, typer.Option(help="confidence below which a mention with no exact entry is left as it is")
+    ] = 0.3,
 ) -> None:
-    """Map colloquial terms to clinical ones (or back), one output line per input line."""
+    """Map colloquial mentions to standard terms (or clinical text back to colloquial), one output line per
+    input line: exact lookup, else the best-ranked standard term above the threshold (docs/lexicon.md)."""
     import sys
     from collections import Counter
 
     from augmenters.line_io import LineError, normalize_stream
+    from augmenters.normalize import Normaliser, normalize_text
 
     if to not in ("clinical", "colloquial"):
         raise typer.BadParameter("must be 'clinical' or 'colloquial'", param_hint="--to")
     lex = _load(lexicon, no_core)
+    normaliser = Normaliser(lex, threshold=threshold)
     skipped: Counter[str] = Counter()
     try:
         src = sys.stdin.buffer if input == "-" else open(input, "rb")  # noqa: SIM115
@@ -69,7 +75,8 @@ def normalize(
         src.close()
         raise typer.BadParameter(f"{output}: {e.strerror}", param_hint="OUTPUT") from e
     try:
-        n = normalize_stream(src, dst, lex, f"to_{to}", field=field, name=input, skipped=skipped)
+        n = normalize_stream(src, dst, lex, f"to_{to}", field=field, name=input, skipped=skipped,
+                             normalise=lambda t: normalize_text(t, normaliser, f"to_{to}", skipped))  # fmt: skip
     except LineError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
@@ -105,7 +112,8 @@ def coverage(
     except LexiconError as e:
         raise typer.BadParameter(str(e), param_hint="PAIRS") from e
     typer.echo(
-        f"pairs={cov.pairs} correct={cov.correct} coverage={cov.ratio:.4f} identity={cov.identity} changed={cov.changed}"
+        f"pairs={cov.pairs} correct={cov.correct} coverage={cov.ratio:.4f} identity={cov.identity} "
+        f"changed={cov.changed} exact={cov.exact} ranked={cov.ranked} left={cov.left}"
     )
 
 

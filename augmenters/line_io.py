@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from typing import BinaryIO, TextIO
 
 from augmenters.lexicon import Lexicon
@@ -24,9 +25,15 @@ def normalize_stream(
     field: str | None = None,
     name: str = "-",
     skipped: Counter[str] | None = None,
+    normalise: Callable[[str], str] | None = None,
 ) -> int:
-    """Returns the number of lines written."""
+    """Returns the number of lines written. `normalise` maps one line (default: normalize_line)."""
     skipped = skipped if skipped is not None else Counter()
+    if normalise is None:
+
+        def normalise(text: str) -> str:
+            return normalize_line(text, lexicon, direction, skipped)
+
     n = 0
     for no, raw in enumerate(src, 1):
         try:
@@ -34,16 +41,14 @@ def normalize_stream(
         except UnicodeDecodeError as e:
             raise LineError(f"{name}:{no}: not valid UTF-8 (byte {e.start})") from e
         if field is None:
-            dst.write(normalize_line(line, lexicon, direction, skipped) + "\n")
+            dst.write(normalise(line) + "\n")
         else:
-            dst.write(_json_line(line, no, name, field, lexicon, direction, skipped) + "\n")
+            dst.write(_json_line(line, no, name, field, normalise) + "\n")
         n += 1
     return n
 
 
-def _json_line(
-    line: str, no: int, name: str, field: str, lexicon: Lexicon, direction: str, skipped: Counter[str]
-) -> str:
+def _json_line(line: str, no: int, name: str, field: str, normalise: Callable[[str], str]) -> str:
     if not line.strip():
         return line
     try:
@@ -54,5 +59,5 @@ def _json_line(
         raise LineError(f"{name}:{no}: field {field!r} is missing")
     if not isinstance(rec[field], str):
         raise LineError(f"{name}:{no}: field {field!r} is not a string")
-    rec[field] = normalize_line(rec[field], lexicon, direction, skipped)
+    rec[field] = normalise(rec[field])
     return json.dumps(rec, ensure_ascii=False)

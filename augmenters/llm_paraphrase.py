@@ -1,6 +1,7 @@
 """LLM paraphrasing through the same LLM stage as generation: the question rewritten in a patient's voice,
-or the answer in plainer or more clinical register. A rewrite that loses or alters clinical entities,
-numbers or negations is rejected with its reason; nothing is dropped silently.
+or the answer in plainer or more clinical register. A rewrite whose clinical facts differ from the
+original's (medaug/facts.py via augmenters/preserve.py) is rejected with a reason code naming the fact
+kind that changed and both fact sets in its detail; nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -77,8 +78,11 @@ def outcomes_to_rows(
             else:
                 reason = check.check(row[field], o.fields[field])
             if reason is not None:
-                rejected.append((row["id"], f"{AUGMENTER}:{reason}", f"mode={mode}"))
-                counts[f"llm_paraphrase_rejected_{reason}"] += 1
+                detail = f"mode={mode}"
+                if reason.startswith("fact_changed:"):
+                    detail = check.detail(row[field], o.fields[field], mode=mode, field=field)
+                rejected.append((row["id"], f"{AUGMENTER}:{reason}", detail))
+                counts[f"llm_paraphrase_rejected_{reason.removeprefix('fact_changed:')}"] += 1
                 continue
             req = build_request(row, mode)
             detail = {"mode": mode, "field": field, "system": req.system, "prompt": req.user, "seed": o.seed}

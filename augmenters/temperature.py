@@ -61,12 +61,17 @@ def _value(m: re.Match[str]) -> float | None:
     return value
 
 
-def fever_grade(text: str) -> str | None:
-    """低热 / 中等度热 / 高热 / 超高热 for a line that is only a body-temperature mention, else None."""
+def temperature(text: str) -> float | None:
+    """The highest body temperature (°C) of a line that is only a temperature mention, else None."""
     values = [v for m in _TEMP.finditer(text) if (v := _value(m)) is not None and 35.0 <= v <= 43.0]
     if not values or _FILLER.sub("", _TEMP.sub("", text)):
         return None
-    top = max(values)
-    if top < 37.3:
+    return max(values)
+
+
+def fever_grade(text: str) -> str | None:
+    """低热 / 中等度热 / 高热 / 超高热 for a line that is only a body-temperature mention, else None."""
+    top = temperature(text)
+    if top is None or top < 37.3:
         return None
     return next(name for limit, name in GRADES if top <= limit)

@@ -88,10 +88,21 @@ def read_inputs(cfg: AugmentJobConfig, folder: RunFolder, log=print) -> tuple[pa
     return table, st
 
 
-def _augment_batch(batch: pa.Table, config: AugmentConfig) -> pa.Table:
+def _augment_batch(batch: pa.Table, config: AugmentConfig, rejects_dir: str | None = None) -> pa.Table:
+    """Kept rows; rule rejections (paraphrases whose clinical facts changed) go to `rejects_dir`, named
+    by the batch's content so a rerun rewrites the same file."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
     from augmenters.pipeline import augment_table
 
-    return augment_table(batch, config).kept
+    res = augment_table(batch, config)
+    if rejects_dir and res.rejected.num_rows:
+        ids = batch.column("id").to_pylist() if batch.num_rows else []
+        digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+        pq.write_table(res.rejected, Path(rejects_dir) / f"augment-rules-{digest}.parquet")
+    return res.kept
 
 
 class AugmentWorker:
@@ -175,15 +186,16 @@ def augment(table: pa.Table, cfg: AugmentJobConfig, folder: RunFolder, run_id: s
 
     t0 = time.perf_counter()
     per_batch = cfg.augment.model_copy(update={"refusals": 0})
+    rejects_dir = str(folder.stage_dir("rejects"))
     if cfg.augment.uses_llm():
         parts = _augment_with_llm(table, cfg, per_batch, folder, log)
     elif table.num_rows > cfg.curate.batch_size and ray.is_initialized():
         ds = ray.data.from_arrow(table).repartition(max(1, table.num_rows // cfg.curate.batch_size))
-        out = ds.map_batches(_augment_batch, fn_kwargs={"config": per_batch}, batch_format="pyarrow",
+        out = ds.map_batches(_augment_batch, fn_kwargs={"config": per_batch, "rejects_dir": rejects_dir}, batch_format="pyarrow",
                              batch_size=cfg.curate.batch_size)  # fmt: skip
         parts = [conform_table(ray.get(r)) for r in out.to_arrow_refs()]
     else:
-        parts = [_augment_batch(table, per_batch)]
+        parts = [_augment_batch(table, per_batch, rejects_dir)]
     if cfg.augment.refusals:
         parts.append(samples_to_table(make_refusals(cfg.augment.refusals, cfg.augment.seed)))
     result = pa.concat_tables([p for p in parts if p.num_rows]) if any(p.num_rows for p in parts) else table
@@ -193,11 +205,10 @@ def augment(table: pa.Table, cfg: AugmentJobConfig, folder: RunFolder, run_id: s
     st = StageStats(
         "augment", rows_in=table.num_rows, rows_out=result.num_rows, seconds=time.perf_counter() - t0
     )
-    if cfg.augment.uses_llm():
-        import pyarrow.parquet as pq
+    import pyarrow.parquet as pq
 
-        for p in sorted((folder.path / "rejects").glob("augment-llm-*.parquet")):
-            st.rejects.update(pq.read_table(p, columns=["reason"]).column("reason").to_pylist())
+    for p in sorted((folder.path / "rejects").glob("augment-*.parquet")):  # LLM and rule rejections
+        st.rejects.update(pq.read_table(p, columns=["reason"]).column("reason").to_pylist())
     labels = result.column("label").to_pylist()
     st.extra = {f"label_{k}": labels.count(k) for k in ("positive", "negative", "refusal")}
     _mark(folder, "augment", [st])

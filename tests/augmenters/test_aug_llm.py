@@ -85,27 +85,36 @@ def test_paraphrase_mapping_keeps_faithful_and_rejects_unfaithful(samples, core_
     step = derived[0]["provenance"]["augmentation"][-1]
     assert step["augmenter"] == "llm_paraphrase"
     assert json.loads(step["detail"])["prompt"] == paraphrase_request(row, "patient_question").user
-    for o, reason in ((outs[1], "number_changed"), (outs[2], "llm_no_json")):
+    for o, reason in ((outs[1], "fact_changed:duration_lost"), (outs[2], "llm_no_json")):
         derived, rejected, counts = outcomes_to_rows(
             [row], ["patient_question"], [o], PreservationCheck(core_lexicon), {}
         )
-        assert not derived and rejected == [(row["id"], f"llm_paraphrase:{reason}", "mode=patient_question")]
-        assert counts[f"llm_paraphrase_rejected_{reason}"] == 1
+        assert not derived and [r[:2] for r in rejected] == [(row["id"], f"llm_paraphrase:{reason}")]
+        assert counts[f"llm_paraphrase_rejected_{reason.removeprefix('fact_changed:')}"] == 1
+    detail = json.loads(
+        outcomes_to_rows([row], ["patient_question"], [outs[1]], PreservationCheck(core_lexicon), {})[1][0][2]
+    )
+    assert detail["mode"] == "patient_question" and detail["facts_before"] and detail["facts_after"]
+    assert detail["changes"][0]["before"]["term"] == "30 minute"
 
 
 def test_preservation_check_reasons(core_lexicon):
     check = PreservationCheck(core_lexicon)
     o = "患者胸痛2小时，无发热，左侧肢体麻木，服用阿司匹林100mg。"
     assert check.check(o, "病人胸口疼了2小时，没有发烧，左边手脚发麻，吃了阿司匹林100mg。") is None
+    changed = "fact_changed:symptom_"
     assert (
-        check.check(o, "病人胸口疼了2小时，有发烧，左边手脚发麻，吃了阿司匹林100mg。") == "negation_changed"
+        check.check(o, "病人胸口疼了2小时，有发烧，左边手脚发麻，吃了阿司匹林100mg。") == changed + "negation"
     )
-    assert check.check(o, "病人2小时，没有发烧，左边手脚发麻，吃了阿司匹林100mg。") == "entity_lost"
+    assert check.check(o, "病人2小时，没有发烧，左边手脚发麻，吃了阿司匹林100mg。") == changed + "lost"
     assert (
         check.check(o, "病人胸口疼了2小时，没有发烧，右边手脚发麻，吃了阿司匹林100mg。")
-        == "laterality_changed"
+        == changed + "laterality"
     )
-    assert check.check(o, "病人胸口疼了2小时，没有发烧，左边手脚发麻，吃了布洛芬100mg。") == "drug_changed"
+    assert (
+        check.check(o, "病人胸口疼了2小时，没有发烧，左边手脚发麻，吃了布洛芬100mg。")
+        == "fact_changed:drug_lost"
+    )
     assert check.check(o, o) == "unchanged"
 
 
