@@ -30,6 +30,10 @@ D = "[0-9０-９]"
 _GROUP_SEP = r"(?:[ \-.－—–‐·\u3000]|[)）][ \-]?)"
 # A run of at least 7 digits (shorter ones hold no identifier): optional country code, optional opening bracket, digits in groups (X too: an ID's check character).
 RUN_PATTERN = rf"(?:(?:\+|＋|00)86[ \-]?)?[(（]?{D}(?:{_GROUP_SEP}?[(（]?(?:{D}|[XxＸ×](?![A-Za-z]))){{6,}}"
+# Every run holds a digit followed by six more digit slots, each at most three separator or bracket
+# characters on; that digit is at most RUN_REACH characters into the run (after +86 and a bracket).
+RUN_ANCHOR = rf"{D}(?:[ \-.－—–‐·\u3000)）(（]{{0,3}}(?:{D}|[XxＸ×])){{6}}"
+RUN_REACH = 6
 # Phone cues: what comes right after them is a phone if it is phone-shaped (7–13 digits).
 _PHONE_CUE = re.compile(
     r"(?:电话|手机|座机|固话|联系方式|联系号码|联系|热线|传真|微信|tel|phone|mobile|call|拨打|致电|打)"

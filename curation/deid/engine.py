@@ -90,6 +90,17 @@ class Deidentifier:
         }
         self._shifted = self.config.operator_for("DATE").operator == "shift"
         self._operators = {e: self._operator(e) for e in self.config.entities}
+        # Operators that are a plain function of the value (replace, hash, generalize, keep):
+        # on resolved spans, which never overlap, presidio's result is each span replaced by
+        # fn(value), so these are spliced directly; mask and encrypt still go through presidio.
+        self._direct: dict[str, Callable[[str], str]] = {}
+        for e, op in self._operators.items():
+            if op.operator_name == "replace":
+                self._direct[e] = lambda _v, new=op.params["new_value"]: new
+            elif op.operator_name == "custom":
+                self._direct[e] = op.params["lambda"]
+            elif op.operator_name == "keep":
+                self._direct[e] = lambda v: v
 
     def _operator(self, entity: str) -> OperatorConfig:
         spec = self.config.operator_for(entity)
@@ -129,12 +140,16 @@ class Deidentifier:
         if not spans:
             return text
         operators = self._operators
+        direct = self._direct
         if self._shifted and any(s[0] == "DATE" for s in spans):
             days = date_offset(self._salt, sample_key, self.config.date_max_shift_days)
             operators = {
                 **operators,
                 "DATE": OperatorConfig("custom", {"lambda": lambda v: shift_date(v, days)}),
             }
+            direct = {**direct, "DATE": lambda v: shift_date(v, days)}
+        if all(e in direct for e, _, _ in spans) and _disjoint(spans):
+            return _splice(text, spans, direct)
         results = [RecognizerResult(e, s, t, 1.0) for e, s, t in spans]
         out = self.engine.anonymize(text, results, operators)
         if not self._encrypted:
@@ -148,17 +163,41 @@ class Deidentifier:
         return new
 
     def counts(self, spans: Sequence[Span]) -> Counter[str]:
+        if not spans:
+            return Counter()
         return Counter(e for e, _, _ in spans if e in self._removing)
 
     def texts(
         self, texts: Sequence[str | None], keys: Sequence[str]
     ) -> list[tuple[str | None, Counter[str]]]:
         """De-identify many texts in one detection pass; `keys` tie texts of one sample to one date shift."""
-        all_spans = self.recognizers.detect_many(texts)
+        if len(texts) != len(keys):
+            raise ValueError(f"{len(texts)} texts but {len(keys)} keys")
+        # Empty fields (input is often "", reference_output None) hold nothing: not scanned.
+        todo = [i for i, t in enumerate(texts) if t]
+        all_spans: list[list[Span]] = [[] for _ in texts]
+        for i, spans in zip(todo, self.recognizers.detect_many([texts[i] for i in todo]), strict=True):
+            all_spans[i] = spans
         return [
-            (None if t is None else self.anonymize(t, spans, k), self.counts(spans))
+            (t if t is None or not spans else self.anonymize(t, spans, k), self.counts(spans))
             for t, spans, k in zip(texts, all_spans, keys, strict=True)
         ]
+
+
+def _disjoint(spans: Sequence[Span]) -> bool:
+    return all(a[2] <= b[1] for a, b in zip(spans, spans[1:], strict=False))
+
+
+def _splice(text: str, spans: Sequence[Span], fns: dict[str, Callable[[str], str]]) -> str:
+    """text with each (non-overlapping, sorted) span replaced by its entity's function of the value."""
+    parts: list[str] = []
+    pos = 0
+    for entity, start, end in spans:
+        parts.append(text[pos:start])
+        parts.append(fns[entity](text[start:end]))
+        pos = end
+    parts.append(text[pos:])
+    return "".join(parts)
 
 
 def reidentify_text(text: str, key: str | bytes) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from curation.deid import digits
@@ -60,6 +60,32 @@ class Detector:
     pattern: re.Pattern[str]
     spans: _MatchFn  # match → zero or more (start, end); rejects what the pattern over-matched
     typed: bool = False  # spans yields (entity, start, end): one pattern serving several types
+    # A cheap pattern (literal or character-class first, so `re` scans for it in C) that matches
+    # inside every match of `pattern`, at most `reach` characters after that match's start. The
+    # full pattern is then tried only near anchors, not at every character of the batch.
+    anchor: re.Pattern[str] | None = None
+    reach: int = 0
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        """The matches `pattern.finditer(text)` gives, trying only positions an anchor allows."""
+        if self.anchor is None:
+            yield from self.pattern.finditer(text)
+            return
+        match = self.pattern.match
+        pos = 0  # next position finditer would try
+        for a in self.anchor.finditer(text):
+            # A match starting at s has an anchor occurrence in [s, s + reach]; occurrences the
+            # anchor's own finditer skipped lie inside `a`, so the window runs to a.end().
+            s = max(pos, a.start() - self.reach)
+            stop = a.end()
+            while s < stop:
+                m = match(text, s)
+                if m is None:
+                    s += 1
+                    continue
+                yield m
+                s = pos = m.end() if m.end() > m.start() else m.end() + 1
+            pos = max(pos, stop)
 
 
 def _whole(m: re.Match[str], _text: str) -> Iterable[tuple[int, int]]:
@@ -68,6 +94,16 @@ def _whole(m: re.Match[str], _text: str) -> Iterable[tuple[int, int]]:
 
 def _group_v(m: re.Match[str], _text: str) -> Iterable[tuple[int, int]]:
     return ((m.start("v"), m.end("v")),)
+
+
+def _starts(first_chars: str, alternatives: str) -> re.Pattern[str]:
+    """An anchor for patterns whose matches start with one of `alternatives`.
+
+    `re` scans for a pattern's first character in C only when that is a literal or a class;
+    so the class comes first and the alternatives are checked from it, looking ahead from
+    one character back: [的说](?<=(?=的家属|说).) matches where 的家属 or 说 starts.
+    """
+    return re.compile(f"[{first_chars}](?<=(?=(?:{alternatives})).)")
 
 
 # ----------------------------------------------------------------------------- names
@@ -456,7 +492,14 @@ _GIVEN = r"(?:(?![的了是在说和与])[\u4e00-\u9fff])"
 def _detectors(hospitals: _Hospitals) -> list[Detector]:
     sn = _SURNAME_RE
     return [
-        Detector("PHONE", re.compile(digits.RUN_PATTERN), _digit_run, typed=True),  # also ID_CARD
+        Detector(  # also ID_CARD
+            "PHONE",
+            re.compile(digits.RUN_PATTERN),
+            _digit_run,
+            typed=True,
+            anchor=re.compile(digits.RUN_ANCHOR),
+            reach=digits.RUN_REACH,
+        ),
         Detector(
             "EMAIL",
             re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"),
@@ -485,6 +528,7 @@ def _detectors(hospitals: _Hospitals) -> list[Detector]:
             # …，家属：X mid-text is a label; at the start of a text or line it is a speaker tag.
             re.compile(r"(?<=[^\n\x00])(?:患者|病人|家属|联系人)" + _LABEL_SEP + f"(?={sn})"),
             _cue_name,
+            anchor=re.compile("患者|病人|家属|联系人"),
         ),
         Detector(
             "PERSON",
@@ -507,6 +551,10 @@ def _detectors(hospitals: _Hospitals) -> list[Detector]:
                 rf"|说|告诉|表示|认为|签字|签名"
             ),
             _look_back(_context_name, 2, min_given=1),
+            anchor=_starts(
+                "的，,今0-9０-９说告表认签",
+                rf"的(?:{_FAMILY})|[，,]\s*[男女]|今年|[0-9０-９]{{1,3}}岁|说|告诉|表示|认为|签字|签名",
+            ),
         ),
         Detector(
             "PERSON",
@@ -517,6 +565,7 @@ def _detectors(hospitals: _Hospitals) -> list[Detector]:
             "PERSON",
             re.compile(r"(?:某某?|[XＸ×*＊]{1,2})(?![日天些种个次年月时处地位人物件样项A-Za-z0-9０-９.])"),
             _placeholder_name,
+            anchor=re.compile("[某XＸ×*＊]"),
         ),
         Detector(
             "HOSPITAL",
@@ -552,6 +601,8 @@ def _detectors(hospitals: _Hospitals) -> list[Detector]:
                 rf"|(?P<head2>[{_HAN}]{{2,8}}?)市[{_HAN}]{{1,6}}?(?:区|县)"
             ),
             lambda m, t: _trimmed(m, t) if m.group("head") else _trimmed_head2(m, t),
+            anchor=re.compile(rf"省|自治区|市(?=[{_HAN}]{{1,6}}?(?:区|县))"),
+            reach=8,  # the head before 省/市 is at most 8 characters
         ),
         Detector(
             "ADDRESS",
@@ -562,6 +613,11 @@ def _detectors(hospitals: _Hospitals) -> list[Detector]:
                 rf"(?:号楼|栋|幢|座|号)(?:[0-9０-９]+单元)?(?:[0-9０-９]+(?:室|号|层))?"
             ),
             lambda m, t: _street(m, t) if m.group("head") else _trimmed_head3(m, t),
+            anchor=re.compile(
+                r"(?:大街|大道|胡同|路|街|巷|弄|道)[0-9０-９]"
+                r"|(?:小区|花园|公寓|新村|家园|大厦|苑)[0-9０-９一二三四五六七八九十]"
+            ),
+            reach=12,  # the head before the street or estate word is at most 12 characters
         ),
         Detector(
             "DATE",
@@ -571,6 +627,7 @@ def _detectors(hospitals: _Hospitals) -> list[Detector]:
                 rf"(?:(?P<d2>{_D}{{1,2}})[日号])?|(?<![0-9０-９])(?P<m3>{_D}{{1,2}})月(?P<d3>{_D}{{1,2}})[日号])(?![0-9０-９])"
             ),
             _date,
+            anchor=_starts("0-9０-９", rf"(?:19|20){_D}{{2}}\s*[年./\-]|{_D}{{1,2}}月"),
         ),
         Detector(
             "AGE",
@@ -580,6 +637,7 @@ def _detectors(hospitals: _Hospitals) -> list[Detector]:
                 r"|(?:九十[一二三四五六七八九]?|一百[零一二三四五六七八九十]{0,2})多?(?:周岁|岁)"
             ),
             _age,
+            anchor=_starts("19九一年享", r"[19]\d|年龄|年纪|享年|九十|一百"),
         ),
     ]
 
@@ -640,7 +698,7 @@ class Recognizers:
         """Unresolved spans of one text, pattern by pattern (the naive path the benchmark compares with)."""
         out: list[Span] = []
         for det in self.detectors:
-            for m in det.pattern.finditer(text):
+            for m in det.pattern.finditer(text):  # unanchored on purpose: the reference
                 out.extend(self._typed(det, m, text))
         return out
 
@@ -659,7 +717,7 @@ class Recognizers:
         joined = SEPARATOR.join(t or "" for t in texts)
         found: list[list[Span]] = [[] for _ in texts]
         for det in self.detectors:
-            for m in det.pattern.finditer(joined):
+            for m in det.finditer(joined):
                 for ent, s, e in self._typed(det, m, joined):
                     row = bisect_right(starts, s) - 1
                     base = starts[row]

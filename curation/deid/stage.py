@@ -75,17 +75,20 @@ def deidentify_table(table: pa.Table, config: DeidConfig | None = None) -> Stage
         texts.extend(columns[f][i] for i in todo)
     results = deid.texts(texts, todo_ids * len(fields))
 
-    per_row: dict[int, Counter[str]] = {i: Counter() for i in todo}
+    per_row: dict[int, Counter[str]] = {}  # only rows where something was found
     m = len(todo)
     for k, f in enumerate(fields):
         values = columns[f]
         for row, (text, counts) in zip(todo, results[k * m : (k + 1) * m], strict=True):
             values[row] = text
-            per_row[row].update(counts)
+            if counts:
+                per_row.setdefault(row, Counter()).update(counts)
         col = pa.array(values, type=SAMPLE_SCHEMA.field(f).type)
         table = table.set_column(table.schema.get_field_index(f), f, col)
 
     deid_values = table.column("deid").to_pylist()
+    for row in todo:
+        deid_values[row] = []
     totals: Counter[str] = Counter()
     for row, counts in per_row.items():
         totals.update(counts)
@@ -96,7 +99,7 @@ def deidentify_table(table: pa.Table, config: DeidConfig | None = None) -> Stage
         pa.array(deid_values, type=SAMPLE_SCHEMA.field("deid").type),
     )
     stats = StageStats(STAGE_NAME, rows_in=n, rows_out=n, seconds=time.perf_counter() - t0)
-    stats.extra["samples_with_pii"] = sum(1 for c in per_row.values() if c)
+    stats.extra["samples_with_pii"] = len(per_row)
     stats.extra["already_deidentified"] = n - m
     for entity, count in sorted(totals.items()):
         stats.extra[f"removed_{entity}"] = count

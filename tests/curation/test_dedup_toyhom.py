@@ -23,7 +23,12 @@ def _write_toyhom_jsonl(shared_data: Path, dest: Path) -> int:
         rows = list(csv.DictReader(fh))
     with open(dest, "w", encoding="utf-8") as out:
         for r in rows:
-            rec = {"instruction": r["title"], "input": r["ask"], "output": r["answer"], "department": r["department"]}
+            rec = {
+                "instruction": r["title"],
+                "input": r["ask"],
+                "output": r["answer"],
+                "department": r["department"],
+            }
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return len(rows)
 
@@ -47,11 +52,19 @@ def test_toyhom_end_to_end(shared_data: Path, tmp_path: Path) -> None:
     # same label reach the threshold (this is the recall check, on real data)
     texts = [
         compare_text(a, b, c)
-        for a, b, c in zip(*(kept.column(k).to_pylist() for k in ("instruction", "input", "output")), strict=True)
+        for a, b, c in zip(
+            *(kept.column(k).to_pylist() for k in ("instruction", "input", "output")), strict=True
+        )
     ]
     assert len(set(texts)) == len(texts)
-    sims = process.cdist(texts, texts, scorer=Levenshtein.normalized_similarity, score_cutoff=0.85,
-                         workers=-1, dtype=np.float32)
+    sims = process.cdist(
+        texts,
+        texts,
+        scorer=Levenshtein.normalized_similarity,
+        score_cutoff=0.85,
+        workers=-1,
+        dtype=np.float32,
+    )
     np.fill_diagonal(sims, 0)
     assert not (sims >= 0.85).any()
     # and every near-duplicate drop is real: its similarity to the kept one reaches the threshold
@@ -64,15 +77,20 @@ def test_cli_bad_records_are_named_and_the_rest_processed(tmp_path: Path) -> Non
     src = tmp_path / "in.jsonl"
     good = {"instruction": "头痛怎么办？", "output": "注意休息，持续不缓解请就医。"}
     src.write_text(
-        json.dumps(good, ensure_ascii=False) + "\n{broken\n" + json.dumps({"instruction": "缺少回答"}) + "\n"
-        + json.dumps(good, ensure_ascii=False) + "\n",
+        json.dumps(good, ensure_ascii=False)
+        + "\n{broken\n"
+        + json.dumps({"output": "只有回答，没有问题"}, ensure_ascii=False)
+        + "\n"
+        + json.dumps(good, ensure_ascii=False)
+        + "\n",
         encoding="utf-8",
     )
     out = tmp_path / "kept.jsonl"
     res = CliRunner().invoke(app, ["dedup", str(src), str(out)])
     assert res.exit_code == 0, res.output
     assert f"{src}:2: record: malformed JSON" in res.output
-    assert f"{src}:3: output: missing" in res.output
+    # a record without an output is a question-only record (kept); one without an instruction is not
+    assert f"{src}:3: instruction: missing" in res.output
     assert len(out.read_text(encoding="utf-8").splitlines()) == 1
     (dup,) = [json.loads(x) for x in (tmp_path / "kept.jsonl.duplicates.jsonl").read_text().splitlines()]
     assert dup["reason"] == "duplicate_exact"
@@ -80,12 +98,18 @@ def test_cli_bad_records_are_named_and_the_rest_processed(tmp_path: Path) -> Non
 
 def test_cli_index_across_runs_and_bad_options(tmp_path: Path) -> None:
     src = tmp_path / "in.jsonl"
-    src.write_text(json.dumps({"instruction": "头痛怎么办？", "output": "注意休息，持续不缓解请就医。"},
-                              ensure_ascii=False) + "\n", encoding="utf-8")
+    src.write_text(
+        json.dumps(
+            {"instruction": "头痛怎么办？", "output": "注意休息，持续不缓解请就医。"}, ensure_ascii=False
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     idx = tmp_path / "idx"
     runner = CliRunner()
-    first = runner.invoke(app, ["dedup", str(src), str(tmp_path / "a.parquet"), "--index", str(idx),
-                                "--record-as", "queue"])
+    first = runner.invoke(
+        app, ["dedup", str(src), str(tmp_path / "a.parquet"), "--index", str(idx), "--record-as", "queue"]
+    )
     assert first.exit_code == 0, first.output
     second = runner.invoke(app, ["dedup", str(src), str(tmp_path / "b.parquet"), "--index", str(idx)])
     assert second.exit_code == 0, second.output

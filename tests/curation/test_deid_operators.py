@@ -112,3 +112,28 @@ def test_value_operators_only_fit_their_types() -> None:
         DeidConfig(operators={"PERSON": OperatorSpec(operator="shift")})
     with pytest.raises(ValueError, match="unknown entity"):
         DeidConfig(operators={"SSN": OperatorSpec()})
+
+
+@pytest.mark.parametrize("operator", ["replace", "hash", "keep", "generalize", "shift"])
+def test_direct_splice_equals_presidio(operator: str) -> None:
+    """Value-function operators are spliced without presidio; the text must be what presidio writes."""
+    from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+    from curation.deid import Deidentifier
+    from curation.deid.engine import date_offset, shift_date
+
+    ops = {"DATE": operator if operator in ("generalize", "shift", "keep") else "shift"}
+    if operator in ("replace", "hash", "keep"):
+        ops.update(PERSON=operator, PHONE=operator, HOSPITAL=operator)
+    if operator == "generalize":
+        ops["AGE"] = operator
+    deid = Deidentifier(cfg(**ops))
+    text = "患者王芳，95岁，2023年5月12日在北京协和医院就诊，电话13812345678，家属李建国说2023-05-14复查"
+    spans = deid.recognizers.detect(text)
+    assert len(spans) >= 5
+    operators = dict(deid._operators)
+    if ops["DATE"] == "shift":
+        days = date_offset(deid._salt, "sample-1", deid.config.date_max_shift_days)
+        operators["DATE"] = OperatorConfig("custom", {"lambda": lambda v: shift_date(v, days)})
+    results = [RecognizerResult(e, s, t, 1.0) for e, s, t in spans]
+    assert deid.anonymize(text, spans, "sample-1") == deid.engine.anonymize(text, results, operators).text
