@@ -28,26 +28,21 @@ Recorded on the shared 2-core dev machine (other jobs running; threshold 0.85, 2
 
 from __future__ import annotations
 
-import sys
+import argparse
+import csv
+import random
+import re
+import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+
+from curation.dedup import DedupConfig, dedup_table
+from curation.dedup.cluster import keep_greedy
+from curation.dedup.normalize import compare_text, normalize_for_dedup
+
 REPO = Path(__file__).resolve().parents[1]
-# bench/ holds scripts named like stdlib modules (bench/queue.py): put the repo there instead,
-# before anything (pyarrow imports `queue`) is imported
-sys.path[0] = str(REPO)
-
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import random  # noqa: E402
-import re  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-
-from curation.dedup import DedupConfig, dedup_table  # noqa: E402
-from curation.dedup.cluster import keep_greedy  # noqa: E402
-from curation.dedup.normalize import compare_text, normalize_for_dedup  # noqa: E402
 
 TOYHOM = "toyhom_dialogue/样例_内科5000-6000.utf8.csv"
 _SENT = re.compile(r"[^。！？!?]+[。！？!?]?")

@@ -1,6 +1,6 @@
 """Generation stage overhead: raw `vllm.LLM.generate` vs medaug's LLM stage on the same prompts, same engine.
 
-    python bench/generate_overhead.py                      # CPU build, tiny model (built on the fly)
+    python bench/generate_overhead.py                      # CPU build, tiny test model (built/cached on the fly)
     python bench/generate_overhead.py --model /path --prompts 2048 --max-tokens 256 --repeats 3   # GPU
 
 Prompts come from the project's own templates. Three comparisons, each alternated
@@ -9,25 +9,25 @@ and repeated (back-to-back runs on one engine differ by up to 20 %):
    (GenerationWorker.run_shard: chat rendering, per-request seeds, prefix grouping,
    parsing, Sample construction) in its default output mode, retries off;
 2. prefix grouping: the stage with grouping on vs off (prefix cache reset before each run);
-3. output modes: delimited / regex / json throughput and parse rate.
+3. output modes: delimited / regex / json throughput and parse rate on the first try (retries off).
+With the default (tiny, trained) model, the output modes are measured again on the same-shaped
+random-weight model in a child process (`random_*` figures): what the training buys.
 Ends with one RESULT line.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [
-    p for p in sys.path if Path(p or ".").resolve() != HERE
-]  # bench/queue.py must not shadow stdlib queue
-sys.path.insert(0, str(HERE.parent))
 
 
 def main() -> int:
@@ -38,6 +38,10 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--modes", default="delimited,regex,json")
     ap.add_argument("--max-model-len", type=int, default=2048)
+    ap.add_argument(
+        "--modes-only", action="store_true", help="only the output-mode figures, as one JSON line"
+    )
+    ap.add_argument("--no-random", action="store_true", help="skip the random-weight comparison")
     args = ap.parse_args()
 
     for k, v in {
@@ -55,11 +59,16 @@ def main() -> int:
     from generators.templates import load_templates
     from generators.worker import GenerationWorker, prompt_to_dict
 
-    model = args.model
+    model, random_model = args.model, None
     if model is None:
-        from generators.tiny_model import build_tiny_model
+        from generators.tiny_model import TEST_MODEL_MARK, build_tiny_model
 
-        model = str(build_tiny_model(Path(tempfile.gettempdir()) / "medaug-bench-tiny-qwen2"))
+        base = Path(tempfile.gettempdir()) / f"{TEST_MODEL_MARK}-bench"
+        t = time.perf_counter()
+        model = str(build_tiny_model(base / "tiny-qwen2"))
+        print(f"trained tiny model ready in {time.perf_counter() - t:.1f} s (cached after the first build)")
+        if not args.no_random:
+            random_model = str(build_tiny_model(base / "tiny-qwen2-random", train=False))
     engine = VLLMEngine(EngineConfig(model=model, max_model_len=args.max_model_len))
     sampling = SamplingConfig(temperature=0.8, top_p=0.95, max_tokens=args.max_tokens, seed=1)
     prompts = expand(
@@ -103,8 +112,22 @@ def main() -> int:
         res = w.run_shard(0, rows)
         return time.perf_counter() - t, res["stats"]["output_tokens"], res["stats"]["samples"]
 
-    run_raw()  # warm-up
-    run_stage("delimited")
+    def run_modes() -> dict[str, tuple[float, float]]:
+        figs = {}
+        for mode in args.modes.split(","):
+            dts, toks_l, ok = [], [], 0
+            for _ in range(args.repeats):
+                dt, toks, ok = run_stage(mode)
+                dts.append(dt)
+                toks_l.append(toks)
+            figs[mode] = (statistics.median(t / d for t, d in zip(toks_l, dts, strict=True)), ok / len(rows))
+        return figs
+
+    run_stage("delimited")  # warm-up
+    if args.modes_only:
+        print(json.dumps(run_modes()))
+        return 0
+    run_raw()
     raw_tps, stage_tps, flat_tps = [], [], []
     for _ in range(args.repeats):
         dt, toks = run_raw()
@@ -125,17 +148,24 @@ def main() -> int:
     )
     print(f"overhead ratio stage/raw = {ours / raw:.3f}; prefix grouping ratio = {ours / flat:.3f}")
 
-    mode_figs = {}
-    for mode in args.modes.split(","):
-        dts, toks_l, ok = [], [], 0
-        for _ in range(args.repeats):
-            dt, toks, ok = run_stage(mode)
-            dts.append(dt)
-            toks_l.append(toks)
-        tps = statistics.median(t / d for t, d in zip(toks_l, dts, strict=True))
-        mode_figs[mode] = (tps, ok / len(rows))
-        print(f"mode {mode:<10} {tps:10.0f} output tok/s   parse rate {ok / len(rows):.2f}")
+    mode_figs = run_modes()
+    for mode, (tps, rate) in mode_figs.items():
+        print(f"mode {mode:<10} {tps:10.0f} output tok/s   first-try parse rate {rate:.2f}   ({model})")
     figs = " ".join(f"{m}_tok_s={v[0]:.0f} {m}_parse={v[1]:.2f}" for m, v in mode_figs.items())
+    if random_model is not None:
+        del engine, stage0  # one engine per process at a time on the CPU build: the child gets the cores
+        cmd = [sys.executable, __file__, "--model", random_model, "--modes-only", "--prompts", str(args.prompts),
+               "--max-tokens", str(args.max_tokens), "--repeats", str(args.repeats), "--modes", args.modes,
+               "--max-model-len", str(args.max_model_len)]  # fmt: skip
+        child = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        random_figs = json.loads(child.stdout.strip().splitlines()[-1])
+        for mode, (tps, rate) in random_figs.items():
+            print(
+                f"mode {mode:<10} {tps:10.0f} output tok/s   first-try parse rate {rate:.2f}   (random weights)"
+            )
+        figs += " " + " ".join(
+            f"random_{m}_tok_s={v[0]:.0f} random_{m}_parse={v[1]:.2f}" for m, v in random_figs.items()
+        )
     print(
         f"RESULT prompts={len(rows)} max_tokens={args.max_tokens} raw_tok_s={raw:.0f} stage_tok_s={ours:.0f} "
         f"ratio={ours / raw:.3f} natural_order_tok_s={flat:.0f} prefix_ratio={ours / flat:.3f} {figs}"

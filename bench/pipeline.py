@@ -22,10 +22,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [
-    p for p in sys.path if Path(p or ".").resolve() != HERE
-]  # bench/queue.py must not shadow stdlib queue
-sys.path.insert(0, str(HERE.parent))
 
 
 def build_inputs(data: Path, n: int, out: Path, seed: int = 0) -> Path:

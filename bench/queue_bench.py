@@ -16,44 +16,41 @@ the reviewer thread. Each side runs --repeat times (alternating, fresh databases
 figures are medians over the repeats. Samples come from the MedicalGPT SFT sample under
 --data (read at run time), repeated with a numbered suffix to reach --items.
 
-  python bench/queue.py --items 3000 --reviewers 64 --procs 4 --repeat 3
+  python bench/queue_bench.py --items 3000 --reviewers 64 --procs 4 --repeat 3
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+import json
+import multiprocessing as mp
+import os
+import queue
+import secrets
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
-# This file is named queue.py: drop its folder from the path so `import queue` finds the standard library.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import psycopg
+import sqlalchemy as sa
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import multiprocessing as mp  # noqa: E402
-import queue  # noqa: E402
-import statistics  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from typing import Any, Protocol  # noqa: E402
-
-import psycopg  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
+from medaug.io import read_samples
+from medaug.schema import DeidEntity, Sample
+from review_queue.audit import KEY_ENV, row_hash
+from review_queue.db import make_engine
+from review_queue.decisions import Decision
+from review_queue.store import QueueStore
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from medaug.io import read_samples  # noqa: E402
-from medaug.schema import DeidEntity, Sample  # noqa: E402
-from review_queue.audit import row_hash  # noqa: E402
-from review_queue.db import make_engine  # noqa: E402
-from review_queue.decisions import Decision  # noqa: E402
-from review_queue.store import QueueStore  # noqa: E402
 
 APPROVE = Decision(decision="approve")
+CAP = 50  # the lease cap both sides enforce (the store's default)
 OPEN_LEFT = "SELECT count(*) FROM queue_items WHERE status = 'open'"
 
 
@@ -129,6 +126,7 @@ class BareSql:
         dsn = url.replace("postgresql+psycopg://", "postgresql://")
         self.pool: queue.Queue[psycopg.Connection] = queue.Queue()
         self.heads = 0
+        self.key = os.environ[KEY_ENV].encode().strip()  # the same keyed hash as ours
         for _ in range(conns):
             self.pool.put(psycopg.connect(dsn))
 
@@ -141,9 +139,8 @@ class BareSql:
         finally:
             self.pool.put(conn)
 
-    @staticmethod
-    def _audit(cur: psycopg.Cursor, events: list[tuple[str, str, str, dict, dict]], now: float,
-               writes: list[tuple[str, tuple]]) -> None:
+    def _audit(self, cur: psycopg.Cursor, events: list[tuple[str, str, str, dict, dict]], now: float,
+               writes: list[tuple[str, tuple]], *, durable: bool = True) -> None:
         """Lock a free head, then the item writes, audit rows and head update as one statement."""
         cur.execute(_FREE_HEAD, (len(events),))
         row = cur.fetchone()
@@ -156,13 +153,14 @@ class BareSql:
         for seq, (actor, action, item, before, after) in zip(seqs, events, strict=True):
             b = json.dumps(before, ensure_ascii=False, sort_keys=True)
             a = json.dumps(after, ensure_ascii=False, sort_keys=True)
-            h = row_hash(seq, at, actor, action, item, b, a, prev)
+            h = row_hash(seq, at, actor, action, item, b, a, prev, self.key)
             values += [seq, at, actor, action, item, b, a, prev, h, chain]
             prev = h
         ctes = [f"w{i} AS ({sql})" for i, (sql, _) in enumerate(writes)]
         ctes.append(f"a AS ({_AUDIT_INSERT}{', '.join([_AUDIT_ROW] * len(events))})")
         params = [p for _, ps in writes for p in ps] + values + [seqs[-1], prev, chain]
-        cur.execute(f"WITH {', '.join(ctes)} UPDATE audit_head SET seq = %s, hash = %s WHERE id = %s", params)
+        soft = "" if durable else " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"  # as ours
+        cur.execute(f"WITH {', '.join(ctes)} UPDATE audit_head SET seq = %s, hash = %s WHERE id = %s{soft}", params)
 
     def pull(self, me: str) -> str | None:
         now = time.time()
@@ -170,9 +168,10 @@ class BareSql:
             cur.execute("UPDATE queue_items q SET lease_owner = %s, lease_started = %s, lease_expires = %s "
                         "FROM (SELECT id, lease_owner, lease_expires FROM queue_items WHERE status = 'open' "
                         "AND coalesce(first_reviewer, '') <> %s AND (lease_owner IS NULL OR lease_expires < %s) "
-                        "ORDER BY priority DESC, pushed_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) old "
+                        "ORDER BY priority DESC, pushed_at, id LIMIT queue_lease_room(%s, %s, %s, 1) "
+                        "FOR UPDATE SKIP LOCKED) old "
                         "WHERE q.id = old.id RETURNING q.id, q.status, old.lease_owner, old.lease_expires, "
-                        "q.sample_json, q.parent_json", (me, now, now + 600, me, now))
+                        "q.sample_json, q.parent_json", (me, now, now + 600, me, now, me, now, CAP))
             row = cur.fetchone()
             if row is None:
                 return None
@@ -182,7 +181,7 @@ class BareSql:
                                                     {"lease_owner": None})]
             events.append((me, "lease", item, {"lease_owner": None},
                            {"lease_owner": me, "lease_expires": now + 600, "status": status}))
-            self._audit(cur, events, now, [])
+            self._audit(cur, events, now, [], durable=False)  # a lease: no wait for the WAL flush, as ours
         return item
 
     def submit(self, me: str, item: str) -> None:
@@ -313,6 +312,7 @@ def main() -> None:
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                     help="admin URL; fresh databases are created beside it and dropped")
     args = ap.parse_args()
+    os.environ.setdefault(KEY_ENV, secrets.token_hex(32))  # both sides hash with it; reviewer processes inherit it
     samples = load_samples(args.data, args.items)
     runs: dict[str, list[tuple[float, float, float]]] = {"bare": [], "ours": []}
     for rep in range(args.repeat):

@@ -10,14 +10,10 @@ one RESULT line.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-# bench/queue.py would shadow the standard library's `queue` (which Ray imports): drop this folder from the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-import pyarrow as pa  # noqa: E402
+import pyarrow as pa
 
 REPO = Path(__file__).resolve().parents[1]
 

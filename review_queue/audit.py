@@ -199,12 +199,16 @@ def row_hash(
 Write = tuple[Any, dict[str, Any]]  # a statement with named bind parameters, and their values
 
 
-def append(conn: Connection, events: list[Event], *, at: float, writes: Sequence[Write] = ()) -> None:
+def append(
+    conn: Connection, events: list[Event], *, at: float, writes: Sequence[Write] = (), durable: bool = True
+) -> None:
     """Append events inside the caller's transaction, after the caller's own `writes`.
 
     On PostgreSQL the writes, the audit rows and the head update go to the server as one
     statement (data-modifying CTEs), so the append and the writes cost two round trips. The
     writes' bind parameter names must be distinct from each other and from `audit_*`, `head_*`.
+    `durable=False` (PostgreSQL): the commit does not wait for the WAL flush, for transactions
+    a crash may forget as a whole (leases; see review_queue.store.LEASES_DURABLE); the same statement sets it.
     """
     pg = conn.dialect.name == "postgresql"
     if not events or not pg:
@@ -235,19 +239,19 @@ def append(conn: Connection, events: list[Event], *, at: float, writes: Sequence
     params |= head
     for _, p in writes:
         params |= p
-    pgfast.execute(conn, _combined(tuple(stmt for stmt, _ in writes), insert), params)
+    pgfast.execute(conn, _combined(tuple(stmt for stmt, _ in writes), insert, durable), params)
 
 
 _COMBINED: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
 _MAX_COMBINED = 256
 
 
-def _combined(writes: tuple[Any, ...], insert: Any) -> Any:
+def _combined(writes: tuple[Any, ...], insert: Any, durable: bool = True) -> Any:
     """The head update with the writes and the audit insert as CTEs, built once per set of statements."""
-    key = tuple(map(id, (*writes, insert)))
+    key = (*map(id, (*writes, insert)), durable)
     hit = _COMBINED.get(key)
     if hit is None:
-        stmt = _HEAD_UPDATE
+        stmt = _HEAD_UPDATE if durable else _HEAD_UPDATE_NO_FLUSH_WAIT
         for i, w in enumerate([*writes, insert]):
             stmt = stmt.add_cte(w.cte(f"w{i}"))
         if len(_COMBINED) >= _MAX_COMBINED:  # statements built per call: do not keep them
@@ -284,6 +288,11 @@ _HEAD_UPDATE = (
     audit_head.update()
     .where(audit_head.c.id == sa.bindparam("head_id"))
     .values(seq=sa.bindparam("head_seq"), hash=sa.bindparam("head_hash"))
+)
+# The same, also setting synchronous_commit=off for the rest of the transaction (SET LOCAL in the
+# statement that is sent anyway, instead of one more round trip).
+_HEAD_UPDATE_NO_FLUSH_WAIT = _HEAD_UPDATE.where(
+    sa.func.set_config("synchronous_commit", "off", sa.true()).is_not(None)
 )
 
 

@@ -44,7 +44,8 @@ def execute(conn: Connection, stmt: Any, params: dict[str, Any]) -> list[Any]:
     if cur is None:
         cur = pooled.info[_CURSOR] = pooled.driver_connection.cursor()  # type: ignore[union-attr]
     cur.execute(prep.compiled.string, prep.compiled.construct_params(params))
-    if cur.description is None:  # no result set (psycopg sets it only for TUPLES_OK)
+    res = cur.pgresult
+    if res is None or not res.nfields:  # no result set; not `cur.description`, which builds Column objects
         return []
     if prep.row is None:
         prep.row = namedtuple("Row", [d.name for d in cur.description], rename=True)  # type: ignore[misc]

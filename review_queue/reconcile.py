@@ -121,6 +121,10 @@ class Reconciler:
             it.arbitration = (who, after.get("arbitration") or {}, at)
             it.status, it.finalized_at = "final", at
             it.lease_owner = it.lease_started = it.lease_expires = None
+        elif isinstance(
+            after.get("status"), str
+        ):  # any other logged status change (e.g. held back, reopened)
+            it.status = after["status"]
 
     def _problem(self, out: list[str], limit: int, message: str) -> bool:
         out.append(message)

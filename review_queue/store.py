@@ -3,6 +3,19 @@
 One transaction per operation, so a failed request changes nothing. PostgreSQL leases
 with `FOR UPDATE SKIP LOCKED`; SQLite runs every write as one `BEGIN IMMEDIATE`
 transaction. The audit append is always the last statement before commit.
+
+Blind review, for every role: nobody reads an item's decisions before submitting their own
+review of it. A pull or a reviewer's lease never carries reviews; an arbitration lease
+carries both (the arbiter never reviewed that item); and an audit export for someone who
+may review (the service passes every caller whose role has `review`, e.g. admin) leaves out
+every row about an item they could still review (not yet in arbitration or final, and not
+reviewed by them). Such an item becomes readable to them once they have reviewed it or it has
+gone to arbitration or final, and never goes back. Verify's messages name rows and fields,
+never a decision.
+
+Limits: one person holds at most `max_leased` unexpired leases (a pull returns at most the
+cap minus what they hold), and extensions never take a lease past `lease_limit_seconds`
+after its pull.
 """
 
 from __future__ import annotations
@@ -403,7 +416,7 @@ class QueueStore:
             events += [Event(who, "lease", r.id, {"lease_owner": None},
                              {"lease_owner": who, "lease_expires": expires, "status": r.status}) for r in rows]
             found = self._reviews_of(conn, ids) if arbitration else {}
-            audit.append(conn, events, at=now)
+            audit.append(conn, events, at=now, durable=LEASES_DURABLE)
         return [LeasedItem(r.id, Sample.model_validate_json(r.sample_json),
                            json.loads(r.parent_json) if r.parent_json else None, r.status, expires,
                            found.get(r.id, [])) for r in rows]
@@ -474,7 +487,7 @@ class QueueStore:
                                f"({self.lease_limit_seconds:.0f} s from the pull); submit or release it")
             conn.execute(items.update().where(items.c.id == item_id).values(lease_expires=expires))
             audit.append(conn, [Event(who, "extend", item_id, {"lease_expires": row.lease_expires},
-                                      {"lease_expires": expires})], at=now)
+                                      {"lease_expires": expires})], at=now, durable=LEASES_DURABLE)
         return expires
 
     def release(self, who: str, item_id: str) -> None:
@@ -486,7 +499,8 @@ class QueueStore:
                 raise NotYours(f"item {item_id} is not leased to {who}")
             conn.execute(items.update().where(items.c.id == item_id)
                          .values(lease_owner=None, lease_started=None, lease_expires=None))
-            audit.append(conn, [Event(who, "release", item_id, {"lease_owner": who}, {"lease_owner": None})], at=now)
+            audit.append(conn, [Event(who, "release", item_id, {"lease_owner": who}, {"lease_owner": None})], at=now,
+                         durable=LEASES_DURABLE)
 
     def expire_leases(self) -> int:
         """Return every expired lease to the pool (pull also takes expired items directly)."""
@@ -501,7 +515,7 @@ class QueueStore:
                          .values(lease_owner=None, lease_started=None, lease_expires=None))
             audit.append(conn, [Event("system", "expire", r.id, {"lease_owner": r.lease_owner,
                                                                 "lease_expires": r.lease_expires},
-                                      {"lease_owner": None}) for r in rows], at=now)
+                                      {"lease_owner": None}) for r in rows], at=now, durable=LEASES_DURABLE)
         return len(rows)
 
     # ------------------------------------------------------------------ decisions
@@ -704,12 +718,13 @@ class QueueStore:
 
     @staticmethod
     def reviewable_by(who: str, conn: Connection, ids: Iterable[str]) -> set[str]:
-        """Of `ids`, the items `who` could still review: open, and not yet reviewed by them."""
+        """Of `ids`, the items `who` could still review: not yet past review (any status before
+        arbitration/final, so one held back and reopened later counts too) and not reviewed by them."""
         ids = list(ids)
         out: set[str] = set()
         for start in range(0, len(ids), 900):
             out.update(conn.execute(sa.select(items.c.id).where(
-                items.c.id.in_(ids[start:start + 900]), items.c.status == "open",
+                items.c.id.in_(ids[start:start + 900]), items.c.status.not_in(_DECIDED),
                 sa.func.coalesce(items.c.first_reviewer, "") != who)).scalars())
         return out
 
@@ -744,6 +759,15 @@ def _lease_statement(pg: bool, arbitration: bool, filters: tuple[str, ...]) -> A
                     lease_expires=sa.bindparam("l_expires"))
             .returning(items.c.id, *shown, old.c.old_owner, old.c.old_expires))
 
+
+# Leases (pull, extend, release, expire) are reservations that expire anyway, not decisions, so their
+# commits do not wait for the WAL flush on PostgreSQL: a server crash can forget the last few of them
+# (each with its audit rows, one transaction, so the chain stays whole) and their holders pull again.
+# What rests on a lease (a submit, an arbitration) commits durably, and that flush writes the WAL up
+# to and including every earlier commit, so a durable decision never rests on a forgotten lease.
+# Waiting for the flush was half the commits of a pull+submit cycle (bench/queue_bench.py).
+LEASES_DURABLE = False
+_DECIDED = ("arbitration", "final")  # statuses past the two reviews: nobody can review the item any more
 
 _HELD = sa.select(sa.func.count()).select_from(items).where(
     items.c.lease_owner == sa.bindparam("h_who"), items.c.lease_expires >= sa.bindparam("h_now"),

@@ -137,14 +137,15 @@ def test_bad_decisions_change_nothing(store: QueueStore) -> None:
 
 def test_lease_expiry_extend_release(tmp_path, pg_url) -> None:
     for url in (f"sqlite:///{tmp_path / 'q.db'}", pg_url):
-        store = QueueStore.open(url, lease_seconds=1.0)
+        now = [time.time()]  # a clock the test moves: a loaded machine must not expire a lease early
+        store = QueueStore.open(url, lease_seconds=1.0, clock=lambda: now[0])
         a, b = make_samples(2)
         store.push([a, b], run_id="r")
         assert len(store.pull("ann", 2)) == 2
         store.extend("ann", a.id, 1.0)
         store.release("ann", b.id)
         assert [i.id for i in store.pull("bob", 2)] == [b.id]  # released one is back; a is still leased
-        time.sleep(1.2)
+        now[0] += 1.2
         with pytest.raises(LeaseExpired):
             store.submit("ann", a.id, APPROVE)
         with pytest.raises(LeaseExpired):
