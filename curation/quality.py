@@ -32,6 +32,7 @@ REASON_ORDER = (
     "format",
     "empty_output",
     "echoed_output",
+    "one_word_answer",
     "too_short",
     "too_long",
     "low_chinese_ratio",
@@ -70,6 +71,14 @@ class QualityConfig(BaseModel):
     icd10_match: Literal["exact", "category"] = "category"
     check_format: bool = True
     require_output: bool = True  # False: question-only records (empty output) are not an empty_output reject
+    # A one-word answer is a bare term with nothing around it (是, 不会, 高血压, 阿莫西林。): at most
+    # one_word_max_chars characters once whitespace and punctuation are gone. "reject" (the default)
+    # rejects it as one_word_answer, except for the tasks in one_word_answer_tasks, where a term is the
+    # expected answer (e.g. a diagnosis); "allow" keeps it everywhere. An allowed one-word answer is
+    # exempt from the output's minimum length, since that minimum exists to catch exactly these.
+    one_word_answers: Literal["reject", "allow"] = "reject"
+    one_word_answer_tasks: list[Task] = Field(default_factory=list)
+    one_word_max_chars: int = Field(default=4, ge=1, le=32)
 
     @field_validator("banned_fields", "chinese_ratio_fields")
     @classmethod
@@ -144,9 +153,15 @@ def _flags(config: QualityConfig) -> dict[str, pl.Expr]:
         [ins, inp], separator="\x00"
     ).str.contains(out, literal=True)
     flags["echoed_output"] = echoed & (out.str.len_chars() > 0)
+    term = pl.col("output").fill_null("").str.replace_all(r"[\s\p{P}\p{S}]+", "").str.len_chars()
+    one_word = (term > 0) & (term <= config.one_word_max_chars)
+    allowed = pl.lit(config.one_word_answers == "allow") | pl.col("task").is_in(
+        [t.value for t in config.one_word_answer_tasks]
+    )
+    flags["one_word_answer"] = one_word & ~allowed
     for f, (lo, hi) in config.lengths.items():
         n = pl.col(f).fill_null("").str.strip_chars().str.len_chars()
-        flags[f"too_short:{f}"] = n < lo
+        flags[f"too_short:{f}"] = (n < lo) & ~(one_word & allowed) if f == "output" else n < lo
         flags[f"too_long:{f}"] = n > hi
     if config.min_chinese_ratio > 0:
         low = pl.lit(False)

@@ -81,10 +81,10 @@ def test_check_reports_rejections_by_reason(tmp_path: Path) -> None:
     assert res.exit_code == 1
     assert "3 samples, 1 kept, 2 rejected" in res.output
     assert f"unreadable {src}:4: record: malformed JSON" in res.output
-    assert "banned_phrase" in res.output and "too_short:output" in res.output
+    assert "banned_phrase" in res.output and "one_word_answer" in res.output
     assert sorted(json.loads(x)["reason"] for x in rejected.read_text(encoding="utf-8").splitlines()) == [
         "banned_phrase",
-        "too_short:output",
+        "one_word_answer",
     ]
     import pyarrow.parquet as pq
 

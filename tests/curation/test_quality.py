@@ -51,7 +51,9 @@ def test_banned_phrase_detail_names_the_phrase_and_list_is_configurable() -> Non
 
 def test_length_bounds_per_field() -> None:
     cfg = QualityConfig(lengths={"output": (10, 30), "input": (0, 5)})
-    got = reasons([s(output="多喝水。"), s(output="很" * 31), s(input="这是一段过长的输入"), s()], cfg)
+    got = reasons(
+        [s(output="多喝水，多休息。"), s(output="很" * 31), s(input="这是一段过长的输入"), s()], cfg
+    )
     assert got == ["too_short:output", "too_long:output", "too_long:input", None]
 
 
@@ -180,3 +182,32 @@ def test_procedures_and_negated_statements_are_no_promises(output: str) -> None:
 )
 def test_promises_are_still_banned(output: str) -> None:
     assert reasons([s(output=output)]) == ["banned_phrase"]
+
+
+def test_one_word_answers_rejected_by_default() -> None:
+    outs = ["是。", "不会", "阿莫西林", " 高血压！", "多喝水，多休息。", GOOD_OUT]
+    assert reasons([s(output=o) for o in outs]) == ["one_word_answer"] * 4 + [None, None]
+    detail = quality_gate(samples_to_table([s(output="是")])).rejected.column("detail").to_pylist()
+    assert detail == ["one_word_answer, too_short:output"]
+
+
+def test_one_word_answer_policy_is_configurable() -> None:
+    yes, term = s(output="是。"), s(output="高血压")
+    diagnosis = s("上腹痛伴反酸，最可能的诊断？", "急性胃炎", task="diagnostic_reasoning")
+    qa = s("上腹痛伴反酸是什么病？", "急性胃炎", task="medical_qa")
+    # allowed everywhere: kept, and the output's minimum length no longer rejects it
+    assert reasons([yes, term, diagnosis], QualityConfig(one_word_answers="allow")) == [None, None, None]
+    # allowed for one task only
+    per_task = QualityConfig(one_word_answer_tasks=["diagnostic_reasoning"])
+    assert reasons([diagnosis, qa, yes], per_task) == [None, "one_word_answer", "one_word_answer"]
+    # what counts as one word: at most one_word_max_chars characters
+    assert reasons([term, s(output="阿莫西林")], QualityConfig(one_word_max_chars=2)) == [
+        "too_short:output",
+        None,
+    ]
+    # an empty output is still empty, whatever the policy
+    blank = samples_to_table([s()])
+    blank = blank.set_column(blank.schema.get_field_index("output"), "output", pa.array(["。"]))
+    assert quality_gate(blank, QualityConfig(one_word_answers="allow")).rejected.num_rows == 1
+    with pytest.raises(ValueError):
+        QualityConfig(one_word_answers="sometimes")
