@@ -75,6 +75,35 @@ def word_aligned(text: str, start: int, end: int, clauses: list[tuple[int, int]]
     return False
 
 
+_CLAUSE_PARTICLES = re.compile("[了着就得地的吗呢吧有一]")
+
+
+def noun_like(wording: str) -> bool:
+    """Whether a colloquial wording can stand where a clinical noun stood (流鼻涕, 肚子疼, 心慌), rather than
+    being a clause of its own (烧起来了, 一按就疼, 子宫里有肌瘤, 摔了一跤)."""
+    return len(wording) <= 4 and not _CLAUSE_PARTICLES.search(wording)
+
+
+# A term followed by one of these is the head of a longer name (甲减性心脏病, 感冒灵颗粒, 骨质疏松性骨折).
+_COMPOUND_SUFFIX = "性型样灵片丸散膏液剂宁清颗胶"
+# Into colloquial wording a term is rewritten only after a word boundary a lay speaker would use: text
+# start, punctuation, or a function word or verb that takes it as object (有, 没, 出现, 引起 ...); a
+# preceding noun or modifier makes it part of a compound (纵隔放疗, 感染性肺炎, 眼睑湿疹).
+_OPEN_BEFORE = set(
+    "有没无未非否认诉感觉伴因致引示及并且而后前时常或见疑似查为即的是了和与就都也还在会要不很太再又现起患得说过点些种个次天"
+)
+
+
+def compound(text: str, start: int, end: int, *, into_colloquial: bool) -> bool:
+    """Whether text[start:end] is part of a longer name rather than a word on its own."""
+    if end < len(text) and text[end] in _COMPOUND_SUFFIX:
+        return True
+    if not into_colloquial or start == 0:
+        return False
+    before = text[start - 1]
+    return (before.isalnum() or "\u4e00" <= before <= "\u9fff") and before not in _OPEN_BEFORE
+
+
 def allowed(c: Candidate, text: str, start: int, end: int, area: str | None) -> bool:
     """Exact mappings always; narrower/broader only where their context rule holds; related never."""
     if c.relation == "exact" and not c.context:
@@ -116,17 +145,23 @@ def find_matches(
             spans = protected_spans(text)
         ok: list[Candidate] = []
         reason = None
+        into_colloquial = key in lexicon.clinical_terms
         for c in cands:
             if len(c.target) < MIN_MATCH_LEN:
                 continue  # 咳嗽 → 咳: a one-character wording reads as a fragment in running text
             why = None if allowed(c, text, start, end, area) else "sense"
             why = why or check_candidate(lexicon, key, c)
             why = why or check_substitution(text, start, end, c.target, spans)
+            if why is None and into_colloquial and c.target not in lexicon.clinical_terms:
+                # 发热 → 烧起来了 / 摸到一个包: a clause where the text has a noun
+                why = None if noun_like(c.target) else "clause_wording"
             if why is None:
                 ok.append(c)
             else:
                 reason = reason or why
-        if ok:
+        if ok and compound(text, start, end, into_colloquial=into_colloquial):
+            skipped["compound"] += 1
+        elif ok:
             out.append(Match(start, end, key, tuple(c.target for c in ok), tuple(ok)))
         elif reason and reason != "sense":
             skipped[reason] += 1

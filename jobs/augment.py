@@ -101,7 +101,7 @@ def _augment_batch(batch: pa.Table, config: AugmentConfig, rejects_dir: str | No
     if rejects_dir and res.rejected.num_rows:
         ids = batch.column("id").to_pylist() if batch.num_rows else []
         digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
-        pq.write_table(res.rejected, Path(rejects_dir) / f"augment-rules-{digest}.parquet")
+        pq.write_table(res.rejected, Path(rejects_dir) / f"rules-{digest}.parquet")
     return res.kept
 
 
@@ -186,7 +186,9 @@ def augment(table: pa.Table, cfg: AugmentJobConfig, folder: RunFolder, run_id: s
 
     t0 = time.perf_counter()
     per_batch = cfg.augment.model_copy(update={"refusals": 0})
-    rejects_dir = str(folder.stage_dir("rejects"))
+    # Derived candidates that failed the fact check were never accepted into the run: they go beside the
+    # stage rejections, in rejects/augment/ (id = the parent's), not among them.
+    rejects_dir = str(folder.stage_dir("rejects/augment"))
     if cfg.augment.uses_llm():
         parts = _augment_with_llm(table, cfg, per_batch, folder, log)
     elif table.num_rows > cfg.curate.batch_size and ray.is_initialized():
@@ -207,7 +209,8 @@ def augment(table: pa.Table, cfg: AugmentJobConfig, folder: RunFolder, run_id: s
     )
     import pyarrow.parquet as pq
 
-    for p in sorted((folder.path / "rejects").glob("augment-*.parquet")):  # LLM and rule rejections
+    rejects = folder.path / "rejects"
+    for p in sorted([*rejects.glob("augment-*.parquet"), *rejects.glob("augment/*.parquet")]):  # LLM, rules
         st.rejects.update(pq.read_table(p, columns=["reason"]).column("reason").to_pylist())
     labels = result.column("label").to_pylist()
     st.extra = {f"label_{k}": labels.count(k) for k in ("positive", "negative", "refusal")}

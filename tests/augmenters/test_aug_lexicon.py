@@ -32,7 +32,7 @@ def test_core_lexicon_covers_all_areas_with_hundreds_of_entries():
         ("拉肚子", "腹泻"),
         ("心慌", "心悸"),
         ("大便稀", "稀便"),
-        ("宝宝吐奶", "宝宝溢奶"),
+        ("宝宝漾奶", "宝宝溢奶"),
     ],
 )
 def test_core_maps_colloquial_to_clinical(core_lexicon, colloquial, clinical):
