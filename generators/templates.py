@@ -3,6 +3,11 @@
 A template names its slots with {slot}; an unknown slot, an unbalanced brace or a
 missing key is an error at load time (file and template id in the message), not
 a KeyError halfway through a cluster job.
+
+A library may also define phrase pools (`phrases: {name: [alternative, ...]}`): a template
+that uses {name} gets one alternative per prompt, so the fixed wording of a template varies
+as well as its slot values (near-duplicate prompts are what dedup throws away later).
+Alternatives may use slots, not other phrase pools.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from functools import cache
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from medaug.schema import Area, Task
 
@@ -32,6 +37,20 @@ SLOTS = frozenset(
         "patient",
         "comorbidities",
         "duration",
+        # added for diversity (issue 17): see data/templates.yaml for what each holds
+        "symptoms",
+        "labs",
+        "report",
+        "history",
+        "persona",
+        "tone",
+        "asker",
+        "setting",
+        "concern",
+        "visit",
+        "turns",
+        "confusable",
+        "drug2",
     }
 )
 
@@ -48,6 +67,8 @@ class Template(BaseModel):
     areas: tuple[Area, ...]
     system: str
     user: str
+    # phrase pools this template uses (the library's `phrases`, or its own); one alternative per prompt
+    phrases: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @field_validator("areas", mode="before")
     @classmethod
@@ -57,10 +78,37 @@ class Template(BaseModel):
         return v
 
     def slots(self) -> set[str]:
+        """Every name the template's text uses: slots and phrase pools."""
         return _slots_of(self.system) | _slots_of(self.user)
+
+    def value_slots(self) -> set[str]:
+        """The slots a prompt must fill: the template's own, plus those its phrase alternatives use."""
+        own = self.slots() - set(self.phrases)
+        for alts in self.phrases.values():
+            for a in alts:
+                own |= _slots_of(a)
+        return own
 
     def render(self, values: dict[str, str]) -> tuple[str, str]:
         return self.system.format(**values), self.user.format(**values)
+
+
+def _used_names(t: Template) -> set[str]:
+    try:
+        return t.slots()
+    except ValueError:
+        return set()  # reported as a malformed placeholder below
+
+
+def _phrase_pools(path: Path, raw: object) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) and v and all(isinstance(x, str) for x in v)
+        for k, v in raw.items()
+    ):
+        raise TemplateError(f"{path}: phrases: expected a mapping of name -> non-empty list of strings")
+    if clash := sorted(set(raw) & SLOTS):
+        raise TemplateError(f"{path}: phrases: {clash} are slot names and cannot be phrase pools")
+    return {k: tuple(v) for k, v in raw.items()}
 
 
 def _slots_of(text: str) -> set[str]:
@@ -75,12 +123,16 @@ def load_template_file(path: str | Path = DEFAULT_TEMPLATES) -> list[Template]:
         raise TemplateError(f"{path}: cannot read template library: {e}") from e
     if not isinstance(raw, dict) or not isinstance(raw.get("templates"), list):
         raise TemplateError(f"{path}: expected a mapping with a 'templates' list")
+    pools = _phrase_pools(path, raw.get("phrases", {}))
     out: list[Template] = []
     seen: set[str] = set()
     for i, item in enumerate(raw["templates"]):
         tid = item.get("id", f"#{i + 1}") if isinstance(item, dict) else f"#{i + 1}"
         try:
             t = Template.model_validate(item)
+            used = {n: pools[n] for n in _used_names(t) if n in pools and n not in t.phrases}
+            if used:
+                t = t.model_copy(update={"phrases": {**t.phrases, **used}})
         except ValidationError as e:
             err = e.errors()[0]
             loc = ".".join(str(p) for p in err["loc"]) or "template"
@@ -89,7 +141,22 @@ def load_template_file(path: str | Path = DEFAULT_TEMPLATES) -> list[Template]:
             slots = t.slots()
         except ValueError as e:  # unbalanced braces and the like
             raise TemplateError(f"{path}: template {tid}: malformed placeholder: {e}") from e
-        bad = sorted(s for s in slots if not s or s not in SLOTS)
+        try:
+            for name, alts in t.phrases.items():
+                if not alts:
+                    raise TemplateError(f"{path}: template {tid}: phrase pool {name!r} is empty")
+                for a in alts:
+                    inner = _slots_of(a)
+                    if nested := sorted(inner & (set(t.phrases) | set(pools))):
+                        raise TemplateError(
+                            f"{path}: template {tid}: phrase {name!r} uses phrase pool(s) {nested}"
+                        )
+                    slots |= inner
+        except ValueError as e:
+            if isinstance(e, TemplateError):
+                raise
+            raise TemplateError(f"{path}: template {tid}: malformed placeholder in a phrase: {e}") from e
+        bad = sorted(s for s in slots if not s or (s not in SLOTS and s not in t.phrases))
         if bad:
             raise TemplateError(
                 f"{path}: template {tid}: unknown slot(s) {', '.join(repr(b) for b in bad)}; "

@@ -6,10 +6,10 @@ from collections import Counter
 
 import pytest
 
-from generators.expand import AGE_BANDS, Quotas, allocate, expand
+from generators.expand import AGE_BANDS, Quotas, allocate, expand, plan
 from generators.knowledge import load_comorbidities, load_knowledge
 from generators.templates import SLOTS, TemplateError, load_template_file, load_templates
-from medaug.schema import Area, Task
+from medaug.schema import Area, Sex, Task
 
 
 def _expand(total: int, seed: int, **kw) -> list:
@@ -22,7 +22,7 @@ def test_library_covers_every_task_and_area():
         for area in (a for a in Area if a != Area.general):
             assert any(t.task == task and area in t.areas for t in templates), (task, area)
     assert {d.area for d in load_knowledge()} == {a for a in Area if a != Area.general}
-    assert all(t.slots() <= SLOTS for t in templates)
+    assert all(t.value_slots() <= SLOTS and t.slots() <= SLOTS | set(t.phrases) for t in templates)
 
 
 def test_expansion_is_deterministic_and_meets_quotas():
@@ -100,3 +100,95 @@ def test_quota_errors():
         Quotas(total=10, age_bands={"teen": 1})
     with pytest.raises(ValueError, match="positive weight"):
         Quotas(total=10, tasks={"medical_qa": 0})
+
+
+# ---------------------------------------------------------------- variety (issue 17)
+
+
+def test_library_has_many_styles_and_phrase_pools_vary_the_wording():
+    templates = load_templates()
+    assert len(templates) >= 40
+    ids = {t.id for t in templates}
+    for style in ("qa-relative", "qa-followup", "qa-multiturn", "rep-photo-words", "qa-medication-howto",
+                  "qa-lifestyle", "qa-prevention"):  # fmt: skip
+        assert style in ids
+    rows = _expand(480, 5)
+    opens = Counter(r.user.split("。")[0] for r in rows if r.template_id == "qa-persona-colloquial")
+    assert len(opens) >= 3  # one template, several wordings
+    # every slot a template uses is filled: no braces survive, slot values are in the text
+    for r in rows:
+        assert "{" not in r.user and "}" not in r.user
+        if "{labs}" in next(t.user for t in templates if t.id == r.template_id):
+            assert r.slots["labs"] in r.user
+
+
+def test_phrase_pool_errors_are_load_errors(tmp_path):
+    def lib(phrases: str, user: str) -> str:
+        return (f"phrases:\n{phrases}\ntemplates:\n  - id: t1\n    task: medical_qa\n    areas: '*'\n"
+                f"    system: s\n    user: '{user}'\n")  # fmt: skip
+
+    cases = [
+        (lib("  open: ['问{blood_type}']", "{open}{disease}"), "unknown slot.*'blood_type'"),
+        (lib("  open: ['{other}']\n  other: [x]", "{open}"), "phrase 'open' uses phrase pool"),
+        (lib("  open: []", "{open}"), "phrases: expected a mapping"),
+        (lib("  disease: [x]", "{disease}"), "are slot names"),
+        (lib("  open: [x]", "{opne}"), "unknown slot.*'opne'"),
+    ]
+    for body, message in cases:
+        p = tmp_path / "t.yaml"
+        p.write_text(body, encoding="utf-8")
+        with pytest.raises(TemplateError, match=message):
+            load_template_file(p)
+    p.write_text(lib("  open: ['问{disease}', '请教{disease}']", "{open}，{age}岁"), encoding="utf-8")
+    (t,) = load_template_file(p)
+    assert t.value_slots() == {"disease", "age"} and set(t.phrases) == {"open"}
+
+
+def test_personas_symptoms_and_labs_vary_and_fit_the_disease():
+    rows = _expand(600, 8)
+    by_id = {d.id: d for d in load_knowledge()}
+    assert len({r.slots["persona"] for r in rows}) > 300
+    assert len({r.slots["asker"] for r in rows}) >= 5
+    for r in rows:
+        d = by_id[r.seed_id]
+        parts = r.slots["symptoms"].split("，")
+        assert 2 <= len(parts) <= 4 and all(p in d.symptoms_clinical + d.symptoms_colloquial for p in parts)
+        for lab in d.lab_specs():
+            if lab.name in r.slots["labs"]:
+                value = r.slots["labs"].split(lab.name, 1)[1].split(lab.unit or "，", 1)[0]
+                assert lab.low <= float(value) <= lab.high, (r.seed_id, r.slots["labs"])
+        assert d.name not in r.comorbidities  # a disease is never its own comorbidity
+        if r.age < 15:
+            assert r.comorbidities == [] and r.slots["history"] == "既往体健"
+    # a child's persona is the parent's
+    assert all(r.slots["persona"].startswith("家长") for r in rows if r.age < 15)
+
+
+def test_sex_quota_met_per_area_except_where_diseases_fix_the_sex():
+    rows, report = plan(load_templates(), load_knowledge(), load_comorbidities(), Quotas(total=2400), 3)
+    for area in (a for a in Area if a not in (Area.general, Area.obgyn)):
+        rs = [r for r in rows if r.area == area]
+        female = sum(r.sex == Sex.female for r in rs) / len(rs)
+        assert abs(female - 0.5) <= 0.05, (area, female)
+    assert all(r.sex == Sex.female for r in rows if r.area == Area.obgyn)
+    misses = {(m["area"], m["dimension"], m["value"]): m for m in report.quota_misses}
+    male_ob = misses[("obgyn", "sex", "male")]
+    assert male_ob["planned_share"] == 0.0 and "allows male patients" in male_ob["reason"]
+    assert "子宫平滑肌瘤" in male_ob["reason"] or "sex fixed by" in male_ob["reason"]
+    assert ("cardiovascular", "sex", "male") not in misses and ("oncology", "sex", "female") not in misses
+    child_onc = misses[("oncology", "age_band", "child")]
+    assert "ages 0-14" in child_onc["reason"]
+    # overall: the obgyn cells alone move the overall shares, and the report says so
+    male_all = sum(r.sex == Sex.male for r in rows) / len(rows)
+    assert male_all > 0.40
+
+
+def test_age_bands_met_within_an_area_where_its_diseases_allow():
+    rows = _expand(1200, 4, areas={"cardiovascular": 1, "neurology": 1, "endocrine": 1},
+                   age_bands={"young_adult": 1, "middle_aged": 1, "elderly": 1})  # fmt: skip
+    for area in {r.area for r in rows}:
+        rs = [r for r in rows if r.area == area]
+        for band in ("young_adult", "middle_aged", "elderly"):
+            lo, hi = AGE_BANDS[band]
+            share = sum(lo <= r.age <= hi for r in rs) / len(rs)
+            assert abs(share - 1 / 3) <= 0.05, (area, band, share)
