@@ -151,7 +151,7 @@ def test_fact_change_rejects_with_both_fact_sets(core_lexicon):
     bad = Lexicon(
         [LexiconEntry("发热", ("咳嗽",), relation="exact", kind="symptom", direction="to_colloquial")]
     )
-    rows = [_row("患者发热两天")]
+    rows = [_row("患者有发热两天")]
     stats, rejects = Counter(), []
     out = paraphrase_rows(
         rows, bad, variants=1, seed=0, direction="to_colloquial", stats=stats, rejects=rejects
