@@ -94,9 +94,15 @@ _OPEN_BEFORE = set(
 )
 
 
+_NAMING = re.compile(r"(?:俗称|又称|也称|简称|称为|叫做|所谓|又叫|也叫)[为是“\"「『]?$")
+
+
 def compound(text: str, start: int, end: int, *, into_colloquial: bool) -> bool:
-    """Whether text[start:end] is part of a longer name rather than a word on its own."""
+    """Whether text[start:end] is part of a longer name rather than a word on its own, or is being named
+    (癫痫俗称羊癫疯: the words themselves are the subject, so neither may be swapped)."""
     if end < len(text) and text[end] in _COMPOUND_SUFFIX:
+        return True
+    if _NAMING.search(text[max(0, start - 4) : start]):
         return True
     if not into_colloquial or start == 0:
         return False
