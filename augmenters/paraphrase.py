@@ -85,13 +85,22 @@ def noun_like(wording: str) -> bool:
 
 
 # A term followed by one of these is the head of a longer name (甲减性心脏病, 感冒灵颗粒, 骨质疏松性骨折).
-_COMPOUND_SUFFIX = "性型样灵片丸散膏液剂宁清颗胶"
+_COMPOUND_SUFFIX = "性型样灵片丸散膏液剂宁清颗胶症病屎"
 # Into colloquial wording a term is rewritten only after a word boundary a lay speaker would use: text
 # start, punctuation, or a function word or verb that takes it as object (有, 没, 出现, 引起 ...); a
 # preceding noun or modifier makes it part of a compound (纵隔放疗, 感染性肺炎, 眼睑湿疹).
 _OPEN_BEFORE = set(
     "有没无未非否认诉感觉伴因致引示及并且而后前时常或见疑似查为即的是了和与就都也还在会要不很太再又现起患得说过点些种个次天"
 )
+
+
+_FORMAL = re.compile(r"；|临床|表现为|三联征|刺激征|综合征|并发症|不良反应|诊断标准")
+
+
+def _sentence(text: str, start: int, end: int) -> str:
+    left = max(text.rfind(c, 0, start) for c in "。！？!?\n") + 1
+    rights = [i for i in (text.find(c, end) for c in "。！？!?\n") if i >= 0]
+    return text[left : min(rights) if rights else len(text)]
 
 
 _NAMING = re.compile(r"(?:俗称|又称|也称|简称|称为|叫做|所谓|又叫|也叫)[为是“\"「『]?$")
@@ -104,10 +113,22 @@ def compound(text: str, start: int, end: int, *, into_colloquial: bool) -> bool:
         return True
     if _NAMING.search(text[max(0, start - 4) : start]):
         return True
-    if not into_colloquial or start == 0:
+    if not into_colloquial:
+        return False
+    if _FORMAL.search(_sentence(text, start, end)):
+        return True  # a definition or an enumeration of findings: clinical register is the point
+    if start == 0:
         return False
     before = text[start - 1]
     return (before.isalnum() or "\u4e00" <= before <= "\u9fff") and before not in _OPEN_BEFORE
+
+
+def _repeats(text: str, start: int, end: int, target: str) -> bool:
+    """Whether the target already stands in the same clause (恶心难耐想吐 → 恶心难耐恶心 reads as a stutter)."""
+    a = max(text.rfind(c, 0, start) for c in "，,。；;！？!?、\n") + 1
+    rights = [i for i in (text.find(c, end) for c in "，,。；;！？!?、\n") if i >= 0]
+    b = min(rights) if rights else len(text)
+    return target in text[a:start] or target in text[end:b]
 
 
 def allowed(c: Candidate, text: str, start: int, end: int, area: str | None) -> bool:
@@ -167,6 +188,8 @@ def find_matches(
                 reason = reason or why
         if ok and compound(text, start, end, into_colloquial=into_colloquial):
             skipped["compound"] += 1
+        elif ok and all(_repeats(text, start, end, c.target) for c in ok):
+            skipped["repetition"] += 1
         elif ok:
             out.append(Match(start, end, key, tuple(c.target for c in ok), tuple(ok)))
         elif reason and reason != "sense":
