@@ -26,7 +26,7 @@ from generators.knowledge import load_comorbidities, load_knowledge
 from generators.templates import load_templates
 
 DEFAULT_STEREOTYPES = Path(__file__).parent / "data" / "stereotypes.yaml"
-PLAN_CAP = 20_000  # prompts expanded to estimate a run's planned shares (the shares, not the count, matter)
+PLAN_CAP = 5_000  # prompts expanded to estimate a run's planned shares (the shares, not the count, matter)
 TEXT_FIELDS = ("instruction", "input", "output", "reference_output")
 EXAMPLES = 5  # per category
 CONTEXT = 16  # characters shown either side of a hit
