@@ -85,7 +85,7 @@ def noun_like(wording: str) -> bool:
 
 
 # A term followed by one of these is the head of a longer name (甲减性心脏病, 感冒灵颗粒, 骨质疏松性骨折).
-_COMPOUND_SUFFIX = "性型样灵片丸散膏液剂宁清颗胶症病屎"
+_COMPOUND_SUFFIX = "性型样灵片丸散膏液剂宁清颗胶症病屎来"
 # Into colloquial wording a term is rewritten only after a word boundary a lay speaker would use: text
 # start, punctuation, or a function word or verb that takes it as object (有, 没, 出现, 引起 ...); a
 # preceding noun or modifier makes it part of a compound (纵隔放疗, 感染性肺炎, 眼睑湿疹).
@@ -94,7 +94,9 @@ _OPEN_BEFORE = set(
 )
 
 
-_FORMAL = re.compile(r"；|临床|表现为|三联征|刺激征|综合征|并发症|不良反应|诊断标准")
+_FORMAL = re.compile(
+    r"；|、.*、|临床|表现|三联征|刺激征|综合征|并发症|不良反应|诊断|可致|则见|之一|症状|等症"
+)
 
 
 def _sentence(text: str, start: int, end: int) -> str:
@@ -111,6 +113,8 @@ def compound(text: str, start: int, end: int, *, into_colloquial: bool) -> bool:
     (癫痫俗称羊癫疯: the words themselves are the subject, so neither may be swapped)."""
     if end < len(text) and text[end] in _COMPOUND_SUFFIX:
         return True
+    if text[end : end + 2] == "不" + text[end - 1 : end]:
+        return True  # 大便稀不稀, 尿酸高不高: an A-not-A question is built on the wording itself
     if _NAMING.search(text[max(0, start - 4) : start]):
         return True
     if not into_colloquial:

@@ -187,6 +187,7 @@ class Word:
     term: str  # canonical
 
 
+MAX_USER_WORD = 4  # longest vocabulary wording added to the segmenter's dictionary
 MAX_WORD = 5  # longest dictionary word looked at when checking whether a word spans an offset
 WINDOW = 8  # characters of context either side when a span's edges must be segmented
 
@@ -207,7 +208,9 @@ class Segmenter:
         self._crossed = lru_cache(maxsize=1 << 18)(self._crossed_uncached)
 
     def add_words(self, words: Iterable[str]) -> None:
-        new = [w for w in words if w and w not in self._known and len(w) >= 2]
+        # Words, not phrases: a long wording (肿瘤引起的疼) in the dictionary would outweigh the words it
+        # is made of and let a match end inside 疼痛.
+        new = [w for w in words if w and w not in self._known and 2 <= len(w) <= MAX_USER_WORD]
         if not new:
             return
         with self._lock:
