@@ -1,258 +1,626 @@
 """Typed negative samples by rule: a plausible wrong answer that differs from the correct one in exactly
-the intended way, labelled negative with its error type, the correct answer kept as reference_output.
+the intended way, that the knowledge tables say is wrong for this case, labelled with its error type, the
+changed span, the reason and the correct answer.
 
-Each constructor returns the wrong output and a detail of what was injected, or None when the answer
-offers nothing to inject that error into (counted as not applicable, never forced).
+Each constructor returns a Candidate or the reason it cannot make one (counted, never forced). Every
+candidate is then checked with the clinical-fact extractor (medaug.facts): exactly one fact changed, of the
+type's kind; otherwise it is dropped with the reason. Error types follow the configured ratios and no single
+rewrite pattern makes more than 10 % of a type.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-import ahocorasick
-import yaml
-
 from augmenters.derive import derive_row, rng_for
-from augmenters.guards import DRUGS_FILE, drug_automaton, negated
+from augmenters.guards import negated
 from augmenters.lexicon import Lexicon
-from medaug.schema import ErrorType, Label
+from augmenters.negative_kb import (
+    NEGATIVES_FILE,
+    NegativeKnowledge,
+    entity_extractor,
+    load_negative_knowledge,
+)
+from medaug.schema import NEGATIVE_VERDICT, ErrorType, Label
 
-NEGATIVES_FILE = Path(__file__).parent / "data" / "negatives.yaml"
+__all__ = [
+    "AUGMENTER",
+    "CONSTRUCTORS",
+    "DRUG_DOSE",
+    "NEGATIVES_FILE",
+    "Candidate",
+    "NegativeKnowledge",
+    "load_negative_knowledge",
+    "make_negative",
+    "negative_rows",
+    "negative_summary",
+    "verify",
+]
+
 AUGMENTER = "rule_negative"
+PATTERN_SHARE = 0.10  # no rewrite pattern may make more than this share of one error type
+# No error type may exceed this multiple of its configured share of the negatives: a type that applies to
+# every answer (overclaiming) must not crowd out the ones the data rarely allow.
+TYPE_EXCESS = 2.0
 _SENTENCE = re.compile(r"[^。！？!?；;\n]+[。！？!?；;\n]*")
-# Drug amounts only: a changed temperature, blood pressure or lab value is a different error type.
+_CLAUSE_END = "，,。！？!?；;\n"
+# Drug amounts (used by the LLM negatives' cheap check too).
 DRUG_DOSE = re.compile(
     r"\d+(?:\.\d+)?\s*(?:mg|g|μg|ug|mcg|ml|mL|IU|U|毫克|微克|克|毫升|单位|国际单位|片|粒|支|袋|滴|喷)"
     r"(?:\s*/\s*(?:kg|d|次|天|日))?(?![A-Za-z/])"
 )
-_DOSE_PARTS = re.compile(r"(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[^\d\s].*)")
-UNIT_SWAPS = {
-    "mg": "g",
-    "g": "mg",
-    "μg": "mg",
-    "ug": "mg",
-    "mcg": "mg",
-    "毫克": "克",
-    "克": "毫克",
-    "微克": "毫克",
-    "ml": "L",
-    "mL": "L",
-    "毫升": "升",
-    "IU": "mg",
-    "单位": "毫克",
-}
-SCALES = (10.0, 0.1, 5.0, 0.2, 3.0)
+_TO_MG = {"mg": 1.0, "g": 1000.0, "ug": 0.001}
+_UNIT_SWAPS = {"mg": ("g", "ug"), "g": ("mg",), "ug": ("mg",)}
+_UNIT_TEXT = {"mg": ("mg", "毫克"), "g": ("g", "克"), "ug": ("μg", "微克")}  # latin, Chinese
+_UNIT_HEADS = {"mg": ("mg", "毫克"), "g": ("g", "克"), "ug": ("μg", "ug", "mcg", "微克")}
+_FREQ = re.compile(r"(每日|每天|一日|一天)\s*([1-6一二两三四五六])\s*次")
+_ONCE_DAILY = re.compile(r"(每日|每天|一日|一天)\s*(1|一)\s*次")
+_WEEKLY = re.compile(r"每周\s*(1|一)\s*次")
+_CN_SMALL = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6}
+_AGE = re.compile(
+    r"(\d+(?:\.\d+)?|[一二两三四五六七八九十]+)\s*(?:周岁|岁)(半)?|(\d+|[一二两三四五六七八九十]+)\s*个?月(?:大|龄)"
+)
+_WEIGHT = re.compile(r"(?:体重)?\s*(\d+(?:\.\d+)?)\s*(?:kg|公斤|千克)")
 
 
 @dataclass
-class Drug:
-    name: str
-    cls: str
-    area: str
-    contraindicated: frozenset[str]
+class Candidate:
+    """One wrong answer: what was changed, why it is wrong for this case, and its rewrite pattern."""
+
+    output: str
+    before: str
+    after: str
+    start: int
+    reason: str
+    pattern: str
+    strategy: str
+    removed: list[tuple[int, int]] = field(default_factory=list)  # missing referral: spans taken out
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class NegativeKnowledge:
-    confusable: dict[str, list[list[str]]]
-    referral_cues: list[str]
-    overclaims: list[str]
-    opposites: dict[str, str]
-    contradiction_templates: list[str]
-    population_cues: dict[str, list[str]]
-    drugs: dict[str, Drug]
-    _autos: dict[str, ahocorasick.Automaton] = field(default_factory=dict)
-    _diseases: dict[str | None, dict[str, set[str]]] = field(default_factory=dict)
-
-    def automaton(self, name: str, words: list[str]) -> ahocorasick.Automaton:
-        if name not in self._autos:
-            a = ahocorasick.Automaton()
-            for w in words:
-                a.add_word(w, w)
-            a.make_automaton()
-            self._autos[name] = a
-        return self._autos[name]
-
-    def diseases(self, area: str | None = None) -> dict[str, set[str]]:
-        """Disease → the diseases it is confusable with, from the groups of `area` (all areas if None)."""
-        if area in self._diseases:
-            return self._diseases[area]
-        out: dict[str, set[str]] = {}
-        for name, groups in self.confusable.items():
-            if area is not None and name != area:
-                continue
-            for g in groups:
-                for d in g:
-                    out.setdefault(d, set()).update(x for x in g if x != d)
-        self._diseases[area] = out
-        return out
-
-    def populations(self, text: str) -> set[str]:
-        return {p for p, cues in self.population_cues.items() if any(c in text for c in cues)}
+Made = Candidate | str  # a candidate, or why none could be made
 
 
-@cache
-def load_negative_knowledge(path: Path = NEGATIVES_FILE) -> NegativeKnowledge:
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    drugs = {}
-    for no, line in enumerate(DRUGS_FILE.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.startswith("#") or line.startswith("name\t"):
-            continue
-        cols = line.split("\t")
-        if len(cols) != 4:
-            raise ValueError(f"{DRUGS_FILE}:{no}: expected name, class, area, contraindicated")
-        drugs[cols[0]] = Drug(cols[0], cols[1], cols[2], frozenset(x for x in cols[3].split("|") if x))
-    return NegativeKnowledge(
-        confusable=raw["confusable"],
-        referral_cues=raw["referral_cues"],
-        overclaims=raw["overclaims"],
-        opposites={a: b for a, b in raw["finding_opposites"]} | {b: a for a, b in raw["finding_opposites"]},
-        contradiction_templates=raw["contradiction_templates"],
-        population_cues=raw["population_cues"],
-        drugs=drugs,
+# What may follow a drug name for it to be the drug itself (对乙酰氨基酚片), not part of a compound product
+# (对乙酰氨基酚黄那敏颗粒) or of another word.
+_DRUG_FOLLOW = re.compile(
+    r"$|[\s\d.,，。；;：:、！？!?（）()“”\"/-]|片|胶囊|颗粒|注射|混悬|缓释|控释|肠溶|分散|口服|糖浆|软膏|乳膏|栓|滴剂|喷|贴|"
+    r"针|干混|气雾|吸入|雾化|静|皮下|等|或|和|与|及|治疗|每|一次|进行|来|控制|降|的|也|可|后|时|吗|呢|了|就|都|是|能|会|"
+    r"对|有|要|需|应|片剂|钠|钾|钙|加|同时|以及|这|去|影响|两|没|仍|联|合|前|不"
+)
+
+
+def whole_drug(text: str, span: tuple[int, int]) -> bool:
+    """The drug mention at `span` is the drug on its own (not inside a compound product name)."""
+    return bool(_DRUG_FOLLOW.match(text, span[1])) and not text[max(0, span[0] - 2) : span[0]].endswith(
+        "复方"
     )
 
 
-Injected = tuple[str, dict[str, Any]] | None
+def _question(row: dict[str, Any]) -> str:
+    return f"{row['instruction']}\n{row.get('input') or ''}"
 
 
-def _matches(auto: ahocorasick.Automaton, text: str) -> list[tuple[int, int, str]]:
-    return [(end - len(w) + 1, end + 1, w) for end, w in auto.iter_long(text)]
+def _clause_bounds(text: str, at: int) -> tuple[int, int]:
+    left = max((text.rfind(c, 0, at) for c in _CLAUSE_END), default=-1) + 1
+    rights = [i for i in (text.find(c, at) for c in _CLAUSE_END) if i >= 0]
+    return left, min(rights) if rights else len(text)
 
 
-def _replace_all(text: str, spans: list[tuple[int, int, str]], word: str, new: str) -> str:
+def _sentence_bounds(text: str, at: int) -> tuple[int, int]:
+    ends = "。！？!?；;\n"
+    left = max((text.rfind(c, 0, at) for c in ends), default=-1) + 1
+    rights = [i + 1 for i in (text.find(c, at) for c in ends) if i >= 0]
+    return left, min(rights) if rights else len(text)
+
+
+def _replace_spans(text: str, spans: list[tuple[int, int]], new: str) -> str:
     out, pos = [], 0
-    for s, e, w in spans:
-        if w == word:
-            out += [text[pos:s], new]
-            pos = e
+    for s, e in sorted(spans):
+        out += [text[pos:s], new]
+        pos = e
     return "".join(out) + text[pos:]
 
 
-def wrong_diagnosis(
-    row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random, lexicon: Lexicon
-) -> Injected:
-    conf = kb.diseases()
-    spans = _matches(kb.automaton("diseases", list(conf)), row["output"])
-    named = sorted({w for _, _, w in spans})
-    if not named:
-        return None
-    disease = rng.choice(named)
-    in_area = kb.diseases(row["area"]).get(disease, set())
-    options = sorted((in_area or conf[disease]) - set(named))
-    if not options:
-        return None
-    other = rng.choice(options)
-    return _replace_all(row["output"], spans, disease, other), {"from": disease, "to": other}
-
-
-def wrong_drug(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random, lexicon: Lexicon) -> Injected:
-    spans = _matches(drug_automaton(), row["output"])
-    named = sorted({w for _, _, w in spans if w in kb.drugs})
-    if not named:
-        return None
-    drug = kb.drugs[rng.choice(named)]
-    flags = kb.populations(f"{row['instruction']}\n{row['input']}")
-    contra = sorted(d.name for d in kb.drugs.values() if d.contraindicated & flags and d.name not in named)
-    if contra:
-        other = kb.drugs[rng.choice(contra)]
-        reason = "contraindicated:" + ",".join(sorted(other.contraindicated & flags))
-    else:
-        pool = [d for d in kb.drugs.values() if d.cls != drug.cls and d.name not in named]
-        same_area = sorted(d.name for d in pool if d.area == drug.area)
-        other = kb.drugs[rng.choice(same_area or sorted(d.name for d in pool))]
-        reason = f"wrong_class:{drug.cls}->{other.cls}"
-    out = _replace_all(row["output"], spans, drug.name, other.name)
-    return out, {"from": drug.name, "to": other.name, "reason": reason}
+def _cn_int(s: str) -> float | None:
+    if re.fullmatch(r"\d+(?:\.\d+)?", s):
+        return float(s)
+    if s in _CN_SMALL:
+        return float(_CN_SMALL[s])
+    if s.startswith("十"):
+        return 10.0 + (_CN_SMALL.get(s[1:], 0) if len(s) > 1 else 0)
+    if len(s) == 2 and s[1] == "十":
+        return 10.0 * _CN_SMALL.get(s[0], 0)
+    return None
 
 
 def _fmt(x: float) -> str:
-    return str(int(round(x))) if abs(x - round(x)) < 1e-9 else f"{x:.3f}".rstrip("0").rstrip(".")
+    if x >= 1 and abs(x - round(x)) < 1e-9:
+        return str(int(round(x)))
+    return f"{x:.4f}".rstrip("0").rstrip(".")
 
 
-def wrong_dose(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random, lexicon: Lexicon) -> Injected:
-    text = row["output"]
-    doses = [m for m in DRUG_DOSE.finditer(text) if _DOSE_PARTS.fullmatch(m.group())]
-    if not doses:
-        return None
-    m = rng.choice(doses)
-    parts = _DOSE_PARTS.fullmatch(m.group())
-    assert parts is not None
-    num, unit = parts.group("num"), parts.group("unit")
-    unit_head = unit.split("/")[0].strip()
-    if unit_head in UNIT_SWAPS and rng.random() < 0.4:
-        new = num + unit.replace(unit_head, UNIT_SWAPS[unit_head], 1)
-        how = f"unit {unit_head}->{UNIT_SWAPS[unit_head]}"
-    else:
-        factor = rng.choice(SCALES)
-        new = _fmt(float(num) * factor) + unit
-        how = f"scale x{_fmt(factor)}"
-    return text[: m.start()] + new + text[m.end() :], {
-        "from": m.group(),
-        "to": new,
-        "how": how,
-        "start": m.start(),
-    }
-
-
-def contradicts_findings(
-    row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random, lexicon: Lexicon
-) -> Injected:
-    question = f"{row['instruction']}\n{row['input']}"
-    text = row["output"]
-    auto = kb.automaton("findings", list(kb.opposites))
-    given = {w for _, _, w in _matches(auto, question)}
-    flips = [(s, e, w) for s, e, w in _matches(auto, text) if w in given]
-    if flips:
-        s, e, w = rng.choice(flips)
-        new = kb.opposites[w]
-        return text[:s] + new + text[e:], {"strategy": "flip", "from": w, "to": new, "start": s}
-    terms = lexicon.automaton("to_colloquial")
-    stated = (
-        sorted(
-            {k for end, (k, c) in terms.iter_long(question) if c and not negated(question, end - len(k) + 1)}
-        )
-        if terms is not None
-        else []
+# ------------------------------------------------------------------------------------------ diagnosis
+def wrong_diagnosis(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -> Made:
+    """The diagnosis the answer gives for this patient becomes one of its differentials (differentials.yaml)."""
+    ext = entity_extractor()
+    question, text = _question(row), row["output"]
+    if not any(not f.negated for f in ext.extract(question).of_kind("symptom", "finding")):
+        return "question_has_no_presentation"
+    by_entry: dict[str, list] = defaultdict(list)
+    for f in ext.extract(text).of_kind("disease"):
+        entry = kb.disease_surfaces.get(f.surface)
+        if entry in kb.diseases_by_name:
+            by_entry[entry].append(f)
+    if not by_entry:
+        return "no_known_diagnosis"
+    why = "no_diagnostic_statement"
+    options = []
+    for name, mentions in sorted(by_entry.items()):
+        d = kb.diseases_by_name[name]
+        if len(mentions) > 3:
+            why = "disease_is_the_topic"  # a text about the disease, not a diagnosis of this patient
+            continue
+        names = {d.name, *d.aliases, *(f.surface for f in mentions)}
+        if any(len(n) >= 2 and n in question for n in names | {n.rstrip("病症") for n in names}):
+            why = "disease_named_in_question"
+            continue
+        if any(f.negated for f in mentions):
+            why = "diagnosis_negated"
+            continue
+        if not any(
+            text[max(0, f.span[0] - len(c)) : f.span[0]] == c for f in mentions for c in kb.diagnosis_cues
+        ):
+            continue
+        for diff in d.differentials:
+            if diff.name not in text and diff.name not in question:
+                options.append((d, mentions, diff))
+    if not options:
+        return why if why != "no_diagnostic_statement" or not by_entry else why
+    d, mentions, diff = rng.choice(options)
+    spans = [f.span for f in mentions]
+    return Candidate(
+        output=_replace_spans(text, spans, diff.name),
+        before=mentions[0].surface,
+        after=diff.name,
+        start=spans[0][0],
+        reason=f"本例表现支持{d.name}（见参考回答）；{diff.name}是{d.presentation}的鉴别诊断，不符合本例：{diff.key}",
+        pattern=f"{d.name}->{diff.name}",
+        strategy="differential",
+        detail={"mentions": len(spans)},
     )
-    if not stated:
-        return None
-    finding = rng.choice(stated)
-    sentence = rng.choice(kb.contradiction_templates).format(finding=finding)
-    return sentence + text, {"strategy": "deny", "finding": finding, "inserted": sentence}
 
 
-def missing_referral(
-    row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random, lexicon: Lexicon
-) -> Injected:
-    sentences = _SENTENCE.findall(row["output"])
-    auto = kb.automaton("referral", kb.referral_cues)
-    removed = [s for s in sentences if any(True for _ in auto.iter(s))]
-    if not removed or len(removed) == len(sentences):
-        return None
-    kept = "".join(s for s in sentences if s not in removed)
-    return kept, {"removed": removed}
+# ------------------------------------------------------------------------------------------ drug
+def _recommended(text: str, span: tuple[int, int], kb: NegativeKnowledge) -> str | None:
+    """None if the drug at `span` is recommended in its clause, else why not."""
+    s, e = _clause_bounds(text, span[0])
+    clause = text[s:e]
+    if any(w in clause for w in kb.warning_cues) or negated(text, span[0]):
+        return "drug_in_warning_context"
+    if not any(w in clause for w in kb.treatment_cues):
+        return "drug_not_recommended"
+    return None
 
 
-def overclaiming(
-    row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random, lexicon: Lexicon
-) -> Injected:
-    text = row["output"].rstrip()
-    claim = rng.choice(kb.overclaims)
-    sep = "" if text.endswith(("。", "！", "？", "!", "?", ".")) else "。"
-    return text + sep + claim, {"inserted": claim, "start": len(text) + len(sep)}
+def wrong_drug(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -> Made:
+    """A recommended drug becomes one of the same role that a rule makes wrong for this patient."""
+    ext = entity_extractor()
+    question, text = _question(row), row["output"]
+    mentions: dict[str, list] = defaultdict(list)
+    for f in ext.extract(text).of_kind("drug"):
+        if f.surface in kb.drugs:
+            mentions[f.surface].append(f)
+    if not mentions:
+        return "no_known_drug"
+    pops = kb.present_populations(question)
+    both = question + text
+    why = "no_rule_makes_a_swap_wrong"
+    options = []
+    for x, fs in sorted(mentions.items()):
+        if not all(whole_drug(text, f.span) for f in fs):
+            why = "drug_inside_a_compound_name"
+            continue
+        bad = [r for f in fs if (r := _recommended(text, f.span, kb))]
+        if bad:
+            why = bad[0]
+            continue
+        if kb.contraindicated(x, pops, both):
+            why = "reference_drug_contraindicated"
+            continue
+        roles = kb.drugs[x].roles
+        for c in kb.contraindications:
+            if c.population in pops and not any(u in both for u in c.unless):
+                for y in sorted(c.drugs):
+                    if y != x and y not in text and kb.drugs[y].roles & roles:
+                        options.append((x, y, c.reason, f"contraindicated:{c.population}"))
+        for c in kb.confusions:
+            if x in c.sources and any(w in both for w in c.context):
+                options += [(x, y, c.reason, "confusion") for y in c.to if y != x and y not in text]
+    if not options:
+        return why
+    x, y, reason, strategy = rng.choice(sorted(set(options)))
+    spans = [f.span for f in mentions[x]]
+    return Candidate(
+        output=_replace_spans(text, spans, y),
+        before=x,
+        after=y,
+        start=spans[0][0],
+        reason=f"{y}不适合本例：{reason}",
+        pattern=f"{x}->{y}",
+        strategy=strategy,
+    )
 
 
-CONSTRUCTORS: dict[
-    ErrorType, Callable[[dict[str, Any], NegativeKnowledge, random.Random, Lexicon], Injected]
-] = {
+# ------------------------------------------------------------------------------------------ dose
+def _child_weight(question: str) -> tuple[float | None, str]:
+    """Weight in kg stated, or estimated from the age (2 × age + 8, for 1–10 years), and how it was known."""
+    if m := _WEIGHT.search(question):
+        return float(m.group(1)), f"体重{m.group(1)}kg"
+    if m := _AGE.search(question):
+        if m.group(3):
+            months = _cn_int(m.group(3))
+            if months is not None and months < 24:
+                return 3.5 + 0.5 * months if months <= 6 else 6 + 0.25 * months, f"{m.group(3)}个月"
+            return None, ""
+        age = _cn_int(m.group(1))
+        if age is not None and m.group(2):
+            age += 0.5
+        if age is not None and 1 <= age <= 10:
+            return 2 * age + 8, f"{_fmt(age)}岁（估计体重约{_fmt(2 * age + 8)}kg）"
+    return None, ""
+
+
+def _dose_reason(drug: str, kb: NegativeKnowledge, before: str, after: str, old_mg: float, new_mg: float,
+                 unit: str) -> str | None:  # fmt: skip
+    """Why `after` is wrong, or None when it is not clearly wrong (within the usual range, small change)."""
+    d = kb.doses.get(drug)
+    ratio = new_mg / old_mg if old_mg else math.inf
+    rng_txt = ""
+    if d and d.adult and not unit.endswith("/kg"):
+        lo, hi = d.adult
+        rng_txt = f"，{drug}成人常用单次剂量为{_fmt(lo)}～{_fmt(hi)}mg"
+        if lo <= new_mg <= hi:
+            return None  # a usual dose, even if not the one for this case
+    elif d and d.child_per_kg and unit.endswith("/kg"):
+        lo, hi = d.child_per_kg
+        rng_txt = f"，{drug}儿童每次{_fmt(lo)}～{_fmt(hi)}mg/kg"
+        if lo <= new_mg <= hi:
+            return None
+    if ratio >= 9.99:
+        return f"剂量错成参考回答的{_fmt(ratio)}倍（{before}→{after}），属于数量级错误，可致过量中毒{rng_txt}"
+    if ratio <= 0.1001:
+        return f"剂量只有参考回答的1/{_fmt(1 / ratio)}（{before}→{after}），达不到治疗剂量{rng_txt}"
+    if d and d.adult and not unit.endswith("/kg") and new_mg > d.adult[1]:
+        return f"{after}超过{drug}成人常用单次最大剂量{_fmt(d.adult[1])}mg"
+    return None
+
+
+def wrong_dose(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -> Made:
+    """A drug's dose gets a realistic magnitude error: ×10, ÷10, mg↔g/μg, per-day as per-dose, once-daily or
+    weekly taken more often, an adult dose for a small child."""
+    ext = entity_extractor()
+    question, text = _question(row), row["output"]
+    facts = ext.extract(text)
+    drugs = [f for f in facts.of_kind("drug") if f.surface in kb.drugs and whole_drug(text, f.span)]
+    doses = []
+    for n in facts.of_kind("number"):
+        base = n.unit.split("/")[0]
+        if base not in _TO_MG or not re.fullmatch(r"\d+(?:\.\d+)?", n.value or ""):
+            continue
+        before = [d for d in drugs if d.span[1] <= n.span[0] and n.span[0] - d.span[1] <= 15]
+        if before and not re.search(r"[。！？；;\n]", text[before[-1].span[1] : n.span[0]]):
+            doses.append((before[-1].surface, n))
+    if not doses:
+        return "no_drug_dose"
+    child = "child" in kb.present_populations(question)
+    options: list[tuple[str, Any]] = []
+    for drug, n in doses:
+        options += [("x10", (drug, n)), ("div10", (drug, n))]
+        if n.unit in _UNIT_SWAPS:
+            options += [(f"unit_{n.unit}_{u}", (drug, n)) for u in _UNIT_SWAPS[n.unit]]
+        s, e = _sentence_bounds(text, n.span[0])
+        sent = text[s:e]
+        d = kb.doses.get(drug)
+        if "每次" in text[max(s, n.span[0] - 4) : n.span[0]] and _FREQ.search(sent):
+            options.append(("per_day_as_dose", (drug, n)))
+        if d and d.schedule == "once_daily" and _ONCE_DAILY.search(sent):
+            options.append(("once_daily_thrice", (drug, n)))
+        if d and d.schedule == "weekly" and _WEEKLY.search(sent):
+            options.append(("weekly_as_daily", (drug, n)))
+        if child and n.unit.endswith("/kg") and d and d.adult and d.child_per_kg:
+            options.append(("adult_dose_for_child", (drug, n)))
+    rng.shuffle(options)
+    why = "dose_change_not_clearly_wrong"
+    for how, (drug, n) in options:
+        made = _dose_change(how, drug, n, text, question, kb)
+        if isinstance(made, Candidate):
+            return made
+        why = made
+    return why
+
+
+def _dose_change(how: str, drug: str, n, text: str, question: str, kb: NegativeKnowledge) -> Made:
+    value = float(n.value)
+    unit = n.unit
+    base = unit.split("/")[0]
+    surface = n.surface.rstrip("多余来左右上下以内许 ")
+    start = n.span[0]
+    unit_txt = surface[len(re.match(r"\d+(?:\.\d+)?\s*", surface).group()) :]
+    old_mg = value * _TO_MG[base]
+    d = kb.doses.get(drug)
+    if how in ("x10", "div10"):
+        factor = 10.0 if how == "x10" else 0.1
+        after = _fmt(value * factor) + unit_txt
+        reason = _dose_reason(drug, kb, surface, after, old_mg, old_mg * factor, unit)
+    elif how.startswith("unit_"):
+        new_unit = how.split("_")[2]
+        head = next((t for t in _UNIT_HEADS[base] if unit_txt.startswith(t)), None)
+        new_txt = _UNIT_TEXT[new_unit][0 if head and head.isascii() or head == "μg" else 1]
+        if head is None:
+            return "unit_not_swappable"
+        after = _fmt(value) + new_txt + unit_txt[len(head) :]
+        reason = _dose_reason(drug, kb, surface, after, old_mg, value * _TO_MG[new_unit], unit)
+    elif how == "per_day_as_dose":
+        s, e = _sentence_bounds(text, start)
+        m = _FREQ.search(text[s:e])
+        times = _cn_int(m.group(2)) or 1
+        after = _fmt(value * times) + unit_txt
+        new_mg = old_mg * times
+        if not (d and d.adult and new_mg > d.adult[1]):
+            return "per_day_total_within_single_dose_range"
+        reason = (f"把每日总量当成了每次剂量（每次{surface}、每日{_fmt(times)}次 → 每次{after}），"
+                  f"超过{drug}成人单次最大剂量{_fmt(d.adult[1])}mg")  # fmt: skip
+    elif how in ("once_daily_thrice", "weekly_as_daily"):
+        s, e = _sentence_bounds(text, start)
+        pat = _ONCE_DAILY if how == "once_daily_thrice" else _WEEKLY
+        m = pat.search(text[s:e])
+        new = "每日3次" if how == "once_daily_thrice" else "每日1次"
+        wrong = text[: s + m.start()] + new + text[s + m.end() :]
+        if how == "weekly_as_daily":
+            reason = f"{drug}在这里是每周用一次，改成每日一次相当于每周7倍剂量，可引起骨髓抑制等严重中毒"
+        else:
+            day = old_mg * 3
+            if not (d and d.adult_max_day and day > d.adult_max_day):
+                return "thrice_daily_within_max"
+            reason = f"{drug}每日一次即可，改成每日3次后每日{_fmt(day)}mg，超过每日最大剂量{_fmt(d.adult_max_day)}mg"
+        return Candidate(wrong, m.group(), new, s + m.start(), reason, f"{how}:{drug}", how)
+    elif how == "adult_dose_for_child":
+        weight, known = _child_weight(question)
+        if weight is None or weight > 30:
+            return "child_weight_unknown"
+        adult = min(d.adult[1], d.adult[0] * 2)
+        after = _fmt(adult) + "mg"
+        per_kg = adult / weight
+        if per_kg <= d.child_per_kg[1] * 1.5:
+            return "adult_dose_fits_this_child"
+        reason = (f"给{known}的孩子用了成人剂量{after}，约{_fmt(round(per_kg, 1))}mg/kg，"
+                  f"远超儿童每次{_fmt(d.child_per_kg[0])}～{_fmt(d.child_per_kg[1])}mg/kg")  # fmt: skip
+    else:  # pragma: no cover - options are built above
+        raise AssertionError(how)
+    if reason is None:
+        return "dose_change_not_clearly_wrong"
+    end = start + len(surface)
+    return Candidate(text[:start] + after + text[end:], surface, after, start, reason, f"{how}:{drug}", how)
+
+
+# ------------------------------------------------------------------------------------------ findings
+def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -> Made:
+    """Only for questions that carry findings: the answer restates a stated finding the other way round,
+    misquotes a stated lab value across its reference range, or denies a stated finding."""
+    ext = entity_extractor()
+    question, text = _question(row), row["output"]
+    qfacts = [f for f in ext.extract(question) if not f.negated]
+    stated = [f for f in qfacts if f.kind in ("symptom", "finding")]
+    options: list[Candidate] = []
+    # 1. flip: the answer repeats "subject + polarity word" from the question
+    for w, opp in kb.opposites.items():
+        for m in re.finditer(re.escape(w), text):
+            s = m.start()
+            if negated(text, s) or any(text.startswith(o, s) for o in kb.opposites if len(o) > len(w)):
+                continue
+            cs, _ = _clause_bounds(text, s)
+            cs = max(cs, text.rfind("、", 0, s) + 1)
+            for k in range(min(8, s - cs), 1, -1):
+                subject = text[s - k : s]
+                if subject + w in question and not re.fullmatch(r"[\W\d]+", subject):
+                    options.append(Candidate(
+                        text[:s] + opp + text[m.end():], w, opp, s,
+                        f"问题中写明“{subject}{w}”，回答却说成“{subject}{opp}”，与检查所见相反",
+                        f"flip:{w}->{opp}", "flip"))  # fmt: skip
+                    break
+    # 2. misquote a lab value the question gives
+    for lab in kb.labs:
+        qm = re.search(re.escape(lab.name) + r"[^\d，。；,;]{0,4}?(\d+(?:\.\d+)?)", question)
+        if not qm:
+            continue
+        v = float(qm.group(1))
+        am = re.search(
+            re.escape(lab.name) + r"[^\d，。；,;]{0,4}?(" + re.escape(qm.group(1)) + r")(?!\d)", text
+        )
+        if not am:
+            continue
+        mid = (lab.low + lab.high) / 2
+        new = mid if (v > lab.high or v < lab.low) else lab.high * 1.5
+        new_txt = _fmt(round(new, 1))
+        side = "高于" if v > lab.high else "低于" if v < lab.low else "在"
+        options.append(Candidate(
+            text[: am.start(1)] + new_txt + text[am.end(1):], qm.group(1), new_txt, am.start(1),
+            f"问题给出的{lab.name}是{qm.group(1)}{lab.unit}（{side}参考范围{_fmt(lab.low)}～{_fmt(lab.high)}"
+            f"{lab.unit}），回答却写成{new_txt}{lab.unit}，把{'异常' if side != '在' else '正常'}结果说反了",
+            f"misquote:{lab.name}", "misquote"))  # fmt: skip
+    # 3. deny a stated finding of this patient, woven into the sentence that reasons on it
+    if stated and any(c in question for c in kb.case_cues):
+        afacts = {f.term: f for f in ext.extract(text) if f.kind in ("symptom", "finding") and not f.negated}
+        for f in stated:
+            mention = afacts.get(f.term)
+            if mention is None:
+                continue
+            s, _ = _clause_bounds(text, mention.span[0])
+            if g := re.match(r"(您好|你好)[，,！!]?", text[s:]):
+                s += g.end()
+            for t in kb.deny_templates:
+                ins = t["text"].format(finding=f.surface)
+                options.append(Candidate(
+                    text[:s] + ins + text[s:], "", ins, s,
+                    f"问题中明确有“{f.surface}”，回答却说没有，与病史矛盾",
+                    f"deny:{t['id']}", "deny"))  # fmt: skip
+    if not options:
+        has = (
+            stated or any(lab.name in question for lab in kb.labs) or any(w in question for w in kb.opposites)
+        )
+        return "finding_not_restated_in_answer" if has else "question_has_no_findings"
+    by_strategy: dict[str, list[Candidate]] = defaultdict(list)
+    for c in options:
+        by_strategy[c.strategy].append(c)
+    return rng.choice(by_strategy[rng.choice(sorted(by_strategy))])
+
+
+# ------------------------------------------------------------------------------------------ referral
+def _red_flag(text: str, kb: NegativeKnowledge):
+    for flag in kb.red_flags:
+        for c in flag.cues:
+            i = text.find(c)
+            while i >= 0:
+                if not negated(text, i):
+                    return flag, c
+                i = text.find(c, i + 1)
+    return None
+
+
+def _urgent_at(text: str, kb: NegativeKnowledge) -> list[tuple[int, int]]:
+    out = []
+    for c in kb.urgent_cues:
+        for m in re.finditer(re.escape(c), text):
+            told_not = re.search(
+                r"(不用|不必|无需|无须|不需要|没必要|不要|不一定要)\s*$",
+                text[max(0, m.start() - 6) : m.start()],
+            )
+            if not told_not and not any(a <= m.start() < b for a, b in out):
+                out.append((m.start(), m.end()))
+    return sorted(out)
+
+
+def missing_referral(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -> Made:
+    """The urgent escalation of an answer that needs one (a red flag in the question, or a safety net naming
+    one) is deleted or talked down."""
+    text = row["output"]
+    cues = _urgent_at(text, kb)
+    if not cues:
+        return "no_urgent_referral"
+    sentences = [(m.start(), m.end()) for m in _SENTENCE.finditer(text)]
+    hit = [(s, e) for s, e in sentences if any(s <= c < e for c, _ in cues)]
+    if len(hit) == len(sentences):
+        return "answer_is_only_referral"
+    flag = _red_flag(_question(row), kb)
+    where = "问题中"
+    if flag is None:
+        flag = next((f for s, e in hit if (f := _red_flag(text[s:e], kb))), None)
+        where = "回答的安全提示中"
+    if flag is None:
+        return "referral_not_needed_by_red_flag"
+    rf, cue = flag
+    strategies = ["delete", *(f"downgrade:{i}" for i in range(len(kb.downgrades)))]
+    strategy = rng.choice(strategies)
+    if strategy == "delete":
+        removed = hit
+        wrong = "".join(text[s:e] for s, e in sentences if (s, e) not in hit)
+        after = ""
+    else:
+        phrase = kb.downgrades[int(strategy.split(":")[1])]
+        c0 = next(c for c, _ in cues)
+        cs, _ = _clause_bounds(text, c0)
+        ss, se = _sentence_bounds(text, c0)
+        se -= 1 if text[se - 1 : se] in "。！？!?；;\n" else 0
+        # The clause's lead-in (如果…/出现…时) stays; from the escalation to the sentence end becomes the
+        # downgrade, and other sentences with an urgent cue go entirely.
+        lead = re.match(r".*?(请|应|需|要|必须|建议|及早|务必)", text[cs:c0])
+        keep = cs + lead.start(1) if lead else cs
+        removed = sorted({(keep, se), *((s, e) for s, e in hit if not s <= c0 < e)})
+        pieces, pos = [], 0
+        for s, e in removed:
+            pieces += [text[pos:s], phrase if s == keep else ""]
+            pos = e
+        wrong = "".join(pieces) + text[pos:]
+        after = phrase
+    if _urgent_at(wrong, kb):
+        return "referral_remains"
+    before = "".join(text[s:e] for s, e in removed)
+    how = "删去了就医建议" if strategy == "delete" else f"把就医建议改成了“{after}”"
+    return Candidate(
+        wrong, before, after, removed[0][0],
+        f"{where}有“{cue}”：{rf.why}；错误回答{how}",
+        strategy, "delete" if strategy == "delete" else "downgrade", removed=removed,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ overclaiming
+def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -> Made:
+    """A promise woven into the answer: a hedge made a guarantee, a follow-up cancelled, a promise added to
+    a treatment clause that is not the last one."""
+    text = row["output"]
+    ext = entity_extractor()
+    options: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+    facts = ext.extract(text)
+    diseases = {f.span[0] for f in facts.of_kind("disease")}
+    for r in kb.promise_replace:
+        for f in r["find"]:
+            for m in re.finditer(re.escape(f), text):
+                if negated(text, m.start()) or (r.get("before") == "disease" and m.end() not in diseases):
+                    continue
+                options[r["id"]] += [(m.start(), m.end(), to) for to in r["to"]]
+    drugs = [f.span[0] for f in facts.of_kind("drug", "procedure")]
+    clause_ends = [i for i, ch in enumerate(text) if ch in _CLAUSE_END]
+    for end in clause_ends[:-1] if clause_ends and clause_ends[-1] >= len(text.rstrip()) - 1 else clause_ends:
+        s, _ = _clause_bounds(text, end - 1 if end else 0)
+        clause = text[s:end]
+        if clause and (any(s <= d < end for d in drugs) or any(w in clause for w in _TREATMENT_CLAUSE)):
+            if any(w in clause for w in kb.warning_cues):
+                continue
+            for r in kb.promise_insert:
+                options[r["id"]].append((end, end, "，" + r["text"]))
+    if not options:
+        return "nothing_to_overclaim"
+    rid = rng.choice(sorted(options))
+    s, e, new = rng.choice(options[rid])
+    wrong = text[:s] + new + text[e:]
+
+    def count(t: str) -> int:
+        return sum(t.count(m) for m in kb.promise_markers)
+
+    if count(wrong) <= count(text):
+        return "promise_not_stronger"
+    return Candidate(
+        wrong, text[s:e], new, s,
+        f"回答做出了医生不能做出的承诺（“{new.lstrip('，')}”）：任何治疗都不能保证疗效、保证不复发或没有副作用，"
+        "也不能免去必要的复查和医生指导",
+        rid, "replace" if e > s else "insert",
+    )  # fmt: skip
+
+
+_TREATMENT_CLAUSE = (
+    "治疗",
+    "用药",
+    "服药",
+    "服用",
+    "口服",
+    "注射",
+    "手术",
+    "疗程",
+    "静滴",
+    "输液",
+    "吸入",
+    "雾化",
+)
+
+
+CONSTRUCTORS: dict[ErrorType, Callable[[dict[str, Any], NegativeKnowledge, random.Random], Made]] = {
     ErrorType.wrong_diagnosis: wrong_diagnosis,
     ErrorType.wrong_drug: wrong_drug,
     ErrorType.wrong_dose: wrong_dose,
@@ -262,47 +630,196 @@ CONSTRUCTORS: dict[
 }
 
 
+# ------------------------------------------------------------------------------------------ verification
+def verify(et: ErrorType, reference: str, cand: Candidate) -> str | None:
+    """None if the clinical facts changed exactly as the error type says, else the drop reason."""
+    changes = entity_extractor().changes(reference, cand.output)
+    kinds = {c.kind for c in changes}
+    lost = {c.before.term for c in changes if c.before is not None and c.change == "lost"}
+    added = {c.after.term for c in changes if c.after is not None and c.change == "added"}
+    other = [c for c in changes if c.change not in ("lost", "added")]
+    codes = sorted({c.code for c in changes})
+    bad = f"fact_check:{','.join(codes) or 'no_change'}"
+    if et in (ErrorType.wrong_diagnosis, ErrorType.wrong_drug, ErrorType.wrong_dose):
+        kind = {ErrorType.wrong_diagnosis: "disease", ErrorType.wrong_drug: "drug"}.get(et, "number")
+        if kinds == {kind} and len(lost) == 1 and len(added) == 1 and not other:
+            return None
+        if et == ErrorType.wrong_dose and cand.strategy in ("once_daily_thrice", "weekly_as_daily"):
+            if kinds <= {"number", "frequency", "duration"} and len(changes) <= 2:
+                return None
+        return bad
+    if et == ErrorType.contradicts_findings:
+        if not changes:
+            return None if cand.strategy == "flip" else bad  # the extractor reads no polarity words
+        if cand.strategy == "misquote":
+            ok = kinds == {"number"} and len(lost) == 1 and len(added) == 1 and not other
+            return None if ok else bad
+        facts = {(c.before or c.after).term for c in changes}
+        return None if kinds <= {"symptom", "finding"} and len(facts) == 1 else bad
+    if et == ErrorType.missing_referral:
+        inside = all(
+            (c.change == "lost" and c.before is not None and _within(c.before.span, reference, cand))
+            or (
+                c.change == "added"
+                and c.kind in ("duration", "number", "frequency")
+                and c.after is not None
+                and c.after.surface in cand.after
+            )
+            for c in changes
+        )
+        return None if inside else bad
+    if et == ErrorType.overclaiming:
+        ok = all(c.change == "added" and c.kind in ("number", "duration", "frequency") for c in changes)
+        return None if ok else bad
+    return bad
+
+
+def _within(span: tuple[int, int], reference: str, cand: Candidate) -> bool:
+    return any(s <= span[0] and span[1] <= e for s, e in cand.removed)
+
+
+# ------------------------------------------------------------------------------------------ selection
+def make_negative(
+    row: dict[str, Any], et: ErrorType, seed: int = 0, kb: NegativeKnowledge | None = None
+) -> Made:
+    """One verified candidate of type `et` for `row`, or the reason there is none."""
+    kb = kb or load_negative_knowledge()
+    rng = rng_for(seed, row["id"], f"{AUGMENTER}:{et.value}")
+    made = CONSTRUCTORS[et](row, kb, rng)
+    if isinstance(made, str):
+        return made
+    if made.output == row["output"] or not made.output.strip():
+        return "unchanged"
+    return verify(et, row["output"], made) or made
+
+
+def _cap(n: int) -> int:
+    """Most negatives one pattern may make of a type of `n` (two when a type is too small for a share)."""
+    return max(2, math.floor(PATTERN_SHARE * n))
+
+
+def _balance(picked: list[tuple[dict[str, Any], Candidate]]) -> tuple[list, int]:
+    """Trim the most common patterns until none is over PATTERN_SHARE of the type (see _cap)."""
+    dropped = 0
+    while True:
+        cap = _cap(len(picked))
+        seen: Counter[str] = Counter()
+        keep = []
+        for row, c in picked:
+            seen[c.pattern] += 1
+            if seen[c.pattern] <= cap:
+                keep.append((row, c))
+        if len(keep) == len(picked):
+            return keep, dropped
+        dropped += len(picked) - len(keep)
+        picked = keep
+
+
 def negative_rows(
     rows: list[dict[str, Any]],
     ratios: dict[ErrorType, float],
-    lexicon: Lexicon,
+    lexicon: Lexicon | None = None,
     *,
     seed: int = 0,
     kb: NegativeKnowledge | None = None,
     stats: Counter[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Negatives from the positive rows: for each error type, a row is drawn with probability `ratio`."""
+    """Negatives from the positive rows. Each type aims at `ratio` × positives (the rows whose draw falls
+    under the ratio); rows where the type does not apply are replaced by the next rows in draw order, so
+    the mix follows the ratios whenever the data allow. Patterns over 10 % of a type are trimmed."""
     kb = kb or load_negative_knowledge()
     stats = stats if stats is not None else Counter()
-    out = []
-    for row in rows:
-        if row["label"] != Label.positive.value:
+    positives = [r for r in rows if r["label"] == Label.positive.value]
+    chosen: dict[ErrorType, list[tuple[dict[str, Any], Candidate]]] = {}
+    for et in CONSTRUCTORS:
+        ratio = ratios.get(et, 0.0)
+        if ratio <= 0 or not positives:
             continue
-        for et in CONSTRUCTORS:
-            ratio = ratios.get(et, 0.0)
-            if ratio <= 0:
+        draws = sorted(
+            (
+                (rng_for(seed, r["id"], f"{AUGMENTER}:{et.value}:draw").random(), r["id"], r)
+                for r in positives
+            ),
+            key=lambda t: (t[0], t[1]),
+        )
+        target = sum(1 for u, _, _ in draws if u < ratio)
+        picked: list[tuple[dict[str, Any], Candidate]] = []
+        per_pattern: Counter[str] = Counter()
+        cap = _cap(target)
+        for _, _, row in draws:
+            if len(picked) >= target:
+                break
+            made = make_negative(row, et, seed, kb)
+            if isinstance(made, str):
+                stats[f"negative_dropped:{et.value}:{made}"] += 1
                 continue
-            rng = rng_for(seed, row["id"], f"{AUGMENTER}:{et.value}")
-            if rng.random() >= ratio:
+            if per_pattern[made.pattern] >= cap:
+                stats[f"negative_dropped:{et.value}:pattern_cap"] += 1
                 continue
-            made = CONSTRUCTORS[et](row, kb, rng, lexicon)
-            if made is None:
-                stats[f"negative_not_applicable_{et.value}"] += 1
-                continue
-            wrong, detail = made
-            if wrong == row["output"] or not wrong.strip():
-                stats[f"negative_not_applicable_{et.value}"] += 1
-                continue
-            out.append(
-                derive_row(
-                    row,
-                    AUGMENTER,
-                    {"error_type": et.value, **detail},
-                    output=wrong,
-                    label=Label.negative.value,
-                    error_type=et.value,
-                    reference_output=row["output"],
-                )
-            )
+            per_pattern[made.pattern] += 1
+            picked.append((row, made))
+        stats[f"negative_target:{et.value}"] += target
+        chosen[et] = picked
+    limits = _type_limits({et: len(p) for et, p in chosen.items()}, ratios)
+    out = []
+    for et, picked in chosen.items():
+        if len(picked) > limits[et]:
+            stats[f"negative_dropped:{et.value}:type_share_cap"] += len(picked) - limits[et]
+            picked = picked[: limits[et]]
+        picked, trimmed = _balance(picked)
+        if trimmed:
+            stats[f"negative_dropped:{et.value}:pattern_cap"] += trimmed
+        for row, c in picked:
+            out.append(_negative_row(row, et, c))
             stats[f"negative_{et.value}"] += 1
+            stats[f"negative_pattern:{et.value}:{c.pattern}"] += 1
+    return out
+
+
+def _type_limits(counts: dict[ErrorType, int], ratios: dict[ErrorType, float]) -> dict[ErrorType, int]:
+    """Most negatives each type may keep: at most TYPE_EXCESS × its configured share of the total kept."""
+    total_ratio = sum(ratios.get(et, 0.0) for et in counts) or 1.0
+    share = {et: ratios.get(et, 0.0) / total_ratio for et in counts}
+    k = float(sum(counts.values()))
+    for _ in range(100):
+        nk = sum(min(n, TYPE_EXCESS * share[et] * k) for et, n in counts.items())
+        if abs(nk - k) < 0.5:
+            break
+        k = nk
+    return {et: min(n, max(1, math.floor(TYPE_EXCESS * share[et] * k + 1e-9))) for et, n in counts.items()}
+
+
+def _negative_row(row: dict[str, Any], et: ErrorType, c: Candidate) -> dict[str, Any]:
+    change = {"before": c.before, "after": c.after, "start": c.start}
+    detail = {"error_type": et.value, "strategy": c.strategy, "pattern": c.pattern, "change": change,
+              "reason": c.reason, **c.detail}  # fmt: skip
+    return derive_row(
+        row,
+        AUGMENTER,
+        detail,
+        output=c.output,
+        label=Label.negative.value,
+        error_type=et.value,
+        verdict=f"{NEGATIVE_VERDICT}：{c.reason}",
+        reference_output=row["output"],
+    )
+
+
+def negative_summary(stats: Counter[str] | dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Per error type: target, kept, patterns (count each, the largest share) and drop reasons."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, n in stats.items():
+        if key.startswith("negative_pattern:"):
+            _, et, pattern = key.split(":", 2)
+            out.setdefault(et, {}).setdefault("patterns", {})[pattern] = n
+        elif key.startswith("negative_dropped:"):
+            _, et, reason = key.split(":", 2)
+            out.setdefault(et, {}).setdefault("dropped", {})[reason] = n
+        elif key.startswith("negative_target:"):
+            out.setdefault(key.split(":", 1)[1], {})["target"] = n
+        elif key.startswith("negative_") and key[len("negative_") :] in {e.value for e in ErrorType}:
+            out.setdefault(key[len("negative_") :], {})["kept"] = n
+    for v in out.values():
+        pats = v.get("patterns", {})
+        v["max_pattern_share"] = round(max(pats.values()) / sum(pats.values()), 3) if pats else 0.0
     return out

@@ -1,4 +1,5 @@
-"""Each rule negative differs from the reference in exactly the intended way."""
+"""Rule negatives: each is wrong for a reason the knowledge tables give, changes exactly one fact of its
+type's kind, and the mix follows the ratios with no pattern over 10 % of a type."""
 
 from __future__ import annotations
 
@@ -11,22 +12,37 @@ import pytest
 
 from augmenters.negatives import (
     CONSTRUCTORS,
+    Candidate,
     contradicts_findings,
     load_negative_knowledge,
+    make_negative,
     missing_referral,
     negative_rows,
+    negative_summary,
     overclaiming,
+    verify,
     wrong_diagnosis,
     wrong_dose,
     wrong_drug,
 )
-from medaug.schema import NEGATIVE_VERDICT, ErrorType, rows_to_table, samples_to_table, table_to_samples
+from medaug.schema import (
+    NEGATIVE_VERDICT,
+    ErrorType,
+    Sample,
+    rows_to_table,
+    samples_to_table,
+    table_to_samples,
+)
 
 KB = load_negative_knowledge()
 
 
 def _row(samples, i=0):
     return samples_to_table(samples).to_pylist()[i]
+
+
+def _mk(question: str, answer: str) -> dict:
+    return samples_to_table([Sample(instruction=question, output=answer)]).to_pylist()[0]
 
 
 def _single_edit(ref: str, wrong: str) -> tuple[str, str]:
@@ -40,116 +56,271 @@ def _single_edit(ref: str, wrong: str) -> tuple[str, str]:
     return ref[p : len(ref) - s], wrong[p : len(wrong) - s]
 
 
-def test_wrong_diagnosis_swaps_for_a_confusable_of_the_same_area(samples, core_lexicon):
+# ------------------------------------------------------------------------------- wrong diagnosis
+@pytest.mark.parametrize("seed", range(4))
+def test_wrong_diagnosis_picks_a_differential_and_says_why(samples, seed):
     row = _row(samples)
-    wrong, detail = wrong_diagnosis(row, KB, random.Random(1), core_lexicon)
-    assert detail["from"] == "急性心肌梗死"
-    assert any(detail["from"] in g and detail["to"] in g for g in KB.confusable["cardiovascular"])
-    assert wrong == row["output"].replace("急性心肌梗死", detail["to"])
+    c = wrong_diagnosis(row, KB, random.Random(seed))
+    assert isinstance(c, Candidate)
+    entry = KB.diseases_by_name["急性心肌梗死"]
+    diff = next(d for d in entry.differentials if d.name == c.after)  # one of the table's differentials
+    assert c.before == "急性心肌梗死" and diff.key in c.reason
+    assert c.output == row["output"].replace("急性心肌梗死", c.after)
+    assert verify(ErrorType.wrong_diagnosis, row["output"], c) is None
 
 
-def test_wrong_drug_prefers_a_contraindicated_drug(samples, core_lexicon):
-    row = _row(samples, 1)  # a 3-year-old child
-    wrong, detail = wrong_drug(row, KB, random.Random(0), core_lexicon)
-    assert detail["from"] in ("布洛芬", "口服补液盐")
-    assert "child" in KB.drugs[detail["to"]].contraindicated
-    assert detail["reason"] == "contraindicated:child"
-    assert wrong == row["output"].replace(detail["from"], detail["to"])
-
-
-def test_wrong_drug_without_population_uses_another_class(samples, core_lexicon):
-    row = _row(samples, 2)
-    wrong, detail = wrong_drug(row, KB, random.Random(0), core_lexicon)
-    assert detail["from"] == "二甲双胍"
-    assert KB.drugs[detail["to"]].cls != KB.drugs["二甲双胍"].cls
-    assert wrong == row["output"].replace("二甲双胍", detail["to"])
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_wrong_dose_changes_only_the_dose(samples, core_lexicon, seed):
-    row = _row(samples, 2)
-    wrong, detail = wrong_dose(row, KB, random.Random(seed), core_lexicon)
-    assert detail["from"] == "500mg"
-    assert wrong == row["output"].replace("500mg", detail["to"])
-    num, unit = re.fullmatch(r"([\d.]+)(\D+)", detail["to"]).groups()
-    assert float(num) != 500 or unit != "mg"
-
-
-def test_contradicting_findings_flips_a_stated_finding(samples, core_lexicon):
-    row = _row(samples, 0)
-    wrong, detail = contradicts_findings(row, KB, random.Random(0), core_lexicon)
-    assert detail == {"strategy": "flip", "from": "抬高", "to": "压低", "start": row["output"].index("抬高")}
-    assert _single_edit(row["output"], wrong) == ("抬高", "压低")
-
-
-def test_contradicting_findings_denies_a_stated_symptom(samples, core_lexicon):
-    row = _row(samples, 1) | {
-        "input": "",
-        "instruction": "孩子腹泻三天，无发热，怎么办？",
-        "output": "注意补液。",
-    }
-    wrong, detail = contradicts_findings(row, KB, random.Random(0), core_lexicon)
-    assert detail["strategy"] == "deny"
-    assert detail["finding"] == "腹泻"  # 发热 is negated in the question, so denying it would agree
-    assert wrong == detail["inserted"] + row["output"]
-
-
-def test_missing_referral_removes_only_the_urgent_referral(samples, core_lexicon):
-    row = _row(samples, 0)
-    wrong, detail = missing_referral(row, KB, random.Random(0), core_lexicon)
-    assert detail["removed"] == ["应立即拨打120，尽快送往有导管室的医院开通血管。"]
-    assert wrong == row["output"].replace(detail["removed"][0], "")
-    assert "120" not in wrong and "导管室" not in wrong
-
-
-def test_missing_referral_not_applicable_without_referral(samples, core_lexicon):
-    assert missing_referral(_row(samples, 2), KB, random.Random(0), core_lexicon) is None
-
-
-def test_overclaiming_appends_one_promise(samples, core_lexicon):
-    row = _row(samples, 2)
-    wrong, detail = overclaiming(row, KB, random.Random(0), core_lexicon)
-    assert wrong == row["output"] + detail["inserted"]
-    assert re.search("保证|百分之?百|一定|绝对", detail["inserted"])
-
-
-def test_negative_rows_are_labelled_and_keep_the_reference(samples, core_lexicon):
-    rows = samples_to_table(samples).to_pylist()
-    stats: Counter[str] = Counter()
-    out = negative_rows(rows, {et: 1.0 for et in CONSTRUCTORS}, core_lexicon, seed=0, stats=stats)
-    made = table_to_samples(rows_to_table(out))
-    assert {s.error_type for s in made} == set(CONSTRUCTORS)
-    by_id = {r["id"]: r for r in rows}
-    for s in made:
-        parent = by_id[s.provenance.parent_id]
-        assert s.label == "negative" and s.verdict == NEGATIVE_VERDICT
-        assert s.reference_output == parent["output"] != s.output
-        assert s.instruction == parent["instruction"]
-        assert json.loads(s.provenance.augmentation[-1].detail)["error_type"] == s.error_type
-    assert stats["negative_not_applicable_missing_referral"] == 1
-    assert sum(v for k, v in stats.items() if k.startswith("negative_") and "not_applicable" not in k) == len(
-        out
+def test_wrong_diagnosis_leaves_knowledge_questions_and_topic_texts_alone():
+    topic = _mk("抑郁症怎么治疗？", "抑郁症的治疗包括药物和心理治疗，考虑抑郁症时应到精神科就诊。")
+    assert wrong_diagnosis(topic, KB, random.Random(0)) in (
+        "question_has_no_presentation",
+        "disease_named_in_question",
+    )
+    named = _mk("我最近情绪低落、失眠，是抑郁症吗？", "考虑抑郁症，建议到精神心理科就诊。")
+    assert wrong_diagnosis(named, KB, random.Random(0)) == "disease_named_in_question"
+    many = "考虑抑郁症。" + "抑郁症需要治疗。" * 4
+    assert (
+        wrong_diagnosis(_mk("我最近情绪低落、失眠。", many), KB, random.Random(0)) == "disease_is_the_topic"
     )
 
 
-def test_ratios_and_seeds_reproduce_exactly(core_lexicon):
-    from medaug.schema import Sample
+# ------------------------------------------------------------------------------- wrong drug
+@pytest.mark.parametrize("seed", range(4))
+def test_wrong_drug_is_contraindicated_for_this_child_and_shares_a_role(samples, seed):
+    row = _row(samples, 1)  # a 3-year-old child
+    c = wrong_drug(row, KB, random.Random(seed))
+    assert isinstance(c, Candidate)
+    assert c.before == "布洛芬"  # 口服补液盐 shares no role with any contraindicated drug
+    assert KB.drugs[c.after].roles & KB.drugs["布洛芬"].roles
+    rules = KB.contraindicated(c.after, {"child"}, row["instruction"] + row["output"])
+    assert rules and rules[0].reason in c.reason
+    assert c.output == row["output"].replace("布洛芬", c.after)
+    assert verify(ErrorType.wrong_drug, row["output"], c) is None
 
-    rows = samples_to_table(
-        [
-            Sample(
-                instruction=f"第{i}例：胸口疼，ST段抬高",
-                output=f"考虑急性心肌梗死，立即拨打120。服用阿司匹林{100 + i}mg。",
-            )
-            for i in range(400)
-        ]
-    ).to_pylist()
+
+def test_wrong_drug_needs_a_rule(samples):
+    assert wrong_drug(_row(samples, 2), KB, random.Random(0)) == "no_rule_makes_a_swap_wrong"
+
+
+def test_wrong_drug_never_swaps_inside_a_compound_or_a_warning():
+    igf = _mk(
+        "孩子3岁，个子矮，查了胰岛素样生长因子偏低。",
+        "胰岛素样生长因子偏低需要查生长激素，可用生长激素治疗。",
+    )
+    assert wrong_drug(igf, KB, random.Random(0)) == "no_known_drug"
+    colic = _mk("胆绞痛疼得厉害，怀孕了，能用吗啡吗？", "胆绞痛时不宜用吗啡，以免奥迪括约肌痉挛。")
+    assert wrong_drug(colic, KB, random.Random(0)) == "drug_in_warning_context"
+    product = _mk("孩子5岁感冒发烧。", "可以口服小儿对乙酰氨基酚黄那敏颗粒治疗。")
+    assert wrong_drug(product, KB, random.Random(0)) == "drug_inside_a_compound_name"
+
+
+def test_wrong_drug_uses_a_class_confusion_when_no_population_applies():
+    row = _mk(
+        "感冒三天，流鼻涕、嗓子疼，怎么办？", "普通感冒多为病毒感染，发热时可服用对乙酰氨基酚，多喝水休息。"
+    )
+    c = wrong_drug(row, KB, random.Random(0))
+    assert isinstance(c, Candidate) and c.strategy == "confusion"
+    assert "抗生素无效" in c.reason and KB.drugs[c.after].roles == {"抗菌"}
+
+
+# ------------------------------------------------------------------------------- wrong dose
+@pytest.mark.parametrize("seed", range(8))
+def test_wrong_dose_changes_only_the_dose_and_is_clearly_wrong(samples, seed):
+    row = _row(samples, 2)
+    c = wrong_dose(row, KB, random.Random(seed))
+    assert isinstance(c, Candidate) and c.before == "500mg"
+    assert _single_edit(row["output"], c.output) == _single_edit("500mg", c.after)
+    assert "倍" in c.reason or "1/" in c.reason
+    assert verify(ErrorType.wrong_dose, row["output"], c) is None
+
+
+def test_wrong_dose_keeps_no_change_that_lands_in_the_usual_range():
+    row = _mk("我在备孕，叶酸怎么吃？", "备孕期间可以吃叶酸，每天0.4mg，从孕前3个月开始。")
+    for seed in range(20):
+        c = make_negative(row, ErrorType.wrong_dose, seed=seed)
+        if isinstance(c, Candidate):
+            num, unit = re.fullmatch(r"([\d.]+)\s*(\D+)", c.after).groups()
+            mg = float(num) * {"mg": 1, "g": 1000, "μg": 0.001}[unit]
+            assert not 0.4 <= mg <= 5  # 4 mg would be a usual dose (high-risk women): not a negative
+        else:
+            assert c in ("dose_change_not_clearly_wrong",)
+
+
+def test_weekly_methotrexate_taken_daily_is_a_dose_error():
+    row = _mk("类风湿关节炎，甲氨蝶呤怎么吃？", "甲氨蝶呤每次10mg，每周1次口服，同时补充叶酸。")
+    seen = {
+        c.strategy for s in range(30) if isinstance(c := wrong_dose(row, KB, random.Random(s)), Candidate)
+    }
+    assert "weekly_as_daily" in seen
+    c = next(c for s in range(30) if isinstance(c := wrong_dose(row, KB, random.Random(s)), Candidate)
+             and c.strategy == "weekly_as_daily")  # fmt: skip
+    assert "每日1次" in c.output and "7倍" in c.reason
+
+
+def test_adult_dose_for_a_small_child():
+    row = _mk("孩子2岁，发烧39度，布洛芬怎么吃？", "可以口服布洛芬，每次5～10mg/kg，间隔6～8小时。")
+    row["output"] = "可以口服布洛芬10mg/kg，间隔6～8小时。"
+    made = [c for s in range(40) if isinstance(c := wrong_dose(row, KB, random.Random(s)), Candidate)]
+    adult = [c for c in made if c.strategy == "adult_dose_for_child"]
+    assert adult and adult[0].after == "400mg" and "成人剂量" in adult[0].reason
+
+
+# ------------------------------------------------------------------------------- contradicts findings
+def test_contradicting_findings_flips_a_stated_finding(samples):
+    row = _row(samples, 0)
+    c = contradicts_findings(row, KB, random.Random(0))
+    assert isinstance(c, Candidate) and c.strategy == "flip"
+    assert _single_edit(row["output"], c.output) == ("抬高", "压低")
+    assert "ST段抬高" in c.reason
+
+
+def test_contradicting_findings_needs_findings_in_the_question():
+    row = _mk("暂时性骨质疏松的发病部位？", "暂时性骨质疏松多见于髋关节。")
+    assert contradicts_findings(row, KB, random.Random(0)) == "question_has_no_findings"
+
+
+def test_contradicting_findings_misquotes_a_lab_value_across_its_range():
+    row = _mk("我今年44岁，口渴，血糖是17.2是糖尿病吗？", "你的血糖17.2mmol/L，明显升高，考虑糖尿病。")
+    made = [
+        c for s in range(20) if isinstance(c := contradicts_findings(row, KB, random.Random(s)), Candidate)
+    ]
+    quotes = [c for c in made if c.strategy == "misquote"]
+    assert quotes and 3.9 <= float(quotes[0].after) <= 7.8
+    assert verify(ErrorType.contradicts_findings, row["output"], quotes[0]) is None
+
+
+# ------------------------------------------------------------------------------- missing referral
+@pytest.mark.parametrize("seed", range(6))
+def test_missing_referral_takes_out_the_escalation_of_a_red_flag_case(samples, seed):
+    row = _row(samples, 0)
+    c = missing_referral(row, KB, random.Random(seed))
+    assert isinstance(c, Candidate)
+    assert "120" not in c.output and "导管室" not in c.output
+    assert "胸" in c.reason  # the red flag of the question
+    assert verify(ErrorType.missing_referral, row["output"], c) is None
+
+
+def test_missing_referral_needs_a_red_flag():
+    row = _mk("最近有点便秘，怎么办？", "多吃蔬菜多喝水，如果一直不缓解请尽快就医。还可以适当运动。")
+    assert missing_referral(row, KB, random.Random(0)) == "referral_not_needed_by_red_flag"
+    assert missing_referral(_row_dm(), KB, random.Random(0)) == "no_urgent_referral"
+
+
+def _row_dm():
+    from tests.augmenters.conftest import make_samples
+
+    return _row(make_samples(), 2)
+
+
+# ------------------------------------------------------------------------------- overclaiming
+@pytest.mark.parametrize("seed", range(10))
+def test_overclaiming_is_woven_in_not_appended(samples, seed):
+    row = _row(samples, 2)
+    c = overclaiming(row, KB, random.Random(seed))
+    assert isinstance(c, Candidate)
+    if c.strategy == "insert":  # a promise clause after a treatment clause, never tacked on at the end
+        assert not c.output.rstrip("。").endswith(c.after) and c.before == ""
+    else:  # an existing hedge / follow-up / side-effect phrase turned into a promise
+        assert c.before in row["output"] and c.output == row["output"].replace(c.before, c.after, 1)
+    assert sum(c.output.count(m) for m in KB.promise_markers) > sum(
+        row["output"].count(m) for m in KB.promise_markers
+    )
+    assert verify(ErrorType.overclaiming, row["output"], c) is None
+
+
+# ------------------------------------------------------------------------------- verification
+def test_verify_drops_a_candidate_that_changes_two_facts(samples):
+    row = _row(samples, 2)
+    wrong = row["output"].replace("二甲双胍500mg", "格列美脲50mg")
+    c = Candidate(wrong, "二甲双胍", "格列美脲", 0, "x", "p", "s")
+    assert verify(ErrorType.wrong_drug, row["output"], c).startswith("fact_check:")
+    only_dose = Candidate(row["output"].replace("500mg", "5000mg"), "500mg", "5000mg", 0, "x", "p", "s")
+    assert verify(ErrorType.wrong_drug, row["output"], only_dose).startswith("fact_check:")
+    assert verify(ErrorType.wrong_dose, row["output"], only_dose) is None
+
+
+# ------------------------------------------------------------------------------- rows, ratios, balance
+def test_negative_rows_carry_type_change_reason_and_reference(samples):
+    rows = samples_to_table(samples).to_pylist()
+    stats: Counter[str] = Counter()
+    out = negative_rows(rows, {et: 1.0 for et in CONSTRUCTORS}, seed=0, stats=stats)
+    made = table_to_samples(rows_to_table(out))
+    by_id = {r["id"]: r for r in rows}
+    assert {s.error_type for s in made} >= {
+        ErrorType.wrong_diagnosis,
+        ErrorType.wrong_dose,
+        ErrorType.overclaiming,
+    }
+    for s in made:
+        parent = by_id[s.provenance.parent_id]
+        d = json.loads(s.provenance.augmentation[-1].detail)
+        assert s.label == "negative" and s.verdict == f"{NEGATIVE_VERDICT}：{d['reason']}"
+        assert s.reference_output == parent["output"] != s.output
+        assert d["error_type"] == s.error_type and d["pattern"]
+        assert d["change"]["before"] or d["change"]["after"]  # the changed span, before → after
+    summary = negative_summary(stats)
+    assert sum(v.get("kept", 0) for v in summary.values()) == len(out)
+    assert summary["wrong_drug"]["dropped"]["no_rule_makes_a_swap_wrong"] >= 1
+
+
+def _many_rows(n: int) -> list[dict]:
+    """Varied patient questions: several drugs, doses, diseases and findings."""
+    rnd = random.Random(7)
+    cases = [
+        (
+            "孩子{a}岁，发烧咳嗽两天。",
+            "考虑上呼吸道感染，可服用对乙酰氨基酚{d}mg退热，多喝水，如果精神萎靡请尽快就医。",
+        ),
+        (
+            "患者男，{a}岁，胸口疼出冷汗，心电图ST段抬高。",
+            "考虑急性心肌梗死，立即拨打120。可嚼服阿司匹林{d}mg。",
+        ),
+        (
+            "空腹血糖{g}mmol/L，老想喝水，{a}岁。",
+            "结合血糖升高和多饮，考虑2型糖尿病。口服二甲双胍{d}mg每日两次，定期复查。",
+        ),
+        ("我怀孕{a}周，血压偏高，头痛。", "考虑妊娠期高血压，可在医生指导下口服拉贝洛尔{d}mg，定期产检。"),
+        (
+            "宝宝{a}个月，拉肚子三天，大便稀。",
+            "考虑轮状病毒肠炎，口服补液盐补液，蒙脱石散{d}g，尿少时请立即就医。",
+        ),
+    ]
+    out = []
+    for i in range(n):
+        q, a = cases[i % len(cases)]
+        vals = {
+            "a": rnd.randint(2, 60),
+            "d": rnd.choice([1, 2, 3, 5, 100, 150, 200, 250, 300]),
+            "g": 7 + i % 9,
+        }
+        out.append(Sample(instruction=f"{q.format(**vals)}（{i}）", output=a.format(**vals)))
+    return samples_to_table(out).to_pylist()
+
+
+def test_types_follow_ratios_and_no_pattern_passes_ten_percent():
+    rows = _many_rows(300)
+    ratios = {et: 0.3 for et in CONSTRUCTORS}
+    stats: Counter[str] = Counter()
+    out = negative_rows(rows, ratios, seed=1, stats=stats)
+    per_type = Counter(r["error_type"] for r in out)
+    assert len(per_type) == 6
+    for et, n in per_type.items():
+        assert n <= 2.0 * len(out) / 6 + 1  # no type beyond twice its share
+        pats = Counter(json.loads(r["provenance"]["augmentation"][-1]["detail"])["pattern"] for r in out
+                       if r["error_type"] == et)  # fmt: skip
+        assert max(pats.values()) <= max(2, int(0.1 * n)), (et, pats.most_common(3))
+    summary = negative_summary(stats)
+    for v in summary.values():
+        assert (
+            v["max_pattern_share"] <= max(2, int(0.1 * v["kept"])) / v["kept"] + 0.0005
+        )  # rounded to 3 places
+
+
+def test_ratios_and_seeds_reproduce_exactly():
+    rows = _many_rows(120)
     ratios = {ErrorType.wrong_dose: 0.25, ErrorType.overclaiming: 0.5}
-    a = negative_rows(rows, ratios, core_lexicon, seed=3)
-    b = negative_rows(list(reversed(rows)), ratios, core_lexicon, seed=3)
+    a = negative_rows(rows, ratios, seed=3)
+    b = negative_rows(list(reversed(rows)), ratios, seed=3)
     assert sorted(r["id"] for r in a) == sorted(r["id"] for r in b)
-    n = Counter(r["error_type"] for r in a)
-    assert 60 < n["wrong_dose"] < 140 and 150 < n["overclaiming"] < 250
-    assert set(n) == {"wrong_dose", "overclaiming"}
-    c = negative_rows(rows, ratios, core_lexicon, seed=4)
+    assert set(Counter(r["error_type"] for r in a)) == {"wrong_dose", "overclaiming"}
+    c = negative_rows(rows, ratios, seed=4)
     assert sorted(r["id"] for r in a) != sorted(r["id"] for r in c)

@@ -17,7 +17,8 @@ def test_ray_batches_match_local(samples, ray_local):
         for s in samples
     ]
     table = samples_to_table(rows)
-    cfg = AugmentConfig(seed=4, refusals=0)
+    # Negatives are balanced per call (see test_aug_pipeline's batching test); the rest must match exactly.
+    cfg = AugmentConfig(seed=4, refusals=0, negative_ratios={})
 
     def stage(batch: pa.Table) -> pa.Table:
         return augment_table(batch, cfg).kept

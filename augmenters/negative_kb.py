@@ -1,0 +1,354 @@
+"""The knowledge tables behind rule negatives, loaded and checked once: differential diagnoses, drugs with
+their roles, contraindications and class confusions, usual doses, red flags, promises and finding words.
+
+Each table is team-written YAML/TSV under augmenters/data/; a bad entry fails the load with the file and
+the entry named, so a typo never silently turns into negatives that are not wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cache, cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from augmenters.guards import DRUGS_FILE, negated
+
+DATA = Path(__file__).parent / "data"
+NEGATIVES_FILE = DATA / "negatives.yaml"
+DIFFERENTIALS_FILE = DATA / "differentials.yaml"
+DRUG_RULES_FILE = DATA / "drug_rules.yaml"
+DOSES_FILE = DATA / "doses.yaml"
+RED_FLAGS_FILE = DATA / "red_flags.yaml"
+PROMISES_FILE = DATA / "promises.yaml"
+AREAS = ("cardiovascular", "oncology", "endocrine", "neurology", "obgyn", "pediatrics", "general")
+
+
+class KnowledgeError(ValueError):
+    """A knowledge table entry that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Differential:
+    name: str
+    key: str  # what tells it apart from the disease it is a differential of
+
+
+@dataclass(frozen=True)
+class Disease:
+    name: str
+    area: str
+    aliases: tuple[str, ...]
+    presentation: str
+    differentials: tuple[Differential, ...]
+
+
+@dataclass(frozen=True)
+class Drug:
+    name: str
+    cls: str
+    area: str
+    roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Contraindication:
+    population: str
+    drugs: frozenset[str]
+    reason: str
+    unless: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Confusion:
+    sources: frozenset[str]  # drugs the correct answer uses
+    context: tuple[str, ...]
+    to: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Dose:
+    adult: tuple[float, float] | None
+    adult_max_day: float | None
+    child_per_kg: tuple[float, float] | None
+    child_max_day_per_kg: float | None
+    schedule: str | None  # once_daily / weekly
+
+
+@dataclass(frozen=True)
+class RedFlag:
+    name: str
+    cues: tuple[str, ...]
+    why: str
+
+
+@dataclass(frozen=True)
+class Lab:
+    name: str
+    unit: str
+    low: float
+    high: float
+
+
+@dataclass
+class NegativeKnowledge:
+    diseases_by_name: dict[str, Disease]
+    drugs: dict[str, Drug]
+    populations: dict[str, tuple[str, ...]]
+    contraindications: tuple[Contraindication, ...]
+    confusions: tuple[Confusion, ...]
+    doses: dict[str, Dose]
+    urgent_cues: tuple[str, ...]
+    red_flags: tuple[RedFlag, ...]
+    downgrades: tuple[str, ...]
+    promise_replace: tuple[dict[str, Any], ...]
+    promise_insert: tuple[dict[str, str], ...]
+    promise_markers: tuple[str, ...]
+    diagnosis_cues: tuple[str, ...]
+    treatment_cues: tuple[str, ...]
+    warning_cues: tuple[str, ...]
+    case_cues: tuple[str, ...]
+    protected: tuple[str, ...]
+    opposites: dict[str, str]
+    deny_templates: tuple[dict[str, str], ...]
+    labs: tuple[Lab, ...]
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    # -- names ------------------------------------------------------------------------------------------
+    @cached_property
+    def disease_surfaces(self) -> dict[str, str]:
+        """Every disease name the tables use (entries, aliases, differentials) → its entry's name (or itself)."""
+        out: dict[str, str] = {}
+        for d in self.diseases_by_name.values():
+            out.setdefault(d.name, d.name)
+            for a in d.aliases:
+                out.setdefault(a, d.name)
+        for d in self.diseases_by_name.values():
+            for x in d.differentials:
+                out.setdefault(x.name, x.name)
+        return out
+
+    def diseases(self, area: str | None = None) -> dict[str, set[str]]:
+        """Disease surface → the diseases it is confusable with (of `area`'s entries if given)."""
+        key = f"diseases:{area}"
+        if key not in self._cache:
+            out: dict[str, set[str]] = {}
+            for d in self.diseases_by_name.values():
+                if area is not None and d.area != area:
+                    continue
+                names = {x.name for x in d.differentials}
+                for s in (d.name, *d.aliases):
+                    out.setdefault(s, set()).update(names)
+                for n in names:
+                    out.setdefault(n, set()).add(d.name)
+            self._cache[key] = out
+        return self._cache[key]
+
+    @property
+    def referral_cues(self) -> list[str]:
+        return list(self.urgent_cues)
+
+    # -- patients ---------------------------------------------------------------------------------------
+    def present_populations(self, question: str) -> set[str]:
+        """Populations whose cue the question states (a negated cue — 没有哮喘 — does not count)."""
+        found = set()
+        for pop, cues in self.populations.items():
+            for c in cues:
+                start = question.find(c)
+                while start >= 0:
+                    if not negated(question, start):
+                        found.add(pop)
+                        break
+                    start = question.find(c, start + 1)
+                if pop in found:
+                    break
+        return found
+
+    def contraindicated(self, drug: str, pops: set[str], text: str) -> list[Contraindication]:
+        return [
+            c
+            for c in self.contraindications
+            if drug in c.drugs and c.population in pops and not any(u in text for u in c.unless)
+        ]
+
+
+def _need(entry: dict[str, Any], key: str, where: str) -> Any:
+    if not isinstance(entry, dict) or key not in entry or entry[key] in (None, "", []):
+        raise KnowledgeError(f"{where}: missing {key!r}")
+    return entry[key]
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise KnowledgeError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise KnowledgeError(f"{path}: expected a mapping at the top")
+    return raw
+
+
+def load_drugs(path: Path = DRUGS_FILE) -> dict[str, Drug]:
+    drugs: dict[str, Drug] = {}
+    for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#") or line.startswith("name\t"):
+            continue
+        cols = line.split("\t")
+        if len(cols) != 4 or not all(cols):
+            raise KnowledgeError(
+                f"{path}:{no}: expected name, class, area, roles (tab-separated, none empty)"
+            )
+        if cols[2] not in AREAS:
+            raise KnowledgeError(f"{path}:{no}: unknown area {cols[2]!r}")
+        if cols[0] in drugs:
+            raise KnowledgeError(f"{path}:{no}: {cols[0]} listed twice")
+        drugs[cols[0]] = Drug(cols[0], cols[1], cols[2], frozenset(r for r in cols[3].split("|") if r))
+    return drugs
+
+
+def _diseases(path: Path) -> dict[str, Disease]:
+    out = {}
+    for name, e in (_load_yaml(path).get("diseases") or {}).items():
+        where = f"{path}: {name}"
+        area = _need(e, "area", where)
+        if area not in AREAS:
+            raise KnowledgeError(f"{where}: unknown area {area!r}")
+        diffs = []
+        for i, pair in enumerate(_need(e, "differentials", where)):
+            if not (
+                isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) and x for x in pair)
+            ):
+                raise KnowledgeError(f"{where}: differential {i} must be [name, key point]")
+            if pair[0] == name or pair[0] in (e.get("aliases") or []):
+                raise KnowledgeError(f"{where}: {pair[0]} is a differential of itself")
+            diffs.append(Differential(pair[0], pair[1]))
+        out[name] = Disease(
+            name, area, tuple(e.get("aliases") or ()), _need(e, "presentation", where), tuple(diffs)
+        )
+    return out
+
+
+def _resolve(
+    entry: dict[str, Any], drugs: dict[str, Drug], where: str, names: str, classes: str
+) -> frozenset:
+    listed = set(entry.get(names) or ())
+    unknown = listed - drugs.keys()
+    if unknown:
+        raise KnowledgeError(f"{where}: not in drugs.tsv: {sorted(unknown)}")
+    for c in entry.get(classes) or ():
+        members = {d.name for d in drugs.values() if d.cls == c}
+        if not members:
+            raise KnowledgeError(f"{where}: no drug of class {c!r} in drugs.tsv")
+        listed |= members
+    if not listed:
+        raise KnowledgeError(f"{where}: names no drug")
+    return frozenset(listed)
+
+
+def _drug_rules(path: Path, drugs: dict[str, Drug]):
+    raw = _load_yaml(path)
+    pops = {k: tuple(v) for k, v in (raw.get("populations") or {}).items()}
+    contra = []
+    for i, e in enumerate(raw.get("contraindications") or ()):
+        where = f"{path}: contraindications[{i}]"
+        pop = _need(e, "population", where)
+        if pop not in pops:
+            raise KnowledgeError(f"{where}: unknown population {pop!r}")
+        members = _resolve(e, drugs, where, "drugs", "classes")
+        contra.append(Contraindication(pop, members, _need(e, "reason", where), tuple(e.get("except") or ())))
+    conf = []
+    for i, e in enumerate(raw.get("confusions") or ()):
+        where = f"{path}: confusions[{i}]"
+        sources = _resolve(e, drugs, where, "from", "from_classes")
+        to = tuple(_need(e, "to", where))
+        if unknown := set(to) - drugs.keys():
+            raise KnowledgeError(f"{where}: not in drugs.tsv: {sorted(unknown)}")
+        conf.append(Confusion(sources, tuple(_need(e, "context", where)), to, _need(e, "reason", where)))
+    return pops, tuple(contra), tuple(conf)
+
+
+def _pair(v: Any, where: str) -> tuple[float, float] | None:
+    if v is None:
+        return None
+    if not (
+        isinstance(v, list) and len(v) == 2 and all(isinstance(x, int | float) for x in v) and v[0] <= v[1]
+    ):
+        raise KnowledgeError(f"{where}: expected [low, high]")
+    return float(v[0]), float(v[1])
+
+
+def _doses(path: Path, drugs: dict[str, Drug]) -> dict[str, Dose]:
+    out = {}
+    for name, e in (_load_yaml(path).get("doses") or {}).items():
+        where = f"{path}: {name}"
+        if name not in drugs:
+            raise KnowledgeError(f"{where}: not in drugs.tsv")
+        sched = e.get("schedule")
+        if sched not in (None, "once_daily", "weekly"):
+            raise KnowledgeError(f"{where}: schedule must be once_daily or weekly")
+        out[name] = Dose(
+            _pair(e.get("adult"), f"{where}.adult"),
+            e.get("adult_max_day"),
+            _pair(e.get("child_per_kg"), f"{where}.child_per_kg"),
+            e.get("child_max_day_per_kg"),
+            sched,
+        )
+    return out
+
+
+@cache
+def load_negative_knowledge(path: Path = NEGATIVES_FILE) -> NegativeKnowledge:
+    raw = _load_yaml(path)
+    drugs = load_drugs()
+    pops, contra, conf = _drug_rules(DRUG_RULES_FILE, drugs)
+    flags = _load_yaml(RED_FLAGS_FILE)
+    promises = _load_yaml(PROMISES_FILE)
+    for r in promises.get("replace") or ():
+        for k in ("id", "find", "to"):
+            _need(r, k, f"{PROMISES_FILE}: replace")
+    for r in promises.get("insert") or ():
+        for k in ("id", "text"):
+            _need(r, k, f"{PROMISES_FILE}: insert")
+    labs = tuple(Lab(x["name"], x["unit"], float(x["low"]), float(x["high"])) for x in raw["labs"])
+    if any(not (lab.low < lab.high) or math.isnan(lab.low) for lab in labs):
+        raise KnowledgeError(f"{path}: a lab range needs low < high")
+    return NegativeKnowledge(
+        diseases_by_name=_diseases(DIFFERENTIALS_FILE),
+        drugs=drugs,
+        populations=pops,
+        contraindications=contra,
+        confusions=conf,
+        doses=_doses(DOSES_FILE, drugs),
+        urgent_cues=tuple(flags["urgent_cues"]),
+        red_flags=tuple(RedFlag(f["name"], tuple(f["cues"]), f["why"]) for f in flags["red_flags"]),
+        downgrades=tuple(flags["downgrades"]),
+        promise_replace=tuple(promises.get("replace") or ()),
+        promise_insert=tuple(promises.get("insert") or ()),
+        promise_markers=tuple(promises["markers"]),
+        diagnosis_cues=tuple(raw["diagnosis_cues"]),
+        treatment_cues=tuple(raw["treatment_cues"]),
+        warning_cues=tuple(raw["warning_cues"]),
+        case_cues=tuple(raw["case_cues"]),
+        protected=tuple(raw["protected_compounds"]),
+        opposites={a: b for a, b in raw["finding_opposites"]} | {b: a for a, b in raw["finding_opposites"]},
+        deny_templates=tuple(raw["deny_templates"]),
+        labs=labs,
+    )
+
+
+@cache
+def entity_extractor():
+    """The shared fact extractor's vocabulary plus every disease and drug these tables name (so a swap to
+    a differential is seen as a disease) and the protected compounds (胰岛素样生长因子 holds no drug)."""
+    from medaug.facts import FactExtractor, Word, shipped_words
+
+    kb = load_negative_knowledge()
+    extra = [Word(p, "protect", p) for p in kb.protected]
+    extra += [Word(s, "disease", s) for s in kb.disease_surfaces]
+    extra += [Word(d, "drug", d) for d in kb.drugs]
+    # Ours first: a compound or a disease name of ours wins over a shorter or differently-typed surface.
+    return FactExtractor([*extra, *shipped_words()])
