@@ -8,6 +8,7 @@ the entry named, so a typo never silently turns into negatives that are not wron
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from augmenters.guards import DRUGS_FILE, negated
+from augmenters.guards import DRUGS_FILE
 
 DATA = Path(__file__).parent / "data"
 NEGATIVES_FILE = DATA / "negatives.yaml"
@@ -27,6 +28,32 @@ PROMISES_FILE = DATA / "promises.yaml"
 AREAS = ("cardiovascular", "oncology", "endocrine", "neurology", "obgyn", "pediatrics", "general")
 
 
+_DENIED = re.compile(r"(没有|没|无|未|否认|不伴|并无|未见|排除|非|不)$")
+_PAST = re.compile(r"当时|以前|曾经|既往|去年|前年|小时候|(?:19|20)\d\d年|年前|多年前|之前")
+_CLAUSE = "，,。！？!?；;\n"
+SEX_CUES = {
+    "male": ("男", "老公", "丈夫", "爸", "儿子", "前列腺", "阴囊", "睾丸", "爷爷", "叔", "哥", "弟", "先生", "姥爷", "外公"),
+    "female": ("女", "老婆", "妻子", "妈", "女儿", "月经", "怀孕", "阴道", "白带", "姐", "妹", "奶奶", "姥姥", "孕",
+               "外婆", "痛经", "乳房"),
+}  # fmt: skip
+
+
+def stated(text: str, i: int, *, now: bool = False) -> bool:
+    """Whether the cue at `i` is asserted: not denied right before it (没有哮喘, 无胸痛), and with `now`, not
+    told as past history in its clause (2004年呕血)."""
+    if _DENIED.search(text[max(0, i - 3) : i]):
+        return False
+    if now:
+        left = max((text.rfind(c, 0, i) for c in _CLAUSE), default=-1) + 1
+        if _PAST.search(text[left:i]):
+            return False
+    return True
+
+
+def sexes(text: str) -> set[str]:
+    return {sex for sex, cues in SEX_CUES.items() if any(c in text for c in cues)}
+
+
 class KnowledgeError(ValueError):
     """A knowledge table entry that cannot be used."""
 
@@ -35,6 +62,7 @@ class KnowledgeError(ValueError):
 class Differential:
     name: str
     key: str  # what tells it apart from the disease it is a differential of
+    sex: str | None = None  # male / female: only a differential for patients of that sex
 
 
 @dataclass(frozen=True)
@@ -115,6 +143,7 @@ class NegativeKnowledge:
     protected: tuple[str, ...]
     opposites: dict[str, str]
     deny_templates: tuple[dict[str, str], ...]
+    deny_never: tuple[str, ...]
     labs: tuple[Lab, ...]
     _cache: dict[str, Any] = field(default_factory=dict)
 
@@ -160,7 +189,7 @@ class NegativeKnowledge:
             for c in cues:
                 start = question.find(c)
                 while start >= 0:
-                    if not negated(question, start):
+                    if stated(question, start):
                         found.add(pop)
                         break
                     start = question.find(c, start + 1)
@@ -219,13 +248,14 @@ def _diseases(path: Path) -> dict[str, Disease]:
             raise KnowledgeError(f"{where}: unknown area {area!r}")
         diffs = []
         for i, pair in enumerate(_need(e, "differentials", where)):
-            if not (
-                isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) and x for x in pair)
-            ):
-                raise KnowledgeError(f"{where}: differential {i} must be [name, key point]")
+            ok = (
+                isinstance(pair, list) and len(pair) in (2, 3) and all(isinstance(x, str) and x for x in pair)
+            )
+            if not ok or (len(pair) == 3 and pair[2] not in SEX_CUES):
+                raise KnowledgeError(f"{where}: differential {i} must be [name, key point(, male|female)]")
             if pair[0] == name or pair[0] in (e.get("aliases") or []):
                 raise KnowledgeError(f"{where}: {pair[0]} is a differential of itself")
-            diffs.append(Differential(pair[0], pair[1]))
+            diffs.append(Differential(pair[0], pair[1], pair[2] if len(pair) == 3 else None))
         out[name] = Disease(
             name, area, tuple(e.get("aliases") or ()), _need(e, "presentation", where), tuple(diffs)
         )
@@ -336,6 +366,7 @@ def load_negative_knowledge(path: Path = NEGATIVES_FILE) -> NegativeKnowledge:
         protected=tuple(raw["protected_compounds"]),
         opposites={a: b for a, b in raw["finding_opposites"]} | {b: a for a, b in raw["finding_opposites"]},
         deny_templates=tuple(raw["deny_templates"]),
+        deny_never=tuple(raw.get("deny_never") or ()),
         labs=labs,
     )
 

@@ -26,6 +26,8 @@ from augmenters.negative_kb import (
     NegativeKnowledge,
     entity_extractor,
     load_negative_knowledge,
+    sexes,
+    stated,
 )
 from medaug.schema import NEGATIVE_VERDICT, ErrorType, Label
 
@@ -178,7 +180,10 @@ def wrong_diagnosis(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Rand
             text[max(0, f.span[0] - len(c)) : f.span[0]] == c for f in mentions for c in kb.diagnosis_cues
         ):
             continue
+        who = sexes(question)
         for diff in d.differentials:
+            if diff.sex and who != {diff.sex}:
+                continue  # 前列腺炎 is no differential for a woman, nor for a patient of unknown sex
             if diff.name not in text and diff.name not in question:
                 options.append((d, mentions, diff))
     if not options:
@@ -417,7 +422,7 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
     ext = entity_extractor()
     question, text = _question(row), row["output"]
     qfacts = [f for f in ext.extract(question) if not f.negated]
-    stated = [f for f in qfacts if f.kind in ("symptom", "finding")]
+    stated_facts = [f for f in qfacts if f.kind in ("symptom", "finding")]
     options: list[Candidate] = []
     # 1. flip: the answer repeats "subject + polarity word" from the question
     for w, opp in kb.opposites.items():
@@ -456,11 +461,15 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
             f"{lab.unit}），回答却写成{new_txt}{lab.unit}，把{'异常' if side != '在' else '正常'}结果说反了",
             f"misquote:{lab.name}", "misquote"))  # fmt: skip
     # 3. deny a stated finding of this patient, woven into the sentence that reasons on it
-    if stated and any(c in question for c in kb.case_cues):
+    if stated_facts and any(c in question for c in kb.case_cues):
         afacts = {f.term: f for f in ext.extract(text) if f.kind in ("symptom", "finding") and not f.negated}
-        for f in stated:
+        for f in stated_facts:
             mention = afacts.get(f.term)
-            if mention is None:
+            if (
+                mention is None
+                or any(w in f.surface for w in kb.deny_never)
+                or f.surface in kb.disease_surfaces
+            ):
                 continue
             s, _ = _clause_bounds(text, mention.span[0])
             if g := re.match(r"(您好|你好)[，,！!]?", text[s:]):
@@ -473,7 +482,9 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
                     f"deny:{t['id']}", "deny"))  # fmt: skip
     if not options:
         has = (
-            stated or any(lab.name in question for lab in kb.labs) or any(w in question for w in kb.opposites)
+            stated_facts
+            or any(lab.name in question for lab in kb.labs)
+            or any(w in question for w in kb.opposites)
         )
         return "finding_not_restated_in_answer" if has else "question_has_no_findings"
     by_strategy: dict[str, list[Candidate]] = defaultdict(list)
@@ -488,7 +499,7 @@ def _red_flag(text: str, kb: NegativeKnowledge):
         for c in flag.cues:
             i = text.find(c)
             while i >= 0:
-                if not negated(text, i):
+                if stated(text, i, now=True):
                     return flag, c
                 i = text.find(c, i + 1)
     return None

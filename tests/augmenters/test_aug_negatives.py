@@ -324,3 +324,34 @@ def test_ratios_and_seeds_reproduce_exactly():
     assert set(Counter(r["error_type"] for r in a)) == {"wrong_dose", "overclaiming"}
     c = negative_rows(rows, ratios, seed=4)
     assert sorted(r["id"] for r in a) != sorted(r["id"] for r in c)
+
+
+# ------------------------------------------------------------------------------- audit findings
+def test_a_male_only_differential_is_never_given_to_a_woman():
+    row = _mk("我是女生，18岁，这两天尿频尿急尿痛。", "尿频尿急尿痛常提示泌尿系感染，可做尿常规确诊。")
+    for seed in range(20):
+        c = wrong_diagnosis(row, KB, random.Random(seed))
+        assert isinstance(c, Candidate) and c.after != "急性前列腺炎"
+
+
+def test_denials_are_never_about_pregnancy_or_a_worry():
+    row = _mk(
+        "我在怀孕期间一直吐，生了小孩以后查出小三阳，会传染宝宝吗？", "怀孕期间感染乙肝可能传染给孩子。"
+    )
+    for seed in range(10):
+        c = contradicts_findings(row, KB, random.Random(seed))
+        assert not (isinstance(c, Candidate) and "怀孕" in c.after)
+
+
+def test_red_flags_told_as_past_history_or_denied_do_not_count():
+    past = _mk(
+        "2004年诊断为肝硬化，当时有呕血、昏迷。现在怎么调理？", "建议及时就诊，根据医生的意见治疗。注意饮食。"
+    )
+    assert missing_referral(past, KB, random.Random(0)) == "referral_not_needed_by_red_flag"
+    denied = _mk("孩子咳嗽两天，没有抽搐，精神好。", "多喝水，如果咳嗽加重请尽快就医。注意休息。")
+    assert missing_referral(denied, KB, random.Random(0)) == "referral_not_needed_by_red_flag"
+    now = _mk(
+        "表姐昨天不知为什么突然抽搐，口吐白沫。", "考虑癫痫发作，建议尽快去医院做头颅CT。平时注意休息。"
+    )
+    c = missing_referral(now, KB, random.Random(0))
+    assert isinstance(c, Candidate) and "抽搐" in c.reason
