@@ -30,8 +30,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
 import random
 import re
+import resource
 import time
 from pathlib import Path
 
@@ -40,7 +43,9 @@ import pyarrow as pa
 
 from curation.dedup import DedupConfig, dedup_table
 from curation.dedup.cluster import keep_greedy
+from curation.dedup.features import raw_text
 from curation.dedup.normalize import compare_text, normalize_for_dedup
+from curation.dedup.verify import same_facts
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -113,7 +118,9 @@ def keeper_of(table: pa.Table, rejected: pa.Table) -> np.ndarray:
     """Row -> row number of the kept sample it duplicates (itself when kept), from the stage's output."""
     row_of = {sid: i for i, sid in enumerate(table.column("id").to_pylist())}
     out = np.arange(table.num_rows)
-    for sid, detail in zip(rejected.column("id").to_pylist(), rejected.column("detail").to_pylist(), strict=True):
+    for sid, detail in zip(
+        rejected.column("id").to_pylist(), rejected.column("detail").to_pylist(), strict=True
+    ):
         out[row_of[sid]] = row_of[detail.split()[0]]
     return out
 
@@ -125,8 +132,14 @@ def all_pairs(texts: list[str], threshold: float) -> np.ndarray:
     found = []
     block = 2000
     for lo in range(0, len(texts), block):
-        sims = process.cdist(texts[lo : lo + block], texts, scorer=Levenshtein.normalized_similarity,
-                             score_cutoff=threshold, workers=-1, dtype=np.float32)
+        sims = process.cdist(
+            texts[lo : lo + block],
+            texts,
+            scorer=Levenshtein.normalized_similarity,
+            score_cutoff=threshold,
+            workers=-1,
+            dtype=np.float32,
+        )
         a, b = np.nonzero(sims >= threshold)
         a = a + lo
         keep = a < b
@@ -134,10 +147,12 @@ def all_pairs(texts: list[str], threshold: float) -> np.ndarray:
     return np.concatenate(found)
 
 
-def datasketch_keepers(texts: list[str], threshold: float, n: int) -> np.ndarray:
+def datasketch_keepers(texts: list[str], raw: list[str], cfg: DedupConfig) -> np.ndarray:
     from datasketch import MinHash, MinHashLSH
 
-    from curation.dedup.verify import verify_pairs
+    from curation.dedup.verify import same_facts, verify_pairs
+
+    n = cfg.shingle
 
     lsh = MinHashLSH(threshold=0.3, num_perm=128)
     hashes = []
@@ -148,8 +163,9 @@ def datasketch_keepers(texts: list[str], threshold: float, n: int) -> np.ndarray
         hashes.append(m)
     cand = {(min(i, j), max(i, j)) for i, m in enumerate(hashes) for j in lsh.query(m) if i != j}
     pairs = np.asarray(sorted(cand), dtype=np.int64).reshape(-1, 2)
-    edges, scores = verify_pairs(pairs, texts, threshold)
-    return keep_greedy(np.arange(len(texts)), edges, scores)[0]
+    edges, scores = verify_pairs(pairs, texts, cfg)
+    agree = same_facts(edges, raw)
+    return keep_greedy(np.arange(len(texts)), edges[agree], scores[agree])[0]
 
 
 def quality(truth: np.ndarray, keeper: np.ndarray) -> tuple[float, float]:
@@ -162,55 +178,275 @@ def quality(truth: np.ndarray, keeper: np.ndarray) -> tuple[float, float]:
     return recall, (ok / dropped.size if dropped.size else 1.0)
 
 
+CBLUE = "cblue_pairs"
+_GREETINGS = [
+    "医生您好，",
+    "你好，",
+    "您好医生，",
+    "医生你好 ",
+    "请问",
+    "你好，请问一下",
+    "大夫您好！",
+    "医生，你好，",
+]
+_THANKS = ["谢谢", "，谢谢！", "谢谢医生", "。麻烦了", "，在线等", "?谢谢您了", "，急急急", "！！"]
+_FULL = str.maketrans({**{chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)}, " ": "\u3000"})
+
+
+def load_questions(data: Path) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """Distinct real questions (KUAKE-QQR and CHIP-STS train) and their labelled pairs (q1, q2, label)."""
+    pairs: list[tuple[str, str, str]] = []
+    for name, a, b in (
+        ("KUAKE-QQR_train.json", "query1", "query2"),
+        ("CHIP-STS_train.json", "text1", "text2"),
+    ):
+        for rec in json.loads((data / CBLUE / name).read_text(encoding="utf-8")):
+            tag = f"{name.split('_')[0]}:{rec['label']}"
+            pairs.append((rec[a].strip(), rec[b].strip(), tag))
+    seen: dict[str, str] = {}
+    for q1, q2, _ in pairs:
+        for q in (q1, q2):
+            if len(q) >= 4:
+                seen.setdefault(compare_text(q, "", "", surface=True), q)
+    return sorted(seen.values()), pairs
+
+
+def surface_variant(q: str, rng: random.Random, pool: str) -> str:
+    """What users do to one question: greetings, thanks, punctuation, width, spaces, repeats, 1-3 typos."""
+    ops = rng.sample(["greet", "thanks", "punct", "width", "space", "repeat", "typo"], rng.randint(1, 3))
+    chars = list(q)
+    if "typo" in ops:  # at most one typo per 5 characters, 3 at most
+        for _ in range(rng.randint(1, max(1, min(3, len(chars) // 5)))):
+            pos = rng.randrange(len(chars))
+            if chars[pos].isdigit():
+                continue  # a changed number is another question, not a typo
+            op = rng.random()
+            if op < 0.6:
+                chars[pos] = rng.choice(pool)
+            elif op < 0.8 and len(chars) > 4:
+                del chars[pos]
+            elif pos + 1 < len(chars):
+                chars[pos], chars[pos + 1] = chars[pos + 1], chars[pos]
+    if "repeat" in ops:
+        pos = rng.randrange(len(chars))
+        if not chars[pos].isdigit():
+            chars.insert(pos, chars[pos] * rng.randint(1, 2))
+    if "space" in ops:
+        for _ in range(rng.randint(1, 3)):
+            chars.insert(rng.randrange(len(chars) + 1), " " * rng.randint(1, 2))
+    if "punct" in ops:
+        chars.insert(rng.randrange(len(chars) + 1), rng.choice("，。？！、 ,?"))
+    out = "".join(chars)
+    if "width" in ops:
+        out = out.translate(_FULL) if rng.random() < 0.5 else out.translate(_WIDTH)
+    if "greet" in ops:
+        out = rng.choice(_GREETINGS) + out
+    if "thanks" in ops:
+        out = out.rstrip("？?。") + rng.choice(["？", ""]) + rng.choice(_THANKS)
+    return out
+
+
+def distinct(questions: list[str], threshold: float) -> list[str]:
+    """Questions no two of which are near each other on the text (similarity below `threshold`,
+    more than 2 edits apart), so that each is its own cluster: real question sets hold
+    rewordings of one another (糖尿病人能喝牛奶 / 糖尿病人能否喝牛奶) that dedup may rightly merge."""
+    from rapidfuzz import process
+    from rapidfuzz.distance import Levenshtein
+
+    norm = [compare_text(q, "", "", surface=True) for q in questions]
+    sims = process.cdist(norm, norm, scorer=Levenshtein.normalized_similarity, workers=-1, dtype=np.float32)
+    dists = process.cdist(norm, norm, scorer=Levenshtein.distance, score_cutoff=2, workers=-1, dtype=np.int32)
+    near = (sims >= threshold) | (dists <= 2)
+    keep: list[int] = []
+    for i in range(len(questions)):
+        if not any(near[i, j] for j in keep):
+            keep.append(i)
+    return [questions[i] for i in keep]
+
+
+def question_table(bases: list[str], rng: random.Random, pool: str) -> tuple[pa.Table, np.ndarray]:
+    """Question-only samples: every base question plus 0-3 surface variants; cluster number per row."""
+    texts, cluster = [], []
+    for c, q in enumerate(bases):
+        texts.append(q)
+        cluster.append(c)
+        for _ in range(rng.choice([0, 1, 1, 2, 3])):
+            texts.append(surface_variant(q, rng, pool))
+            cluster.append(c)
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    table = pa.table(
+        {
+            "id": [f"q{i:07d}" for i in range(len(texts))],
+            "instruction": [texts[i] for i in order],
+            "input": [""] * len(texts),
+            "output": [""] * len(texts),
+            "task": ["medical_qa"] * len(texts),
+            "label": ["positive"] * len(texts),
+            "area": ["general"] * len(texts),
+        }
+    )
+    return table, np.asarray([cluster[i] for i in order])
+
+
+def cluster_quality(cluster: np.ndarray, keeper: np.ndarray) -> dict[str, float]:
+    """recall: share of surface variants dropped as a duplicate of their own question; lost: questions
+    none of whose samples is kept; wrong: drops naming a sample of another question."""
+    kept = keeper == np.arange(keeper.size)
+    first = {}
+    for i, c in enumerate(cluster.tolist()):
+        first.setdefault(c, i)
+    variants = np.asarray([first[c] != i for i, c in enumerate(cluster.tolist())])
+    same = cluster[keeper] == cluster
+    extra = np.bincount(cluster, minlength=cluster.max() + 1) - 1
+    merged_variants = int((~kept & same).sum())
+    lost = len(set(cluster.tolist()) - set(cluster[kept].tolist()))
+    return {
+        "recall": merged_variants / max(1, int(extra.sum())),
+        "lost": lost,
+        "clusters": int(cluster.max()) + 1,
+        "wrong": int((~kept & ~same).sum()),
+        "variants": int(variants.sum()),
+    }
+
+
+def pair_merges(pairs: list[tuple[str, str, str]], cfg: DedupConfig) -> dict[str, float]:
+    """Share of real labelled question pairs that dedup merges, per dataset:label."""
+    out: dict[str, float] = {}
+    for tag in sorted({t for _, _, t in pairs}):
+        sel = [(a, b) for a, b, t in pairs if t == tag]
+        qs = [x for ab in sel for x in ab]
+        table = pa.table(
+            {
+                "id": [f"p{i:07d}" for i in range(len(qs))],
+                "instruction": qs,
+                "input": [""] * len(qs),
+                "output": [""] * len(qs),
+                "task": ["medical_qa"] * len(qs),
+                "label": ["positive"] * len(qs),
+                "area": ["general"] * len(qs),
+            }
+        )
+        # a question recurs across pairs: identical members of a pair merge trivially, count them apart
+        res = dedup_table(table, cfg)
+        k = keeper_of(table, res.rejected)
+        root = k[k]
+        out[tag] = float(np.mean([root[2 * i] == root[2 * i + 1] for i in range(len(sel))]))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--sizes", default="20000,100000", help="first: full comparison; rest: ours only")
+    ap.add_argument("--questions", type=int, default=4000, help="real questions given surface variants")
     ap.add_argument("--threshold", type=float, default=0.85)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     cfg = DedupConfig(threshold=args.threshold)
+    before = DedupConfig(threshold=args.threshold, surface=False, typos=0, check_facts=False)
     titles, sents = load_sentences(args.data)
-    result: dict[str, str] = {}
+    result: dict[str, str] = {"load": f"{os.getloadavg()[0]:.1f}"}
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the machine is shared)")
 
+    # 1. real questions with user-style surface variants: ours vs the settings before (text only)
+    bases, qpairs = load_questions(args.data)
+    rng = random.Random(11)
+    pool = "".join(sorted({c for q in bases[:3000] for c in q if "\u4e00" <= c <= "\u9fff"}))
+    picked = distinct(rng.sample(bases, min(args.questions, len(bases))), 0.7)
+    qtable, cluster = question_table(picked, rng, pool)
+    print(
+        f"questions: {int(cluster.max()) + 1} real questions (none within similarity 0.7 or 2 edits of another), "
+        f"{qtable.num_rows} samples with variants"
+    )
+    for name, c in (("ours", cfg), ("before", before)):
+        t0 = time.perf_counter()
+        res = dedup_table(qtable, c)
+        t = time.perf_counter() - t0
+        q = cluster_quality(cluster, keeper_of(qtable, res.rejected))
+        print(
+            f"  {name:7s} recall {q['recall']:.3f}  clusters lost {q['lost']} of {q['clusters']}  "
+            f"wrong merges {q['wrong']}  facts_differ {res.stats.extra.get('facts_differ', 0)}  {t:.1f} s"
+        )
+        result.update(
+            {
+                f"{name}_q_recall": f"{q['recall']:.3f}",
+                f"{name}_q_lost": str(q["lost"]),
+                f"{name}_q_wrong": str(q["wrong"]),
+            }
+        )
+    result["q_clusters"] = str(int(cluster.max()) + 1)
+    merges = pair_merges(qpairs, cfg)
+    print("  real labelled pairs merged (KUAKE-QQR 2 = same meaning, 0/1 = different; CHIP-STS 1 = same):")
+    for tag, share in merges.items():
+        print(f"    {tag:12s} {share:.3f}")
+        result[f"merged_{tag.replace(':', '_')}"] = f"{share:.3f}"
+
+    # 2. synthetic answers: quality against all-pairs (same text, same facts), speed against datasketch
     n = sizes[0]
     table = synthesize(n, titles, sents)
     t0 = time.perf_counter()
     normalize_for_dedup("", cfg.script)  # builds the per-process translate table once
-    print(f"normalisation table built once per process in {time.perf_counter() - t0:.1f} s (not in the timings)")
+    print(
+        f"normalisation table built once per process in {time.perf_counter() - t0:.1f} s (not in the timings)"
+    )
     t0 = time.perf_counter()
     ours = dedup_table(table, cfg)
     t_ours = time.perf_counter() - t0
-    texts = [compare_text(a, "", b) for a, b in zip(table.column("instruction").to_pylist(),
-                                                    table.column("output").to_pylist(), strict=True)]
+    cols = [table.column(k).to_pylist() for k in ("instruction", "input", "output")]
+    texts = [compare_text(a, b, c, surface=True) for a, b, c in zip(*cols, strict=True)]
+    raw = [raw_text(a, b, c) for a, b, c in zip(*cols, strict=True)]
     t0 = time.perf_counter()
     truth = all_pairs(texts, cfg.threshold)
+    truth = truth[same_facts(truth, raw)]
     t_all = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ds_keeper = datasketch_keepers(texts, cfg.threshold, cfg.shingle)
+    ds_keeper = datasketch_keepers(texts, raw, cfg)
     t_ds = time.perf_counter() - t0
 
     recall, precision = quality(truth, keeper_of(table, ours.rejected))
     ds_recall, ds_precision = quality(truth, ds_keeper)
-    print(f"n={n}: {len(truth)} duplicate pairs by all-pairs at threshold {cfg.threshold}")
-    print(f"  ours        {t_ours:7.1f} s  recall {recall:.4f}  precision {precision:.4f}  dropped {ours.rejected.num_rows}")
-    print(f"  datasketch  {t_ds:7.1f} s  recall {ds_recall:.4f}  precision {ds_precision:.4f}  ratio {t_ds / t_ours:.1f}x")
+    print(
+        f"n={n}: {len(truth)} duplicate pairs by all-pairs at threshold {cfg.threshold} with the same facts"
+    )
+    print(
+        f"  ours        {t_ours:7.1f} s  recall {recall:.4f}  precision {precision:.4f}  dropped {ours.rejected.num_rows}"
+    )
+    print(
+        f"  datasketch  {t_ds:7.1f} s  recall {ds_recall:.4f}  precision {ds_precision:.4f}  ratio {t_ds / t_ours:.1f}x"
+    )
     print(f"  all-pairs   {t_all:7.1f} s  (ground truth)                      ratio {t_all / t_ours:.1f}x")
-    result.update(n=str(n), recall=f"{recall:.4f}", precision=f"{precision:.4f}", ours_s=f"{t_ours:.2f}",
-                  datasketch_s=f"{t_ds:.2f}", allpairs_s=f"{t_all:.2f}",
-                  speedup_vs_datasketch=f"{t_ds / t_ours:.1f}", speedup_vs_allpairs=f"{t_all / t_ours:.1f}",
-                  datasketch_recall=f"{ds_recall:.4f}")
+    result.update(
+        n=str(n),
+        recall=f"{recall:.4f}",
+        precision=f"{precision:.4f}",
+        ours_s=f"{t_ours:.2f}",
+        datasketch_s=f"{t_ds:.2f}",
+        allpairs_s=f"{t_all:.2f}",
+        speedup_vs_datasketch=f"{t_ds / t_ours:.1f}",
+        speedup_vs_allpairs=f"{t_all / t_ours:.1f}",
+        datasketch_recall=f"{ds_recall:.4f}",
+    )
 
+    # 3. scale: ours alone, with every check on; peak memory of this process so far
     for size in sizes[1:]:
         t0 = time.perf_counter()
         big = synthesize(size, titles, sents)
         t_gen = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = dedup_table(big, cfg)
-        t = time.perf_counter() - t0
-        print(f"  ours n={size}: {t:.1f} s ({size / t:,.0f} samples/s; synth {t_gen:.0f} s) "
-              f"kept {res.kept.num_rows} rejects {dict(res.stats.rejects)} candidates {res.stats.extra['candidates']}")
+        t, cpu = time.perf_counter() - t0, time.process_time() - c0
+        del big
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(
+            f"  ours n={size}: {t:.1f} s wall, {cpu:.1f} s CPU ({size / t:,.0f} samples/s; synth {t_gen:.0f} s) "
+            f"kept {res.kept.num_rows} rejects {dict(res.stats.rejects)} candidates {res.stats.extra['candidates']} "
+            f"verified {res.stats.extra['verified']} facts_differ {res.stats.extra['facts_differ']} "
+            f"peak RSS {peak:.1f} GB, load {os.getloadavg()[0]:.1f}"
+        )
         result[f"ours_s_{size}"] = f"{t:.1f}"
+        result[f"ours_cpu_s_{size}"] = f"{cpu:.1f}"
+        result[f"peak_gb_{size}"] = f"{peak:.2f}"
     print("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
 
 

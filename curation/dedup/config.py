@@ -23,6 +23,14 @@ class DedupConfig:
     max_bucket: buckets larger than this (template boilerplate) are compared along a sliding
       window over length-sorted members instead of all pairs, which bounds the work.
     ray_min_rows: inputs at least this large run as Ray tasks when Ray is initialised.
+    surface: strip greetings, politeness fillers and repeated characters from the question
+      before comparing (normalize.py); indexes built without it keep comparing without it.
+    typos: a pair below the threshold still merges when at most this many typos (OSA edits: a
+      substituted, added, dropped or two swapped characters) tell them apart and
+      the shorter text has at least typo_chars characters per allowed typo (3 typos need 15
+      characters): a short question with a typo falls below any ratio threshold.
+    check_facts: never merge two samples whose clinical facts differ (medaug.facts: negation,
+      numbers, drugs, doses...), checked on the raw texts of pairs that passed the similarity.
     """
 
     threshold: float = 0.85
@@ -35,11 +43,26 @@ class DedupConfig:
     window: int = 16
     chunk_rows: int = 20_000
     ray_min_rows: int = 200_000
+    surface: bool = True
+    typos: int = 3
+    typo_chars: int = 5
+    check_facts: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"dedup threshold must be in (0, 1], got {self.threshold}")
-        for name in ("shingle", "bands", "rows", "max_bucket", "window", "chunk_rows", "ray_min_rows"):
+        if self.typos < 0:
+            raise ValueError(f"dedup typos must be >= 0, got {self.typos}")
+        for name in (
+            "shingle",
+            "bands",
+            "rows",
+            "max_bucket",
+            "window",
+            "chunk_rows",
+            "ray_min_rows",
+            "typo_chars",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"dedup {name} must be >= 1, got {getattr(self, name)}")
         if self.shingle > 3:

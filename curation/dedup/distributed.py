@@ -36,8 +36,8 @@ def _pairs(keys: np.ndarray, nodes: np.ndarray, lengths: np.ndarray, cfg: DedupC
 
 
 @ray.remote(num_returns=2)
-def _verify(pairs: np.ndarray, texts: list[str], threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    return verify_pairs(pairs, texts, threshold)
+def _verify(pairs: np.ndarray, texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    return verify_pairs(pairs, texts, cfg)
 
 
 class RayEngine:
@@ -53,7 +53,9 @@ class RayEngine:
         return [(lo, min(n, lo + step)) for lo in range(0, n, step)]
 
     def features(self, table: pa.Table, cfg: DedupConfig) -> Features:
-        parts = ray.get([_extract.remote(table.slice(lo, hi - lo), cfg) for lo, hi in self._bounds(table.num_rows)])
+        parts = ray.get(
+            [_extract.remote(table.slice(lo, hi - lo), cfg) for lo, hi in self._bounds(table.num_rows)]
+        )
         return Features(
             ids=[x for p in parts for x in p.ids],
             labels=[x for p in parts for x in p.labels],
@@ -87,11 +89,11 @@ class RayEngine:
         found = ray.get(refs)
         return np.unique(np.concatenate(found), axis=0) if found else np.empty((0, 2), np.int64)
 
-    def verify(self, pairs: np.ndarray, texts: list[str], threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    def verify(self, pairs: np.ndarray, texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
         if len(pairs) == 0:
-            return verify_pairs(pairs, texts, threshold)
+            return verify_pairs(pairs, texts, cfg)
         texts_ref = ray.put(texts)
-        results = [_verify.remote(pairs[lo:hi], texts_ref, threshold) for lo, hi in self._bounds(len(pairs))]
+        results = [_verify.remote(pairs[lo:hi], texts_ref, cfg) for lo, hi in self._bounds(len(pairs))]
         edges = ray.get([e for e, _ in results])
         scores = ray.get([s for _, s in results])
         return np.concatenate(edges), np.concatenate(scores)

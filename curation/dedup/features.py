@@ -15,9 +15,24 @@ from curation.dedup.normalize import compare_text, exact_keys
 from medaug.schema import conform_table
 
 # provenance fields whose presence makes a sample traceable; more of them wins a cluster
-_TRACE_FIELDS = ("source", "template_id", "seed_id", "parent_id", "model", "sampling_params",
-                 "sampling_seed", "job_id", "run_id", "created_at")
+_TRACE_FIELDS = (
+    "source",
+    "template_id",
+    "seed_id",
+    "parent_id",
+    "model",
+    "sampling_params",
+    "sampling_seed",
+    "job_id",
+    "run_id",
+    "created_at",
+)
 _NO_TIME = np.iinfo(np.int64).max
+
+
+def raw_text(instruction: str | None, input: str | None, output: str | None) -> str:
+    """What clinical facts are read from: the sample's fields as written, one clause break apart."""
+    return "\n".join((instruction or "", input or "", output or ""))
 
 
 def label_codes(labels: list[str]) -> np.ndarray:
@@ -50,7 +65,7 @@ def extract(table: pa.Table, cfg: DedupConfig) -> Features:
     ids = table.column("id").to_pylist()
     labels = table.column("label").to_pylist()
     texts = [
-        compare_text(a, b, c, cfg.script)
+        compare_text(a, b, c, cfg.script, cfg.surface)
         for a, b, c in zip(
             table.column("instruction").to_pylist(),
             table.column("input").to_pylist(),
@@ -69,7 +84,9 @@ def extract(table: pa.Table, cfg: DedupConfig) -> Features:
         parents = pc.struct_field(prov, "parent_id").to_pylist()
         richness = np.zeros(n, dtype=np.int64)
         for name in _TRACE_FIELDS:
-            richness += pc.is_valid(pc.struct_field(prov, name)).to_numpy(zero_copy_only=False).astype(np.int64)
+            richness += (
+                pc.is_valid(pc.struct_field(prov, name)).to_numpy(zero_copy_only=False).astype(np.int64)
+            )
         aug = pc.fill_null(pc.list_value_length(pc.struct_field(prov, "augmentation")), 0).to_numpy(
             zero_copy_only=False
         )

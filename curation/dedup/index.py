@@ -16,7 +16,7 @@ import json
 import os
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation.dedup.config import DedupConfig
-from curation.dedup.features import extract
-from medaug.schema import now_utc
+from curation.dedup.features import extract, raw_text
+from medaug.schema import conform_table, now_utc
 
 # the settings band keys depend on: an index is only usable with the same ones
-_KEY_PARAMS = ("shingle", "bands", "rows", "seed", "script")
+KEY_PARAMS = ("shingle", "bands", "rows", "seed", "script", "surface")
+# what an index written before a setting existed was built with
+_KEY_DEFAULTS = {"surface": False}
 FORMAT = 1
 
 
@@ -46,6 +48,7 @@ class IndexHits:
     exact: np.ndarray
     keys: np.ndarray  # (len(rows), bands)
     texts: list[str]
+    raw: list[str | None] = field(default_factory=list)  # as written, for the facts check; None: not stored
 
 
 class DedupIndex:
@@ -56,14 +59,16 @@ class DedupIndex:
         self.manifest_path = self.path / "manifest.json"
         manifest = self._read_manifest()
         if manifest:
-            stored = manifest["params"]
+            stored = {**_KEY_DEFAULTS, **manifest["params"]}
             if cfg is not None:
-                wrong = {k: (stored[k], getattr(cfg, k)) for k in _KEY_PARAMS if stored[k] != getattr(cfg, k)}
+                wrong = {k: (stored[k], getattr(cfg, k)) for k in KEY_PARAMS if stored[k] != getattr(cfg, k)}
                 if wrong:
-                    detail = ", ".join(f"{k}: index has {a!r}, config has {b!r}" for k, (a, b) in wrong.items())
+                    detail = ", ".join(
+                        f"{k}: index has {a!r}, config has {b!r}" for k, (a, b) in wrong.items()
+                    )
                     raise ValueError(f"dedup index {self.path} was built with other settings ({detail})")
             base = cfg or DedupConfig()
-            self.cfg = DedupConfig(**{**base.to_dict(), **{k: stored[k] for k in _KEY_PARAMS}})
+            self.cfg = DedupConfig(**{**base.to_dict(), **{k: stored[k] for k in KEY_PARAMS}})
         else:
             self.cfg = cfg or DedupConfig()
         self._cache: dict[str, Any] | None = None
@@ -96,8 +101,11 @@ class DedupIndex:
                     "label": pa.array([feats.labels[i] for i in fresh], pa.string()),
                     "parent_id": pa.array([feats.parent_ids[i] for i in fresh], pa.string()),
                     "exact": pa.array(feats.exact[rows], pa.uint64()),
-                    "keys": pa.FixedSizeListArray.from_arrays(pa.array(keys.ravel(), pa.uint64()), self.cfg.bands),
+                    "keys": pa.FixedSizeListArray.from_arrays(
+                        pa.array(keys.ravel(), pa.uint64()), self.cfg.bands
+                    ),
                     "text": pa.array([feats.texts[i] for i in fresh], pa.large_string()),
+                    "raw": pa.array(_raw_column(table, rows), pa.large_string()),
                 }
             )
             name = f"shard-{len(manifest['shards']):06d}.parquet"
@@ -136,16 +144,27 @@ class DedupIndex:
     def _hits(self, rows: np.ndarray) -> IndexHits:
         c = self._load()
         if rows.size == 0:
-            return IndexHits(rows, [], [], [], [], np.empty(0, np.uint64), np.empty((0, self.cfg.bands), np.uint64), [])
+            return IndexHits(
+                rows, [], [], [], [], np.empty(0, np.uint64), np.empty((0, self.cfg.bands), np.uint64), []
+            )
         take = pa.array(rows)
         meta = c["meta"].take(take)
         texts: list[str] = [""] * rows.size
+        raw: list[str | None] = [None] * rows.size
         shard_of = np.searchsorted(c["offsets"], rows, side="right") - 1
         for s in np.unique(shard_of).tolist():
             sel = np.flatnonzero(shard_of == s)
-            col = pq.read_table(self.path / c["files"][s], columns=["text"]).column("text")
-            for j, t in zip(sel.tolist(), col.take(pa.array(rows[sel] - c["offsets"][s])).to_pylist(), strict=True):
+            path = self.path / c["files"][s]
+            has_raw = (
+                "raw" in pq.read_schema(path).names
+            )  # shards written before raw texts were stored lack it
+            shard = pq.read_table(path, columns=["text", "raw"] if has_raw else ["text"])
+            picked = shard.take(pa.array(rows[sel] - c["offsets"][s]))
+            for j, t in zip(sel.tolist(), picked.column("text").to_pylist(), strict=True):
                 texts[j] = t
+            if has_raw:
+                for j, t in zip(sel.tolist(), picked.column("raw").to_pylist(), strict=True):
+                    raw[j] = t
         return IndexHits(
             rows=rows,
             ids=meta.column("id").to_pylist(),
@@ -155,6 +174,7 @@ class DedupIndex:
             exact=c["exact"][rows],
             keys=c["keys"][rows],
             texts=texts,
+            raw=raw,
         )
 
     def _load(self) -> dict[str, Any]:
@@ -206,7 +226,7 @@ class DedupIndex:
     # ------------------------------------------------------------------ manifest
 
     def _new_manifest(self) -> dict[str, Any]:
-        return {"format": FORMAT, "params": {k: getattr(self.cfg, k) for k in _KEY_PARAMS}, "shards": []}
+        return {"format": FORMAT, "params": {k: getattr(self.cfg, k) for k in KEY_PARAMS}, "shards": []}
 
     def _read_manifest(self) -> dict[str, Any] | None:
         if not self.manifest_path.exists():
@@ -214,7 +234,9 @@ class DedupIndex:
         try:
             manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
-            raise ValueError(f"dedup index manifest {self.manifest_path}:{e.lineno}: malformed JSON: {e.msg}") from e
+            raise ValueError(
+                f"dedup index manifest {self.manifest_path}:{e.lineno}: malformed JSON: {e.msg}"
+            ) from e
         if manifest.get("format") != FORMAT:
             raise ValueError(f"dedup index {self.manifest_path}: unknown format {manifest.get('format')!r}")
         return manifest
@@ -233,3 +255,9 @@ class DedupIndex:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _raw_column(table: pa.Table, rows: np.ndarray) -> list[str]:
+    sub = conform_table(table).select(["instruction", "input", "output"]).take(pa.array(rows))
+    cols = [sub.column(c).to_pylist() for c in ("instruction", "input", "output")]
+    return [raw_text(a, b, c) for a, b, c in zip(*cols, strict=True)]

@@ -10,7 +10,10 @@ Members are visited in that order and one is dropped only when it is an exact or
 verified near-duplicate of a member already kept (see cluster.py for why not strictly
 one per cluster). Only samples with the same label merge, and never a sample with its
 own parent or child (a paraphrase or negative built from a sample is not its
-duplicate). Every dropped sample names the kept one and their similarity in `detail`.
+duplicate), and never two whose clinical facts differ (negation, numbers, drugs, doses:
+medaug.facts on the raw texts), which is checked only for pairs that passed the text
+similarity, so it costs time only where there is something to decide. Every dropped
+sample names the kept one and their similarity in `detail`.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ import pyarrow as pa
 from curation.dedup.candidates import bucket_pairs
 from curation.dedup.cluster import keep_greedy
 from curation.dedup.config import DedupConfig
-from curation.dedup.features import Features, extract
-from curation.dedup.index import DedupIndex, IndexHits
-from curation.dedup.verify import verify_pairs
+from curation.dedup.features import Features, extract, raw_text
+from curation.dedup.index import KEY_PARAMS, DedupIndex, IndexHits
+from curation.dedup.verify import same_facts, verify_pairs
 from medaug.run import StageStats
 from medaug.schema import conform_table
 from medaug.stage import StageResult, count_reasons, reject_table
@@ -43,9 +46,13 @@ class Engine(Protocol):
 
     def keys(self, feats: Features, rows: np.ndarray, cfg: DedupConfig) -> np.ndarray: ...
 
-    def pairs(self, keys: np.ndarray, nodes: np.ndarray, lengths: np.ndarray, cfg: DedupConfig) -> np.ndarray: ...
+    def pairs(
+        self, keys: np.ndarray, nodes: np.ndarray, lengths: np.ndarray, cfg: DedupConfig
+    ) -> np.ndarray: ...
 
-    def verify(self, pairs: np.ndarray, texts: list[str], threshold: float) -> tuple[np.ndarray, np.ndarray]: ...
+    def verify(
+        self, pairs: np.ndarray, texts: list[str], cfg: DedupConfig
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 class LocalEngine:
@@ -60,11 +67,13 @@ class LocalEngine:
     def pairs(self, keys: np.ndarray, nodes: np.ndarray, lengths: np.ndarray, cfg: DedupConfig) -> np.ndarray:
         return bucket_pairs(keys, nodes, lengths, cfg)
 
-    def verify(self, pairs: np.ndarray, texts: list[str], threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        return verify_pairs(pairs, texts, threshold)
+    def verify(self, pairs: np.ndarray, texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+        return verify_pairs(pairs, texts, cfg)
 
 
-def dedup_table(table: pa.Table, cfg: DedupConfig | None = None, index: DedupIndex | None = None) -> StageResult:
+def dedup_table(
+    table: pa.Table, cfg: DedupConfig | None = None, index: DedupIndex | None = None
+) -> StageResult:
     """The stage entry point. Inputs of at least `cfg.ray_min_rows` rows run as Ray tasks when
     Ray is already initialised (a job joined a cluster); everything else runs in this process."""
     cfg = cfg or (index.cfg if index is not None else DedupConfig())
@@ -96,7 +105,7 @@ def run_dedup(table: pa.Table, cfg: DedupConfig, index: DedupIndex | None, engin
     stats = StageStats(STAGE, rows_in=n)
     if n == 0:
         return StageResult(kept=table, stats=stats)
-    if index is not None and any(getattr(index.cfg, k) != getattr(cfg, k) for k in ("shingle", "bands", "rows", "seed", "script")):
+    if index is not None and any(getattr(index.cfg, k) != getattr(cfg, k) for k in KEY_PARAMS):
         raise ValueError(f"dedup config does not match the settings index {index.path} was built with")
     feats = engine.features(table, cfg)
 
@@ -105,8 +114,19 @@ def run_dedup(table: pa.Table, cfg: DedupConfig, index: DedupIndex | None, engin
     rep_of_row = rep_of_row.reshape(-1)
     r = reps.size
     rep_keys = engine.keys(feats, reps, cfg)
-    hits = index.lookup(feats.exact[reps], rep_keys) if index is not None else IndexHits(
-        np.empty(0, np.int64), [], [], [], [], np.empty(0, np.uint64), np.empty((0, cfg.bands), np.uint64), []
+    hits = (
+        index.lookup(feats.exact[reps], rep_keys)
+        if index is not None
+        else IndexHits(
+            np.empty(0, np.int64),
+            [],
+            [],
+            [],
+            [],
+            np.empty(0, np.uint64),
+            np.empty((0, cfg.bands), np.uint64),
+            [],
+        )
     )
     m = hits.rows.size
 
@@ -119,7 +139,11 @@ def run_dedup(table: pa.Table, cfg: DedupConfig, index: DedupIndex | None, engin
     cand = cand[cand[:, 0] < r]  # index entries were deduplicated when they were added
     cand = cand[_not_lineage(cand, feats, reps, rep_of_row, hits)]
     n_cand = len(cand)
-    edges, scores = engine.verify(cand, texts, cfg.threshold)
+    edges, scores = engine.verify(cand, texts, cfg)
+    n_verified = len(edges)
+    if cfg.check_facts and n_verified:
+        agree = same_facts(edges, _raw_texts(table, reps, edges, hits.raw))
+        edges, scores = edges[agree], scores[agree]
     if m:  # exact matches with the index need no verification
         rep_pos = {int(k): i for i, k in enumerate(feats.exact[reps].tolist())}
         ex = [(rep_pos[int(e)], r + j) for j, e in enumerate(hits.exact.tolist()) if int(e) in rep_pos]
@@ -163,8 +187,32 @@ def run_dedup(table: pa.Table, cfg: DedupConfig, index: DedupIndex | None, engin
     stats.rows_out = kept_rows.size
     stats.rejects = count_reasons(rejected)
     stats.seconds = time.perf_counter() - t0
-    stats.extra = {"candidates": n_cand, "verified": int(len(edges)), "index_hits": m, "engine": engine.name}
+    stats.extra = {
+        "candidates": n_cand,
+        "verified": n_verified,
+        "facts_differ": n_verified - int(len(edges)),
+        "index_hits": m,
+        "engine": engine.name,
+    }
     return StageResult(kept=table.take(pa.array(kept_rows)), rejected=rejected, stats=stats)
+
+
+def _raw_texts(
+    table: pa.Table, reps: np.ndarray, edges: np.ndarray, hit_raw: list[str | None]
+) -> list[str | None]:
+    """Raw text per node, filled only for nodes that appear in an edge (the rest stay None)."""
+    r = reps.size
+    raw: list[str | None] = [None] * (r + len(hit_raw))
+    nodes = np.unique(edges)
+    batch = nodes[nodes < r]
+    if batch.size:
+        sub = table.select(["instruction", "input", "output"]).take(pa.array(reps[batch]))
+        cols = [sub.column(c).to_pylist() for c in ("instruction", "input", "output")]
+        for node, a, b, c in zip(batch.tolist(), *cols, strict=True):
+            raw[node] = raw_text(a, b, c)
+    for node in nodes[nodes >= r].tolist():
+        raw[node] = hit_raw[node - r]
+    return raw
 
 
 def _not_lineage(
@@ -182,9 +230,13 @@ def _not_lineage(
     parents = [feats.parent_ids[i] for i in reps.tolist()] + hits.parent_ids
     if not any(parents) or len(pairs) == 0:
         return np.ones(len(pairs), dtype=bool)
-    parent_node = np.fromiter((node_of.get(p, -1) if p else -1 for p in parents), dtype=np.int64, count=len(parents))
+    parent_node = np.fromiter(
+        (node_of.get(p, -1) if p else -1 for p in parents), dtype=np.int64, count=len(parents)
+    )
     codes: dict[str, int] = {}
-    family = np.fromiter((codes.setdefault(p, len(codes)) if p else -1 for p in parents), dtype=np.int64, count=len(parents))
+    family = np.fromiter(
+        (codes.setdefault(p, len(codes)) if p else -1 for p in parents), dtype=np.int64, count=len(parents)
+    )
     a, b = pairs[:, 0], pairs[:, 1]
     siblings = (family[a] >= 0) & (family[a] == family[b])
     return (parent_node[a] != b) & (parent_node[b] != a) & ~siblings

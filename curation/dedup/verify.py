@@ -1,28 +1,58 @@
-"""Exact verification of candidate pairs with rapidfuzz (the same scorer the threshold is defined on)."""
+"""Verification of candidate pairs: rapidfuzz similarity (the scorer the threshold is defined on),
+then, for pairs that pass it, the clinical facts of the raw texts."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA, Levenshtein
+
+from curation.dedup.config import DedupConfig
 
 
-def verify_pairs(pairs: np.ndarray, texts: Sequence[str], threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs whose normalised Levenshtein similarity is >= threshold, and their scores.
+def verify_pairs(pairs: np.ndarray, texts: Sequence[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs whose normalised Levenshtein similarity is >= cfg.threshold, or that differ by at most
+    cfg.typos characters in a long enough text (see DedupConfig), and their similarity scores.
 
-    A length-ratio filter goes first: similarity can never exceed min/max length,
-    so most chance collisions are dropped without computing a distance.
+    A length filter goes first: similarity can never exceed min/max length, and the edit
+    distance is at least the length difference, so most chance collisions are dropped
+    without computing a distance.
     """
+    threshold = cfg.threshold
     if len(pairs) == 0:
         return pairs.reshape(0, 2), np.empty(0, dtype=np.float32)
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     la, lb = lengths[pairs[:, 0]], lengths[pairs[:, 1]]
-    ok = np.minimum(la, lb) >= threshold * np.maximum(la, lb) - 1e-9
-    pairs = pairs[ok]
+    short = np.minimum(la, lb)
+    allowed = np.minimum(cfg.typos, short // cfg.typo_chars)  # edits a pair may differ by, whatever the ratio
+    ok = (short >= threshold * np.maximum(la, lb) - 1e-9) | (np.abs(la - lb) <= allowed)
+    pairs, allowed = pairs[ok], allowed[ok]
     scores = np.empty(len(pairs), dtype=np.float32)
-    sim = Levenshtein.normalized_similarity
-    for i, (a, b) in enumerate(pairs.tolist()):
-        scores[i] = sim(texts[a], texts[b], score_cutoff=threshold)
-    keep = scores >= threshold
+    keep = np.zeros(len(pairs), dtype=bool)
+    # typos are counted as OSA edits: two swapped characters (怎么 → 么怎) are one typo, not two
+    sim, dist = Levenshtein.normalized_similarity, OSA.distance
+    for i, ((a, b), k) in enumerate(zip(pairs.tolist(), allowed.tolist(), strict=True)):
+        s = sim(texts[a], texts[b])
+        scores[i] = s
+        keep[i] = s >= threshold or (k > 0 and dist(texts[a], texts[b], score_cutoff=k) <= k)
     return pairs[keep], scores[keep]
+
+
+def same_facts(pairs: np.ndarray, raw: Sequence[str | None]) -> np.ndarray:
+    """Mask of pairs whose raw texts state the same clinical facts (medaug.facts.fact_changes).
+
+    Only verified pairs come here, so the extractor (jieba, a few hundred ms to build) is
+    loaded only when there is something to check. A text that is None (an index entry
+    written before raw texts were stored) cannot be checked and is let through.
+    """
+    if len(pairs) == 0:
+        return np.ones(0, dtype=bool)
+    from medaug.facts import fact_changes
+
+    out = np.ones(len(pairs), dtype=bool)
+    for i, (a, b) in enumerate(pairs.tolist()):
+        ra, rb = raw[a], raw[b]
+        if ra is not None and rb is not None and ra != rb:
+            out[i] = not fact_changes(ra, rb)
+    return out

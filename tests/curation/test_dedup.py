@@ -65,7 +65,11 @@ def constructed() -> dict[str, Sample]:
         "q2": _s(Q2, A2),
         "q2_trad": _s(Q2, A2_TRAD),
         "negative": Sample(
-            instruction="请回答患者的问题。", input=Q1, output=A1, label="negative", error_type="missing_referral",
+            instruction="请回答患者的问题。",
+            input=Q1,
+            output=A1,
+            label="negative",
+            error_type="missing_referral",
             provenance={"parent_id": base.id},
         ),
         "child": _s(Q1, A1.replace("心内科", "心血管内科"), provenance={"parent_id": base.id}),
@@ -133,8 +137,12 @@ def test_traditional_folds_only_when_configured(constructed: dict[str, Sample]) 
 
 
 def test_keeper_rule_earliest_when_provenance_ties() -> None:
-    early = _s(Q2, A2 + "请遵医嘱。", provenance={"source": "a", "created_at": datetime(2024, 1, 1, tzinfo=UTC)})
-    late = _s(Q2, A2 + "请遵医嘱！!", provenance={"source": "b", "created_at": datetime(2025, 1, 1, tzinfo=UTC)})
+    early = _s(
+        Q2, A2 + "请遵医嘱。", provenance={"source": "a", "created_at": datetime(2024, 1, 1, tzinfo=UTC)}
+    )
+    late = _s(
+        Q2, A2 + "请遵医嘱！!", provenance={"source": "b", "created_at": datetime(2025, 1, 1, tzinfo=UTC)}
+    )
     plain = _s(Q2, A2 + "遵医嘱。")
     result = dedup_table(samples_to_table([late, plain, early]))
     assert result.kept.column("id").to_pylist() == [early.id]

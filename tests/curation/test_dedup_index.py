@@ -19,7 +19,10 @@ ANSWERS = [
 
 
 def _batch(answers: list[str], suffix: str = "") -> list[Sample]:
-    return [Sample(instruction="请回答患者的问题。", input=f"问题{i}", output=a + suffix) for i, a in enumerate(answers)]
+    return [
+        Sample(instruction="请回答患者的问题。", input=f"问题{i}", output=a + suffix)
+        for i, a in enumerate(answers)
+    ]
 
 
 def test_cross_run_queue_and_release(tmp_path: Path) -> None:
@@ -43,7 +46,9 @@ def test_cross_run_queue_and_release(tmp_path: Path) -> None:
     assert rows[exact_again.id]["reason"] == "seen_in_queue"
     assert rows[exact_again.id]["detail"] == f"{exact_again.id} (queue) score=1.000"
     assert rows[near_release.id]["reason"] == "seen_in_release"
-    assert rows[near_release.id]["detail"].startswith(f"{released.column('id')[0].as_py()} (release:v3) score=0.9")
+    assert rows[near_release.id]["detail"].startswith(
+        f"{released.column('id')[0].as_py()} (release:v3) score=0.9"
+    )
 
 
 def test_index_settings_must_match(tmp_path: Path) -> None:
@@ -70,14 +75,39 @@ def test_lineage_holds_against_the_index(tmp_path: Path) -> None:
     parent = _batch(ANSWERS[:1])[0]
     index.add(samples_to_table([parent]), origin="queue")
     child = Sample(
-        instruction=parent.instruction, input=parent.input, output=parent.output.replace("五克", "6克"),
+        instruction=parent.instruction,
+        input=parent.input,
+        output=parent.output.replace("五克", "6克"),
         provenance={"parent_id": parent.id},
     )
-    stranger = Sample(instruction=parent.instruction, input=parent.input, output=parent.output.replace("五克", "七克"))
-    result = dedup_table(samples_to_table([child, stranger]), index=index)
-    # the child is kept although its cluster is kept by its queued parent; the stranger is not new
-    assert result.kept.column("id").to_pylist() == [child.id]
+    stranger = Sample(
+        instruction=parent.instruction, input=parent.input, output=parent.output.replace("并记录", "和记录")
+    )
+    other_dose = Sample(
+        instruction=parent.instruction, input=parent.input, output=parent.output.replace("五克", "七克")
+    )
+    result = dedup_table(samples_to_table([child, stranger, other_dose]), index=index)
+    # the child is kept although its cluster is kept by its queued parent; the stranger is not new;
+    # one character away but another dose (七克, not 五克) is another sample, against the index too
+    assert result.kept.column("id").to_pylist() == [child.id, other_dose.id]
+    assert result.stats.extra["facts_differ"] >= 1
     one_char = 1 - 1 / len(compare_text(parent.instruction, parent.input, parent.output))
     assert result.rejected.to_pylist() == [
         {"id": stranger.id, "reason": "seen_in_queue", "detail": f"{parent.id} (queue) score={one_char:.3f}"}
     ]
+
+
+def test_index_written_before_surface_noise_keeps_its_settings(tmp_path: Path) -> None:
+    """An index from before the question's surface noise was stripped keeps comparing without it."""
+    import json
+
+    index = DedupIndex(tmp_path / "idx")
+    index.add(samples_to_table(_batch(ANSWERS)), origin="queue")
+    manifest_path = tmp_path / "idx" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    assert manifest["params"]["surface"] is True
+    del manifest["params"]["surface"]
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    assert DedupIndex(tmp_path / "idx").cfg.surface is False
+    with pytest.raises(ValueError, match="surface: index has False, config has True"):
+        DedupIndex(tmp_path / "idx", DedupConfig())

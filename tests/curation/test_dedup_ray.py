@@ -16,7 +16,9 @@ TOYHOM = "toyhom_dialogue/样例_内科5000-6000.utf8.csv"
 def test_ray_matches_local_and_is_picked_by_size(shared_data: Path, tmp_path: Path, ray_local: None) -> None:
     with open(shared_data / TOYHOM, encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))[:3000]
-    table = samples_to_table([Sample(instruction=r["title"], input=r["ask"], output=r["answer"]) for r in rows])
+    table = samples_to_table(
+        [Sample(instruction=r["title"], input=r["ask"], output=r["answer"]) for r in rows]
+    )
     index = DedupIndex(tmp_path / "idx")
     index.add(table.slice(0, 500), origin="queue")
     cfg = DedupConfig(ray_min_rows=1000)
