@@ -105,6 +105,7 @@ def _sentence(text: str, start: int, end: int) -> str:
     return text[left : min(rights) if rights else len(text)]
 
 
+_NAMED = re.compile(r"简称|俗称|又称|也称|称为|叫做|又叫|也叫|上说就是|就是指|是指")
 _NAMING = re.compile(r"(?:俗称|又称|也称|简称|称为|叫做|所谓|又叫|也叫)[为是“\"「『]?$")
 
 
@@ -115,7 +116,7 @@ def compound(text: str, start: int, end: int, *, into_colloquial: bool) -> bool:
         return True
     if text[end : end + 2] == "不" + text[end - 1 : end]:
         return True  # 大便稀不稀, 尿酸高不高: an A-not-A question is built on the wording itself
-    if _NAMING.search(text[max(0, start - 4) : start]):
+    if _NAMING.search(text[max(0, start - 4) : start]) or _NAMED.search(_sentence(text, start, end)):
         return True
     if not into_colloquial:
         return False

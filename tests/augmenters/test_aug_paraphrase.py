@@ -40,7 +40,7 @@ def test_variants_record_exact_substitutions(samples, core_lexicon):
 def test_n_distinct_variants_per_sample(samples, core_lexicon):
     out = paraphrase_rows(_rows(samples), core_lexicon, variants=3, seed=0)
     by_parent = Counter(r["provenance"]["parent_id"] for r in out)
-    assert len(by_parent) == 3 and max(by_parent.values()) == 3 and min(by_parent.values()) >= 2
+    assert len(by_parent) == 3 and max(by_parent.values()) == 3  # at most 3, fewer when few wordings match
     assert len({r["id"] for r in out}) == len(out)
 
 
