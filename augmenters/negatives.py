@@ -320,7 +320,10 @@ def wrong_dose(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -
         if base not in _TO_MG or not re.fullmatch(r"\d+(?:\.\d+)?", n.value or ""):
             continue
         before = [d for d in drugs if d.span[1] <= n.span[0] and n.span[0] - d.span[1] <= 15]
-        if before and not re.search(r"[。！？；;\n]", text[before[-1].span[1] : n.span[0]]):
+        if not before or re.search(r"[。！？；;\n和及与、]", text[before[-1].span[1] : n.span[0]]):
+            continue  # no drug right before, or the amount belongs to the next one (500mg对乙酰氨基酚和100mg…)
+        after = [d for d in facts.of_kind("drug") if 0 <= d.span[0] - n.span[1] <= 2]
+        if not after:
             doses.append((before[-1].surface, n))
     if not doses:
         return "no_drug_dose"
@@ -464,6 +467,9 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
     if stated_facts and any(c in question for c in kb.case_cues):
         afacts = {f.term: f for f in ext.extract(text) if f.kind in ("symptom", "finding") and not f.negated}
         for f in stated_facts:
+            qs, qe = _sentence_bounds(question, f.span[0])
+            if re.search(r"没|无|未|否认|不|非", question[qs : f.span[0]]):
+                continue  # a denial anywhere before it in the sentence (没出现多饮，多食，多尿) may reach it
             mention = afacts.get(f.term)
             if (
                 mention is None
@@ -740,7 +746,7 @@ def negative_rows(
     the mix follows the ratios whenever the data allow. Patterns over 10 % of a type are trimmed."""
     kb = kb or load_negative_knowledge()
     stats = stats if stats is not None else Counter()
-    positives = [r for r in rows if r["label"] == Label.positive.value]
+    positives = list({r["id"]: r for r in rows if r["label"] == Label.positive.value}.values())
     chosen: dict[ErrorType, list[tuple[dict[str, Any], Candidate]]] = {}
     for et in CONSTRUCTORS:
         ratio = ratios.get(et, 0.0)

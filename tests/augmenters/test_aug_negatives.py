@@ -355,3 +355,20 @@ def test_red_flags_told_as_past_history_or_denied_do_not_count():
     )
     c = missing_referral(now, KB, random.Random(0))
     assert isinstance(c, Candidate) and "抽搐" in c.reason
+
+
+def test_an_amount_written_before_the_next_drug_is_not_the_previous_drugs_dose():
+    row = _mk(
+        "氨酚双氢可待因的成分是什么？", "本品为复方制剂，其组分为：500mg对乙酰氨基酚和100mg酒石酸双氢可待因。"
+    )
+    assert wrong_dose(row, KB, random.Random(0)) == "no_drug_dose"
+
+
+def test_no_denial_of_a_finding_the_question_itself_denies():
+    row = _mk(
+        "我45岁，空腹血糖是10.23，没出现多饮，多食，多尿等症状，算糖尿病么？",
+        "空腹血糖10.23已达糖尿病标准，多尿等症状并非诊断必需，建议复查。",
+    )
+    for seed in range(10):
+        c = contradicts_findings(row, KB, random.Random(seed))
+        assert not (isinstance(c, Candidate) and c.strategy == "deny")
