@@ -323,7 +323,8 @@ def wrong_dose(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -
         if not before or re.search(r"[。！？；;\n和及与、]", text[before[-1].span[1] : n.span[0]]):
             continue  # no drug right before, or the amount belongs to the next one (500mg对乙酰氨基酚和100mg…)
         after = [d for d in facts.of_kind("drug") if 0 <= d.span[0] - n.span[1] <= 2]
-        if not after:
+        between = [m for m in facts.of_kind("number") if before[-1].span[1] <= m.span[0] < n.span[0]]
+        if not after and not between:  # 甲硝唑0.4g+20mg: the 20mg is not metronidazole's
             doses.append((before[-1].surface, n))
     if not doses:
         return "no_drug_dose"

@@ -372,3 +372,10 @@ def test_no_denial_of_a_finding_the_question_itself_denies():
     for seed in range(10):
         c = contradicts_findings(row, KB, random.Random(seed))
         assert not (isinstance(c, Candidate) and c.strategy == "deny")
+
+
+def test_a_number_after_another_dose_is_not_attributed_to_the_earlier_drug():
+    row = _mk("幽门螺杆菌阳性怎么治？", "口服克拉霉素500mg＋甲硝唑0.4g+20mg，每日二次。")
+    for seed in range(10):
+        c = wrong_dose(row, KB, random.Random(seed))
+        assert not (isinstance(c, Candidate) and c.before == "20mg")
