@@ -471,6 +471,12 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
             qs, qe = _sentence_bounds(question, f.span[0])
             if re.search(r"没|无|未|否认|不|非", question[qs : f.span[0]]):
                 continue  # a denial anywhere before it in the sentence (没出现多饮，多食，多尿) may reach it
+            head = f.surface[-1]
+            if re.search(
+                f"[不没无]{re.escape(head)}|{re.escape(f.surface)}.{{0,6}}(好了|消失|缓解|没了|好转)",
+                question,
+            ):
+                continue  # told as gone since (这天胃不胀了): denying it now could be right
             mention = afacts.get(f.term)
             if (
                 mention is None
@@ -602,6 +608,8 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
             if any(w in clause for w in kb.warning_cues):
                 continue
             for r in kb.promise_insert:
+                if r.get("needs") and not any(w in row["output"] for w in r["needs"]):
+                    continue  # e.g. stopping on one's own is only wrong for a drug that must not be stopped
                 options[r["id"]].append((end, end, "，" + r["text"]))
     if not options:
         return "nothing_to_overclaim"

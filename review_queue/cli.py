@@ -144,6 +144,7 @@ def register(app: typer.Typer) -> None:
         store = _open(db, engine_kwargs={"hide_parameters": True})
         store.lease_seconds = lease_seconds
         store.max_leased, store.max_lease_seconds = max_leased, max_lease_seconds
+        store.warm()  # compile the hot statements before the first physicians arrive
         app = create_app(store, icd10_path=icd10, sweep_seconds=sweep_seconds or None)
         config = uvicorn.Config(
             app,

@@ -379,3 +379,20 @@ def test_a_number_after_another_dose_is_not_attributed_to_the_earlier_drug():
     for seed in range(10):
         c = wrong_dose(row, KB, random.Random(seed))
         assert not (isinstance(c, Candidate) and c.before == "20mg")
+
+
+def test_no_denial_of_a_finding_the_question_says_is_gone():
+    row = _mk(
+        "我45岁，前天胃胀胃疼，去医院开了药，这天胃不胀了，还有点疼。",
+        "胃胀胃疼多与慢性胃炎有关，继续按医嘱服药。",
+    )
+    for seed in range(10):
+        c = contradicts_findings(row, KB, random.Random(seed))
+        assert not (isinstance(c, Candidate) and "胃胀" in c.after)
+
+
+def test_stopping_on_ones_own_is_only_promised_where_the_drug_must_not_be_stopped():
+    row = _mk("怀孕20周能吃板蓝根吗？", "可以在医生指导下短期服用板蓝根颗粒治疗，多喝水。注意休息。")
+    for seed in range(20):
+        c = overclaiming(row, KB, random.Random(seed))
+        assert not (isinstance(c, Candidate) and c.pattern == "stop_safely")
