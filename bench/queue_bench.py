@@ -7,14 +7,27 @@ migrations) in fresh databases, with the same reviewers, processes and connectio
   bare SQL  psycopg with hand-written SQL doing the same transactions in the fewest round
             trips: lease with one UPDATE .. FROM (SELECT .. FOR UPDATE SKIP LOCKED) RETURNING,
             lock the row on submit, insert the review, finalise on the second approval, and
-            append the hash-chained audit rows under a free head's lock (the same chains,
-            sequence and hashes as ours, written with the item changes in one statement)
+            append the HMAC-chained audit rows under a free head's lock (the same chains,
+            sequence and keyed hashes as ours, written with the item changes in one statement),
+            with the same lease cap, BEGIN sent with each transaction's first statement, and
+            lease transactions committed without waiting for the WAL flush
 Every item is reviewed by two different reviewers (batch size 1: one pull = one op, one
 submit = one op). Reviewers are threads spread over --procs processes, so one client's
 GIL is not what is measured on a small machine. Latency is per operation, measured in
 the reviewer thread. Each side runs --repeat times (alternating, fresh databases); the
 figures are medians over the repeats. Samples come from the MedicalGPT SFT sample under
 --data (read at run time), repeated with a numbered suffix to reach --items.
+
+Where the latency tail came from (2-core machine shared with other jobs, load 25-50): the
+pool (64 reviewers on 32 connections: p99 2 s, the thread that returns a connection takes it
+again; one connection per reviewer: 0.45 s), a cold start (every thread compiling the same
+statements and opening its connection at once: seconds for the first operations; now
+compiled once under a lock and warmed before the clock starts, as `medaug queue serve`
+does), the WAL flush of every commit (5 ms median, 20 ms p99 here, on half the commits
+before leases stopped waiting for it), 0.25 ms of client CPU per statement spent building
+psycopg column descriptions, and writers waiting for a busy audit head (a new chain now).
+What remains is the machine: most connections sit "idle in transaction" waiting for a
+client process to get a core.
 
   python bench/queue_bench.py --items 3000 --reviewers 64 --procs 4 --repeat 3
 """
@@ -94,6 +107,7 @@ class Side(Protocol):
 class Ours:
     def __init__(self, url: str, conns: int):
         self.store = QueueStore(make_engine(url, pool_size=conns, max_overflow=0), lease_seconds=600)
+        self.store.warm(conns)  # as `medaug queue serve` does; the bare side opens its connections up front too
 
     def pull(self, me: str) -> str | None:
         got = self.store.pull(me, 1)
@@ -114,6 +128,9 @@ _FREE_HEAD = ("WITH h AS MATERIALIZED (SELECT id, hash FROM audit_head ORDER BY 
               "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, %s)) FROM h")
 _ONE_HEAD = ("WITH h AS MATERIALIZED (SELECT id, hash FROM audit_head WHERE id = %s FOR UPDATE) "
              "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, %s)) FROM h")
+_NEW_HEAD = ("WITH h AS (INSERT INTO audit_head (id, seq, hash) SELECT coalesce(max(id), 0) + 1, 0, repeat('0', 64) "
+             "FROM audit_head HAVING coalesce(max(id), 0) < 256 ON CONFLICT (id) DO NOTHING RETURNING id, hash) "
+             "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, %s)) FROM h")
 _AUDIT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 _AUDIT_INSERT = ("INSERT INTO audit_log (seq, at, actor, action, item_id, before, after, prev_hash, hash, chain) "
                  "VALUES ")
@@ -132,18 +149,31 @@ class BareSql:
 
     @contextmanager
     def tx(self) -> Iterator[psycopg.Cursor]:
+        """A transaction whose BEGIN goes out with its first statement (`first`), as ours does."""
         conn = self.pool.get()
         try:
-            with conn.transaction(), conn.cursor() as cur:
+            with conn.cursor() as cur:
                 yield cur
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
         finally:
             self.pool.put(conn)
+
+    @staticmethod
+    def first(cur: psycopg.Cursor, sql: str, params: tuple) -> None:
+        with cur.connection.pipeline():  # BEGIN and the statement in one round trip
+            cur.execute(sql, params)
 
     def _audit(self, cur: psycopg.Cursor, events: list[tuple[str, str, str, dict, dict]], now: float,
                writes: list[tuple[str, tuple]], *, durable: bool = True) -> None:
         """Lock a free head, then the item writes, audit rows and head update as one statement."""
         cur.execute(_FREE_HEAD, (len(events),))
         row = cur.fetchone()
+        if row is None:  # every head busy: start a chain, as ours does
+            cur.execute(_NEW_HEAD, (len(events),))
+            row = cur.fetchone()
         if row is None:
             cur.execute(_ONE_HEAD, (1 + hash(threading.get_ident()) % 32, len(events)))
             row = cur.fetchone()
@@ -165,10 +195,10 @@ class BareSql:
     def pull(self, me: str) -> str | None:
         now = time.time()
         with self.tx() as cur:
-            cur.execute("UPDATE queue_items q SET lease_owner = %s, lease_started = %s, lease_expires = %s "
+            self.first(cur, "UPDATE queue_items q SET lease_owner = %s, lease_started = %s, lease_expires = %s "
                         "FROM (SELECT id, lease_owner, lease_expires FROM queue_items WHERE status = 'open' "
                         "AND coalesce(first_reviewer, '') <> %s AND (lease_owner IS NULL OR lease_expires < %s) "
-                        "ORDER BY priority DESC, pushed_at, id LIMIT queue_lease_room(%s, %s, %s, 1) "
+                        "ORDER BY test_model, priority DESC, pushed_at, id LIMIT queue_lease_room(%s, %s, %s, 1) "
                         "FOR UPDATE SKIP LOCKED) old "
                         "WHERE q.id = old.id RETURNING q.id, q.status, old.lease_owner, old.lease_expires, "
                         "q.sample_json, q.parent_json", (me, now, now + 600, me, now, me, now, CAP))
@@ -187,7 +217,7 @@ class BareSql:
     def submit(self, me: str, item: str) -> None:
         now = time.time()
         with self.tx() as cur:
-            cur.execute("SELECT status, reviews_done, lease_owner, lease_started, lease_expires, first_reviewer, "
+            self.first(cur, "SELECT status, reviews_done, lease_owner, lease_started, lease_expires, first_reviewer, "
                         "sample_json, (SELECT payload FROM reviews r WHERE r.item_id = q.id ORDER BY r.id LIMIT 1) "
                         "FROM queue_items q WHERE id = %s FOR UPDATE OF q", (item,))
             status, done, owner, started, expires, first, sample_json, first_payload = cur.fetchone()
@@ -307,7 +337,9 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=3000, help="items, each reviewed twice (ops = 4 × items)")
     ap.add_argument("--reviewers", type=int, default=64)
     ap.add_argument("--procs", type=int, default=4, help="reviewer processes (reviewers are threads in them)")
-    ap.add_argument("--connections", type=int, default=32, help="database connections, split over the processes")
+    ap.add_argument("--connections", type=int, default=64,
+                    help="database connections, split over the processes (default: one per reviewer, as the "
+                         "service's pool covers its worker threads; fewer makes reviewers queue for connections)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per side; medians are reported")
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                     help="admin URL; fresh databases are created beside it and dropped")

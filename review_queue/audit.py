@@ -33,6 +33,7 @@ import logging
 import os
 import random
 import secrets
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -243,12 +244,21 @@ def append(
 
 
 _COMBINED: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
+_BUILDING = threading.Lock()
 _MAX_COMBINED = 256
 
 
 def _combined(writes: tuple[Any, ...], insert: Any, durable: bool = True) -> Any:
     """The head update with the writes and the audit insert as CTEs, built once per set of statements."""
     key = (*map(id, (*writes, insert)), durable)
+    hit = _COMBINED.get(key)
+    if hit is None:
+        with _BUILDING:  # one thread builds it; the others at a cold start wait instead of each building it
+            return _build_combined(key, writes, insert, durable)
+    return hit[1]
+
+
+def _build_combined(key: tuple[Any, ...], writes: tuple[Any, ...], insert: Any, durable: bool) -> Any:
     hit = _COMBINED.get(key)
     if hit is None:
         stmt = _HEAD_UPDATE if durable else _HEAD_UPDATE_NO_FLUSH_WAIT
@@ -315,9 +325,24 @@ _ONE_HEAD = sa.text(
 )
 
 
+# Every head is locked: start a new chain (its head row, inserted by this transaction, is locked by it)
+# rather than wait behind a transaction that may itself be waiting for its client. Chains only grow to
+# the peak number of concurrent writers (at most MAX_CHAINS); verify reads whatever chains exist.
+_NEW_HEAD = sa.text(
+    "WITH h AS (INSERT INTO audit_head (id, seq, hash) SELECT coalesce(max(id), 0) + 1, 0, :genesis "
+    "FROM audit_head HAVING coalesce(max(id), 0) < :max_chains ON CONFLICT (id) DO NOTHING RETURNING id, hash) "
+    "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, :n)) AS seqs FROM h"
+)
+MAX_CHAINS = 256
+
+
 def _lock_head(conn: Connection, n: int) -> tuple[int, str, list[int]]:
     rows = pgfast.execute(conn, _FREE_HEAD, {"n": n})
-    if not rows:  # every head is busy: wait for one, picked at random to spread the waiters
+    if not rows:
+        rows = pgfast.execute(conn, _NEW_HEAD, {"n": n, "genesis": GENESIS, "max_chains": MAX_CHAINS})
+    if (
+        not rows
+    ):  # a concurrent writer took that id, or the chains are at their maximum: wait for a random one
         rows = pgfast.execute(conn, _ONE_HEAD, {"n": n, "id": random.randint(1, AUDIT_CHAINS)})
     row = rows[0]
     return int(row.id), row.hash, sorted(row.seqs)

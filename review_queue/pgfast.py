@@ -13,6 +13,7 @@ SQLAlchemy as usual.
 
 from __future__ import annotations
 
+import threading
 from collections import namedtuple
 from dataclasses import dataclass
 from typing import Any
@@ -28,22 +29,44 @@ class _Prepared:
 
 
 _PREPARED: dict[tuple[int, int], _Prepared] = {}
+_IDLE = 0  # libpq PQTRANS_IDLE: no transaction open yet (psycopg.pq.TransactionStatus.IDLE)
 _CURSOR = "review_queue.pgfast.cursor"
+_COMPILING = threading.Lock()
+
+
+def prepare(stmt: Any, dialect: Any) -> _Prepared:
+    """`stmt` compiled for `dialect`, once: concurrent first callers wait for one compile, not each do it.
+
+    At a cold start every reviewer thread used to compile the same statements at the same moment;
+    under load those first operations took seconds and were the whole p99 of bench/queue_bench.py.
+    """
+    key = (id(stmt), id(dialect))
+    prep = _PREPARED.get(key)
+    if prep is None:
+        with _COMPILING:
+            prep = _PREPARED.get(key)
+            if prep is None:
+                prep = _PREPARED[key] = _Prepared(stmt, stmt.compile(dialect=dialect))
+    return prep
 
 
 def execute(conn: Connection, stmt: Any, params: dict[str, Any]) -> list[Any]:
     """Run `stmt` with named `params` in the connection's transaction; returns all rows (empty for no result)."""
-    key = (id(stmt), id(conn.dialect))
-    prep = _PREPARED.get(key)
-    if prep is None:
-        prep = _PREPARED.setdefault(key, _Prepared(stmt, stmt.compile(dialect=conn.dialect)))
+    prep = prepare(stmt, conn.dialect)
     if prep.compiled.post_compile_params:
         return conn.execute(stmt, params).all()
     pooled = conn.connection
     cur = pooled.info.get(_CURSOR)
     if cur is None:
         cur = pooled.info[_CURSOR] = pooled.driver_connection.cursor()  # type: ignore[union-attr]
-    cur.execute(prep.compiled.string, prep.compiled.construct_params(params))
+    drv = pooled.driver_connection
+    if drv.pgconn.transaction_status == _IDLE:  # type: ignore[union-attr]
+        # The transaction's first statement: psycopg would send BEGIN alone and wait for it; in a
+        # pipeline BEGIN and the statement go together, one round trip fewer per transaction.
+        with drv.pipeline():  # type: ignore[union-attr]
+            cur.execute(prep.compiled.string, prep.compiled.construct_params(params))
+    else:
+        cur.execute(prep.compiled.string, prep.compiled.construct_params(params))
     res = cur.pgresult
     if res is None or not res.nfields:  # no result set; not `cur.description`, which builds Column objects
         return []

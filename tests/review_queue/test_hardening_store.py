@@ -21,6 +21,7 @@ from queue_samples import make_samples
 from typer.testing import CliRunner
 
 from medaug.cli import app as cli
+from review_queue import audit
 from review_queue.audit import KEY_ENV, AuditKeyError, row_hash
 from review_queue.db import (
     arbitrations,
@@ -418,3 +419,29 @@ def test_export_of_the_cli_is_whole(store: QueueStore, tmp_path: Path) -> None:
     buf = io.StringIO()
     n = store.audit_export(buf, actor="max")
     assert n == len(out.read_text(encoding="utf-8").splitlines()) + 1 and SECRET in buf.getvalue()
+
+
+def test_a_writer_finding_every_head_busy_starts_a_chain_instead_of_waiting(pg_url: str) -> None:
+    from review_queue.audit import Event
+    from review_queue.db import AUDIT_CHAINS
+
+    store = QueueStore.open(pg_url)
+    conns = [store.engine.connect() for _ in range(AUDIT_CHAINS + 1)]
+    try:
+        txs = [c.begin() for c in conns]
+        for i, c in enumerate(conns):  # each holds a head until commit; the last one finds none free
+            c.exec_driver_sql(
+                "SET LOCAL statement_timeout = '10s'"
+            )  # waiting for a head would fail, not hang
+            audit.append(c, [Event(f"w{i}", "export", None, None, {"n": i})], at=1.0 + i)
+        for t in reversed(txs):
+            t.commit()
+    finally:
+        for c in conns:
+            c.close()
+    with store.engine.connect() as c:
+        chains = c.execute(sa.select(audit_log.c.actor, audit_log.c.chain)).all()
+        heads = c.execute(sa.select(sa.func.count()).select_from(audit_head)).scalar_one()
+    assert {a: ch for a, ch in chains}[f"w{AUDIT_CHAINS}"] == AUDIT_CHAINS + 1 and heads == AUDIT_CHAINS + 1
+    assert store.audit_verify().ok
+    store.close()
