@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from rapidfuzz import process
 from rapidfuzz.distance import OSA, Levenshtein
 
 from curation.dedup.config import DedupConfig
+
+_CHUNK = 1 << 20
 
 
 def verify_pairs(pairs: np.ndarray, texts: Sequence[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -24,18 +27,34 @@ def verify_pairs(pairs: np.ndarray, texts: Sequence[str], cfg: DedupConfig) -> t
         return pairs.reshape(0, 2), np.empty(0, dtype=np.float32)
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
     la, lb = lengths[pairs[:, 0]], lengths[pairs[:, 1]]
-    short = np.minimum(la, lb)
+    # typos allowed per the shorter text's own characters (the field separators do not count)
+    seps = np.fromiter((t.count("\x1e") for t in texts), dtype=np.int64, count=len(texts))
+    short = np.minimum(la - seps[pairs[:, 0]], lb - seps[pairs[:, 1]])
     allowed = np.minimum(cfg.typos, short // cfg.typo_chars)  # edits a pair may differ by, whatever the ratio
     ok = (short >= threshold * np.maximum(la, lb) - 1e-9) | (np.abs(la - lb) <= allowed)
-    pairs, allowed = pairs[ok], allowed[ok]
-    scores = np.empty(len(pairs), dtype=np.float32)
+    pairs, allowed, la, lb = pairs[ok], allowed[ok], la[ok], lb[ok]
+    scores = np.zeros(len(pairs), dtype=np.float32)
     keep = np.zeros(len(pairs), dtype=bool)
-    # typos are counted as OSA edits: two swapped characters (怎么 → 么怎) are one typo, not two
-    sim, dist = Levenshtein.normalized_similarity, OSA.distance
-    for i, ((a, b), k) in enumerate(zip(pairs.tolist(), allowed.tolist(), strict=True)):
-        s = sim(texts[a], texts[b])
-        scores[i] = s
-        keep[i] = s >= threshold or (k > 0 and dist(texts[a], texts[b], score_cutoff=k) <= k)
+    for lo in range(0, len(pairs), _CHUNK):  # element-wise in C (rapidfuzz cpdist), a chunk at a time
+        sl = slice(lo, lo + _CHUNK)
+        qa = [texts[i] for i in pairs[sl, 0].tolist()]
+        qb = [texts[i] for i in pairs[sl, 1].tolist()]
+        got = process.cpdist(
+            qa, qb, scorer=Levenshtein.normalized_similarity, score_cutoff=threshold, dtype=np.float32
+        )
+        scores[sl] = got
+        keep[sl] = got >= threshold
+        # typos are counted as OSA edits: two swapped characters (怎么 → 么怎) are one typo, not two
+        k = allowed[sl]
+        try_typos = np.flatnonzero(~keep[sl] & (k > 0) & (np.abs(la[sl] - lb[sl]) <= k))
+        if try_typos.size:
+            ta = [qa[i] for i in try_typos.tolist()]
+            tb = [qb[i] for i in try_typos.tolist()]
+            edits = process.cpdist(ta, tb, scorer=OSA.distance, score_cutoff=cfg.typos, dtype=np.int64)
+            hit = try_typos[edits <= k[try_typos]]
+            keep[lo + hit] = True
+            for i in hit.tolist():
+                scores[lo + i] = Levenshtein.normalized_similarity(qa[i], qb[i])
     return pairs[keep], scores[keep]
 
 
