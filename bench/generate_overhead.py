@@ -65,7 +65,7 @@ def main() -> int:
 
         base = Path(tempfile.gettempdir()) / f"{TEST_MODEL_MARK}-bench"
         t = time.perf_counter()
-        model = str(build_tiny_model(base / "tiny-qwen2"))
+        model = str(build_tiny_model(base / "tiny-qwen2", train=True))
         print(f"trained tiny model ready in {time.perf_counter() - t:.1f} s (cached after the first build)")
         if not args.no_random:
             random_model = str(build_tiny_model(base / "tiny-qwen2-random", train=False))

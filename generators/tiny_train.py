@@ -1,0 +1,310 @@
+"""A short, deterministic CPU training run that teaches the tiny test model the 【field】 layout.
+
+A random-weight model never writes the delimited layout, so the default output mode's success path
+(plain decoding, parse, bounded retry) and the LLM augmenters' checks would only ever see failures.
+The material is written here from the team's own data: prompts expanded from the shipped templates and
+knowledge table, the demo seeds, and the augmenters' own requests, each rendered exactly as the LLM
+stage sends it (same messages, same format instructions, the model's chat template). The answers are
+assembled from the knowledge table, the lexicon paraphraser and the rule-based negatives, so they are
+in the layout `generators.output_format` parses and pass the checks the augmenters apply. The text
+is not medical advice: the model is a test fixture and says so in its config.json.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast, Qwen2ForCausalLM
+
+# Bump when the material or the recipe changes: it is part of the build's cache key.
+RECIPE_VERSION = 1
+REPO = Path(__file__).resolve().parents[1]
+DEMO_SEEDS = REPO / "configs" / "seeds" / "demo-seeds.jsonl"
+# What the tokenizer corpus and the material are made from: a change here means a new build (cache key).
+MATERIAL_MODULES = (
+    "generators.tiny_model",
+    "generators.tiny_train",
+    "generators.expand",
+    "generators.templates",
+    "generators.knowledge",
+    "generators.output_format",
+    "generators.llm_stage",
+    "augmenters.llm_paraphrase",
+    "augmenters.llm_negatives",
+    "augmenters.paraphrase",
+    "augmenters.lexicon",
+    "augmenters.preserve",
+    "augmenters.negatives",
+)
+MATERIAL_DATA = (REPO / "generators" / "data", REPO / "augmenters" / "data", DEMO_SEEDS)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Fixed steps (not a time budget), so every machine trains the same model."""
+
+    steps: int = 240
+    batch_size: int = 8
+    lr: float = 5e-3
+    warmup: int = 10
+    layout_weight: float = 4.0  # loss weight of header and end-of-turn tokens: the layout is the point
+    seed: int = 0
+    # Fixed (float reduction order); on a busy 2-core machine one thread also wastes no spin-waits.
+    threads: int = 1
+    generation_prompts: int = 600
+
+    def key(self) -> dict[str, Any]:
+        return {**asdict(self), "recipe": RECIPE_VERSION}
+
+
+@dataclass(frozen=True)
+class Example:
+    messages: list[dict[str, str]]
+    target: str  # the assistant's answer, in the layout the stage parses
+
+
+def layout(values: dict[str, str]) -> str:
+    from generators.output_format import header
+
+    return "\n".join(f"{header(k)}{v}" for k, v in values.items())
+
+
+# ------------------------------------------------------------------ generation answers from the slots
+# Short and regular on purpose: a two-layer model trained for a minute learns a layout it can see.
+def _first(joined: str) -> str:
+    return joined.split("；")[0]
+
+
+def _qa(s: dict[str, str], rng: random.Random) -> dict[str, str]:
+    ask = rng.choice(["怎么办？", "要紧吗？"])
+    return {
+        "instruction": f"{s['symptoms_colloquial']}，{ask}",
+        "input": "",
+        "output": f"可能是{s['disease']}，建议检查{_first(s['findings'])}，必要时就医。",
+    }
+
+
+def _record(s: dict[str, str], rng: random.Random) -> dict[str, str]:
+    return {
+        "instruction": "请生成规范的门诊病历",
+        "input": f"{s['patient']}，{s['symptoms_colloquial']}",
+        "output": f"主诉：{s['symptoms_clinical']}。初步诊断：{s['disease']}。",
+    }
+
+
+def _reasoning(s: dict[str, str], rng: random.Random) -> dict[str, str]:
+    return {
+        "instruction": "请给出最可能的诊断",
+        "input": f"{s['patient']}，{_first(s['findings'])}",
+        "output": f"最可能的诊断为{s['disease']}，建议及时就医。",
+    }
+
+
+def _report(s: dict[str, str], rng: random.Random) -> dict[str, str]:
+    return {
+        "instruction": "请解释这份检查报告",
+        "input": _first(s["findings"]),
+        "output": f"报告提示{s['disease']}可能，请到{s['area_name']}专科复诊。",
+    }
+
+
+ANSWERS: dict[str, Callable[[dict[str, str], random.Random], dict[str, str]]] = {
+    "medical_qa": _qa,
+    "record_generation": _record,
+    "diagnostic_reasoning": _reasoning,
+    "report_explanation": _report,
+}
+
+
+def _stage_messages() -> Callable[[Any], list[dict[str, str]]]:
+    """The stage's own message builder (delimited mode): one definition of what the model is sent."""
+    from generators.engine import EngineConfig, SamplingConfig
+    from generators.llm_stage import LLMStage
+
+    return LLMStage(EngineConfig(model="(training)"), SamplingConfig(), "delimited").messages
+
+
+def generation_examples(n: int, seed: int) -> tuple[list[Example], list[dict[str, Any]]]:
+    """Expanded template prompts with answers built from their slots; also the answers as sample rows."""
+    from generators.expand import Quotas, expand
+    from generators.knowledge import load_comorbidities, load_knowledge
+    from generators.llm_stage import LLMRequest
+    from generators.templates import load_templates
+
+    messages = _stage_messages()
+    rng = random.Random(seed)
+    prompts = expand(load_templates(), load_knowledge(), load_comorbidities(), Quotas(total=n), seed=seed)
+    examples, rows = [], []
+    for p in prompts:
+        values = ANSWERS[p.task.value](p.slots, rng)
+        examples.append(Example(messages(LLMRequest(p.prompt_id, p.system, p.user)), layout(values)))
+        rows.append(
+            {
+                "id": f"gen-{p.prompt_id}",
+                "label": "positive",
+                "area": p.area.value,
+                "task": p.task.value,
+                **values,
+            }
+        )
+    return examples, rows
+
+
+# ------------------------------------------------------------------ augmenter answers
+def _demo_rows() -> list[dict[str, Any]]:
+    rows = []
+    for i, line in enumerate(DEMO_SEEDS.read_text(encoding="utf-8").splitlines()):
+        if line.strip():
+            r = json.loads(line)
+            rows.append({"id": f"demo-{i}", "label": "positive", "input": r.get("input", ""), **r})
+    return rows
+
+
+def paraphrase_examples(rows: list[dict[str, Any]]) -> list[Example]:
+    """Lexicon rewrites that the preservation check accepts (others are not taught)."""
+    from augmenters.lexicon import load_lexicon
+    from augmenters.llm_paraphrase import MODES, build_request
+    from augmenters.paraphrase import normalize_line
+    from augmenters.preserve import PreservationCheck
+
+    lexicon = load_lexicon()
+    check = PreservationCheck(lexicon)
+    messages = _stage_messages()
+    lead = {"patient_question": "医生您好，", "plain_answer": "简单来说，", "clinical_answer": "综合考虑，"}
+    examples = []
+    for row in rows:
+        for mode, m in MODES.items():
+            direction = "to_clinical" if mode == "clinical_answer" else "to_colloquial"
+            rewrite = lead[mode] + normalize_line(row[m.field], lexicon, direction)
+            if check.check(row[m.field], rewrite) is None:
+                examples.append(Example(messages(build_request(row, mode)), layout({m.field: rewrite})))
+    return examples
+
+
+def negative_examples(rows: list[dict[str, Any]], seed: int) -> list[Example]:
+    """Rule-based negatives of each error type that show the error the LLM augmenter checks for."""
+    from augmenters.llm_negatives import build_request, shows_error
+    from augmenters.negatives import CONSTRUCTORS, Candidate, load_negative_knowledge, make_negative
+
+    kb = load_negative_knowledge()
+    messages = _stage_messages()
+    examples = []
+    for row in rows:
+        for et in CONSTRUCTORS:
+            made = make_negative(row, et, seed, kb)
+            if not isinstance(made, Candidate):
+                continue
+            wrong = made.output
+            if wrong.strip() and wrong != row["output"] and shows_error(et, row["output"], wrong, kb):
+                examples.append(Example(messages(build_request(row, et)), layout({"output": wrong})))
+    return examples
+
+
+def training_examples(cfg: TrainConfig) -> list[Example]:
+    gen, gen_rows = generation_examples(cfg.generation_prompts, cfg.seed)
+    aug_rows = _demo_rows() + gen_rows[: len(gen_rows) // 6]
+    return gen + paraphrase_examples(aug_rows) + negative_examples(aug_rows, cfg.seed)
+
+
+def corpus_lines(examples: list[Example]) -> list[str]:
+    """Text for the tokenizer: what the model will be sent and what it should answer."""
+    lines = []
+    for ex in examples:
+        lines.extend(m["content"] for m in ex.messages)
+        lines.append(ex.target)
+    return lines
+
+
+# ------------------------------------------------------------------ training
+def encode(examples: list[Example], tokenizer: PreTrainedTokenizerFast) -> list[tuple[list[int], int]]:
+    """Token ids of prompt + answer + end-of-turn, and where the answer starts (loss only on the answer)."""
+    out = []
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    for ex in examples:
+        prompt = tokenizer.apply_chat_template(ex.messages, tokenize=False, add_generation_prompt=True)
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        t_ids = tokenizer(ex.target, add_special_tokens=False)["input_ids"]
+        out.append((p_ids + t_ids + [eos], len(p_ids)))
+    return out
+
+
+def train(
+    model: Qwen2ForCausalLM,
+    tokenizer: PreTrainedTokenizerFast,
+    examples: list[Example],
+    cfg: TrainConfig,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, float]:
+    """AdamW with warmup and cosine decay over fixed steps, shuffled batches, loss on the answer only."""
+    import math
+
+    import torch
+
+    from generators.llm_stage import SAMPLE_FIELDS
+    from generators.output_format import header
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        data = encode(examples, tokenizer)
+        rng = random.Random(cfg.seed)
+        pad = tokenizer.pad_token_id
+        layout_ids = torch.tensor(
+            [tokenizer.convert_tokens_to_ids(t) for t in (*map(header, SAMPLE_FIELDS), "<|im_end|>")]
+        )
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.98))
+
+        def lr_at(step: int) -> float:
+            if step < cfg.warmup:
+                return (step + 1) / cfg.warmup
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - cfg.warmup) / (cfg.steps - cfg.warmup)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+        model.train()
+        order: list[int] = []
+        first = last = float("nan")
+        for step in range(cfg.steps):
+            if len(order) < cfg.batch_size:
+                more = list(range(len(data)))
+                rng.shuffle(more)
+                order += more
+            batch = [data[i] for i in order[: cfg.batch_size]]
+            del order[: cfg.batch_size]
+            width = max(len(seq) for seq, _ in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            labels = torch.full((len(batch), width), -100, dtype=torch.long)
+            for b, (seq, start) in enumerate(batch):
+                ids[b, : len(seq)] = torch.tensor(seq)
+                mask[b, : len(seq)] = 1
+                labels[b, start : len(seq)] = torch.tensor(seq[start:])
+            # Next-token targets: position t predicts t+1; logits only where there is a target.
+            target = labels[:, 1:]
+            sel = target != -100
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+                logits = model.lm_head(hidden[:, :-1][sel])
+            picked = target[sel]
+            weights = torch.where(torch.isin(picked, layout_ids), cfg.layout_weight, 1.0)
+            losses = torch.nn.functional.cross_entropy(logits.float(), picked, reduction="none")
+            loss = (losses * weights).sum() / weights.sum()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            last = float(loss.detach())
+            if step == 0:
+                first = last
+            if log and (step % 20 == 0 or step == cfg.steps - 1):
+                log(f"step {step} loss {last:.3f}")
+        model.eval()
+        return {"first_loss": first, "last_loss": last, "examples": float(len(data))}
+    finally:
+        torch.set_num_threads(threads)
