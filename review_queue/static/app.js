@@ -140,12 +140,12 @@ function open(i) {
 }
 
 async function loadEvidence(it) {
-  if (it.evidence || it.evidenceLoading) return;
+  if (it.evidence || it.evidenceLoading || it.evidenceFailed) return;  // evidence is optional
   it.evidenceLoading = true;
   try {
     it.evidence = await api("GET", "/api/items/" + encodeURIComponent(it.id) + "/evidence");
     if (state.items[state.current] === it) renderEvidence(it);
-  } catch (e) { say(e.message, true); } finally { it.evidenceLoading = false; }
+  } catch (e) { it.evidence = null; it.evidenceFailed = true; } finally { it.evidenceLoading = false; }
 }
 
 // Runs of a word diff as DOM: "=" plain, "-" struck out (parent side), "+" marked (candidate side).

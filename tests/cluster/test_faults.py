@@ -81,7 +81,8 @@ def test_engine_error_on_one_batch_is_recorded_and_the_rest_finish(cluster, tiny
     ]}  # fmt: skip
     tpl = tmp_path / "templates.yaml"
     tpl.write_text(yaml.safe_dump(templates, allow_unicode=True), encoding="utf-8")
-    quotas = {"total": 16, "tasks": {"medical_qa": 1}, "areas": {"cardiovascular": 3, "oncology": 1}}
+    quotas = {"total": 16, "tasks": {"medical_qa": 1}, "areas": {"cardiovascular": 3, "oncology": 1},
+              "novelty": {"enabled": False}}  # two templates: every planned prompt kept, 4 full shards
     cfg = job_config(tiny_model, tmp_path, tmp_path / "q.db", total=16)
     cfg.update(templates=str(tpl), quotas=quotas)
     r = _run(write_yaml(cfg, tmp_path / "job.yaml"), "crash", cluster.address)
