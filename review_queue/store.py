@@ -233,26 +233,6 @@ class QueueStore:
         for conn in opened:
             conn.close()  # back to the pool, open
 
-    def warm(self, connections: int = 0) -> None:
-        """Compile the hot statements (PostgreSQL) and open `connections` pooled connections now.
-
-        Otherwise the first requests after a start all compile the same statements and open their
-        connections at once; under load those first operations took seconds (bench/queue_bench.py).
-        """
-        if self._pg:
-            dialect = self.engine.dialect
-            one, two = audit._values_insert(1), audit._values_insert(2)
-            for stmt in (_lease_statement(True, False, (), (), self.order.test_models_last), _lease_statement(True, True, ()), _LOCK_FOR_SUBMIT, _HELD,
-                         audit._FREE_HEAD, audit._ONE_HEAD, audit._combined((), one, LEASES_DURABLE),
-                         audit._combined((), two, LEASES_DURABLE), audit._combined((_REVIEW_INSERT, _FIRST_REVIEW), one),
-                         audit._combined((_REVIEW_INSERT, _SECOND_REVIEW), one)):
-                pgfast.prepare(stmt, dialect)
-        opened = [self.engine.connect() for _ in range(connections)]
-        for conn in opened:
-            conn.close()  # back to the pool, open
-
-    # ------------------------------------------------------------------ push
-
     def push(self, data: pa.Table | Iterable[Sample], *, run_id: str, priority: int = 0, actor: str = "pipeline",
              batch_size: int = 2000) -> PushResult:
         """Queue de-identified samples once each; samples without a de-identification record are refused.

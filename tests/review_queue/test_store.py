@@ -138,7 +138,7 @@ def test_bad_decisions_change_nothing(store: QueueStore) -> None:
 def test_lease_expiry_extend_release(tmp_path, pg_url) -> None:
     for url in (f"sqlite:///{tmp_path / 'q.db'}", pg_url):
         now = [time.time()]  # a clock the test moves: a loaded machine must not expire a lease early
-        store = QueueStore.open(url, lease_seconds=1.0, clock=lambda: now[0])
+        store = QueueStore.open(url, lease_seconds=1.0, clock=lambda now=now: now[0])
         a, b = make_samples(2)
         store.push([a, b], run_id="r")
         assert len(store.pull("ann", 2)) == 2
