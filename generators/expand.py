@@ -30,6 +30,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from generators.knowledge import Disease
+from generators.seeded import TEMPLATE_ID as SEEDED_TEMPLATE
+from generators.seeded import Seeded, fewshot_target, fewshot_user, load_seeds, pick_examples
 from generators.templates import Template
 from medaug.schema import AREA_NAMES_ZH, Area, Sex, Task
 
@@ -70,6 +72,8 @@ class Quotas(BaseModel):
     sex: dict[Sex, float] = Field(default_factory=lambda: {Sex.male: 1.0, Sex.female: 1.0})
     max_comorbidities: int = Field(default=2, ge=0)
     novelty: Novelty = Field(default_factory=Novelty)
+    # a share of every cell written few-shot from the user's own samples (generators/seeded.py)
+    seeded: Seeded | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Quotas:
@@ -162,7 +166,7 @@ class Personas(BaseModel):
     settings: list[str] = Field(min_length=1)
     concerns: list[str] = Field(min_length=1)
     visits: list[str] = Field(min_length=1)
-    durations: list[str] = Field(min_length=1)
+    durations: dict[str, list[str]]  # acute / chronic: what a patient with such a disease reports
     history_years: list[int] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -214,6 +218,7 @@ class _Slot:
     band: str
     sex: Sex
     order: int  # position in the cell (round-robin template on the first draw)
+    seeded: bool = False  # few-shot from the seed samples instead of a template
 
 
 class _Planner:
@@ -233,6 +238,11 @@ class _Planner:
         self.misses: Counter[tuple[str, str, str]] = Counter()
         self.miss_reason: dict[tuple[str, str, str], str] = {}
         self.edu_weights = [e.weight for e in personas.educations]
+        self.durations = {
+            "acute": personas.durations["acute"],
+            "chronic": personas.durations["chronic"],
+            None: personas.durations["acute"] + personas.durations["chronic"],
+        }
 
     def diseases_for(self, area: Area, sex: Sex, band: str) -> tuple[list[Disease], str | None]:
         """Diseases allowing the planned patient, or the nearest the table allows and what had to give."""
@@ -278,12 +288,22 @@ class _Planner:
             months = 0 if disease.age[1] == 0 else rng.randint(1, 11)
         values = self.values(tpl, disease, slot.area, age, sex, months)
         system, user = tpl.render(values)
+        template_id = tpl.id
+        if slot.seeded:
+            assert self.quotas.seeded is not None
+            cfg = self.quotas.seeded
+            examples = pick_examples(load_seeds(cfg.file), slot.task, slot.area, cfg.shots, rng)
+            target = fewshot_target(values)
+            user = fewshot_user(examples, target, slot.task, cfg.max_field_chars)
+            template_id = SEEDED_TEMPLATE
+            values["_novelty_text"] = target
+            values["seed_samples"] = ",".join(s.id for s in examples)
         pid = hashlib.sha256(
-            json.dumps([self.seed, tpl.id, disease.id, k, user], ensure_ascii=False).encode()
+            json.dumps([self.seed, template_id, disease.id, k, user], ensure_ascii=False).encode()
         ).hexdigest()[:24]
         comorb = values.pop("_comorbidities").split("\x1f") if values["_comorbidities"] else []
         return PromptRow(
-            prompt_id=pid, template_id=tpl.id, seed_id=disease.id, task=slot.task, area=slot.area,
+            prompt_id=pid, template_id=template_id, seed_id=disease.id, task=slot.task, area=slot.area,
             icd10=list(disease.icd10), age=age, sex=sex, comorbidities=comorb, system=system, user=user,
             slots=values,
         )  # fmt: skip
@@ -338,7 +358,7 @@ class _Planner:
             "patient": _patient(age, sex, months),
             "comorbidities": "、".join(comorb) if comorb else "体健",
             "history": history,
-            "duration": rng.choice(p.durations),
+            "duration": rng.choice(self.durations[d.course]),
             "persona": persona,
             "tone": rng.choice(edu.tones),
             "asker": rng.choice(p.askers[group]),
@@ -353,6 +373,11 @@ class _Planner:
             values[name] = rng.choice(alts).format(**values)
         values["_persona"] = f"{region}|{occ}|{edu.level}"
         return values
+
+
+def novelty_text(row: PromptRow) -> str:
+    """What makes a prompt different: the whole user text, or a seeded prompt's target (its examples are shared)."""
+    return row.slots.get("_novelty_text", row.user)
 
 
 def _subset(rng: random.Random, items: list[Any], lo: int, hi: int) -> list[Any]:
@@ -412,6 +437,7 @@ def plan(
     rows: list[PromptRow] = []
     ts, as_ = sum(quotas.tasks.values()), sum(quotas.areas.values())
     cells = {(t, a): wt / ts * wa / as_ for t, wt in quotas.tasks.items() for a, wa in quotas.areas.items()}
+    seeded_due, seeded_taken = 0.0, 0
     for (task, area), n in allocate(quotas.total, cells).items():
         if n == 0:
             continue
@@ -421,6 +447,14 @@ def plan(
         if not pl.by_area.get(area):
             raise ValueError(f"no disease in the knowledge table for area {area.value}")
         pending = _cell_slots(task, area, n, quotas, rng)
+        if quotas.seeded is not None:
+            load_seeds(quotas.seeded.file)  # a bad seed file fails before any work
+            # carried over cells, so small cells add up to the share overall (24 cells of 1 at 0.5 give 12)
+            seeded_due += n * quotas.seeded.share
+            k_seeded = int(seeded_due + 1e-9) - seeded_taken
+            seeded_taken += k_seeded
+            for s in pending[:k_seeded]:
+                s.seeded = True
         for slot in pending:
             pl.diseases_for(area, slot.sex, slot.band)
         attempt = 0
@@ -430,7 +464,7 @@ def plan(
             if filt is None:
                 rows.extend(drawn)
                 break
-            verdict = filt.check([r.user for r in drawn])
+            verdict = filt.check([novelty_text(r) for r in drawn])
             retry = []
             for s, r, v in zip(pending, drawn, verdict, strict=True):
                 if v is None:
@@ -459,6 +493,7 @@ def plan(
     report.distinct = {
         "diseases": len({r.seed_id for r in rows}),
         "templates": len({r.template_id for r in rows}),
+        "seeded_prompts": sum(r.template_id == SEEDED_TEMPLATE for r in rows),
         "personas": len({r.slots.get("_persona") for r in rows}),
         "diseases_available": len(diseases),
         "templates_available": len(templates),

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -84,6 +84,7 @@ class Disease(BaseModel):
     drugs: list[str] = Field(min_length=1)
     labs: list[str] = Field(default_factory=list)
     urgent: bool = False
+    course: Literal["acute", "chronic"] | None = None  # which durations a patient reports (None: any)
     sex: Sex | None = None
     age: tuple[int, int] = (18, 85)
     confusable: list[str] = Field(default_factory=list)
@@ -299,7 +300,7 @@ def write_knowledge(kb: Knowledge, path: str | Path) -> None:
     for d in data["diseases"]:
         if d["sex"] is None:
             del d["sex"]
-        for k in ("labs", "confusable"):
+        for k in ("labs", "confusable", "course"):
             if not d[k]:
                 del d[k]
     Path(path).write_text(

@@ -37,7 +37,8 @@ class NoveltyFilter:
         cfg: DedupConfig | None = None,
         index: DedupIndex | None = None,
         bucket_cap: int = 32,
-        max_verify: int = 24,
+        max_verify: int = 16,
+        min_shared: int = 2,
     ):
         base = index.cfg if index is not None else (cfg or DedupConfig())
         self.cfg = DedupConfig(**{**base.to_dict(), "threshold": threshold})
@@ -45,6 +46,7 @@ class NoveltyFilter:
         self.index = index
         self.bucket_cap = bucket_cap
         self.max_verify = max_verify
+        self.min_shared = min_shared
         self.texts: list[str] = []
         self._buckets: dict[int, deque[int]] = {}
         self._exact: dict[int, int] = {}
@@ -89,7 +91,9 @@ class NoveltyFilter:
             return None
         n = len(text)
         sim = Levenshtein.normalized_similarity
-        for node, _ in counts.most_common(self.max_verify):
+        for node, shared in counts.most_common(self.max_verify):
+            if shared < self.min_shared:  # one shared band of 24 is chance (template boilerplate)
+                break
             other = self.texts[node]
             m = len(other)
             if min(n, m) < self.threshold * max(n, m) - 1e-9:  # similarity can never exceed min/max length

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from generators.expand import PromptRow, expand
+from generators.expand import PromptRow, plan
 from generators.knowledge import Disease, load_comorbidities, load_knowledge
 from generators.templates import Template, load_templates
 from generators.worker import FAILURE_SCHEMA, GenerationWorker, prompt_to_dict
@@ -120,13 +120,22 @@ def run_generate(cfg: GenerateConfig, *, max_shards: int | None = None) -> dict[
 
     templates = load_templates(cfg.templates)
     diseases = load_knowledge(cfg.knowledge)
-    prompts = expand(templates, diseases, load_comorbidities(cfg.knowledge), cfg.quotas, cfg.run.seed)
+    prompts, plan_report = plan(
+        templates, diseases, load_comorbidities(cfg.knowledge), cfg.quotas, cfg.run.seed
+    )
     size = cfg.run.shard_size
     shards = [
         (i, [prompt_to_dict(p) for p in prompts[s : s + size]])
         for i, s in enumerate(range(0, len(prompts), size))
     ]
     done = {int(p.stem.split("-")[1]) for p in folder.finished_shards(STAGE)}
+    seed_check = None
+    if cfg.quotas.seeded is not None:  # samples too similar to a seed or an earlier sample are dropped
+        from generators.seeded import SeedNovelty, load_seeds
+        from jobs.curate import read_stage
+
+        seed_check = SeedNovelty(load_seeds(cfg.quotas.seeded.file), cfg.quotas.seeded.output_threshold)
+        seed_check.add_table(read_stage(folder, STAGE))
     pending = [s for s in shards if s[0] not in done]
     if max_shards is not None:
         pending = pending[:max_shards]
@@ -147,6 +156,12 @@ def run_generate(cfg: GenerateConfig, *, max_shards: int | None = None) -> dict[
 
     def on_result(idx: int, result: dict[str, Any]) -> None:
         nonlocal completed
+        if seed_check is not None:
+            result["samples"], dropped = seed_check.apply(result["samples"])
+            result["failures"] = result["failures"] + dropped
+            result["stats"]["samples"] = result["samples"].num_rows
+            for f in dropped:
+                result["stats"]["failed"][f["reason"]] = result["stats"]["failed"].get(f["reason"], 0) + 1
         _atomic_failures(result["failures"], folder.stage_dir(STAGE) / f"failures-{idx:05d}.parquet")
         with open(stats_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps({"shard": idx, **result["stats"]}) + "\n")
@@ -203,6 +218,16 @@ def run_generate(cfg: GenerateConfig, *, max_shards: int | None = None) -> dict[
         factory = make_actor_factory(_greedy(cfg.llm), device, run_id, job_id)
         bias["counterfactual"] = counterfactual_check(
             cfg, folder, prompts, templates, diseases, factory, n_replicas
+        )
+    if (
+        complete
+    ):  # distinct diseases/templates/personas, near-duplicate rates, unmet quotas (generators/diversity.py)
+        from generators.diversity import diversity_report
+        from jobs.curate import read_stage
+
+        outputs = read_stage(folder, STAGE).column("output").to_pylist()
+        bias["diversity"] = diversity_report(
+            plan_report, prompts, outputs, threshold=cfg.quotas.novelty.threshold
         )
     return finish_manifest(
         folder, cfg, started, previous, wall, len(prompts), len(shards), extra_stages, bias
@@ -327,6 +352,10 @@ def print_summary(manifest: dict[str, Any]) -> None:
     print(f"manifest: {Path(out['samples']).parent / 'manifest.json'}")
     if not out["complete"]:
         print(f"incomplete: rerun with --run-id {manifest['run_id']} to finish the remaining shards")
+    if out.get("diversity"):
+        from generators.diversity import format_report
+
+        print(format_report(out["diversity"]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from curation.dedup import DedupIndex
+from generators.diversity import near_duplicate_rate
 from generators.expand import Quotas, plan
 from generators.knowledge import load_comorbidities, load_knowledge
 from generators.novelty import NoveltyFilter
@@ -29,27 +30,21 @@ def test_filter_rejects_near_duplicates_and_keeps_novel_texts():
     assert not f.is_novel("完全不同的一句话，讲的是糖尿病患者应该如何安排一日三餐和运动时间。")
 
 
-def _near_duplicate_rate(texts: list[str]) -> float:
-    """Share of texts that the novelty filter (the dedup stage's similarity) finds too close to an earlier one."""
-    f = NoveltyFilter(0.85)
-    return sum(r is not None for r in f.check(texts)) / max(len(texts), 1)
-
-
 def test_novelty_plan_leaves_nothing_for_dedup_and_plain_expansion_does():
-    """Small tables make it visible at a small size: one area, three diseases, two short templates."""
-    ds = [d for d in load_knowledge() if d.area.value == "endocrine"][:3]
-    tpl = [t for t in load_templates() if t.id in ("rep-lab", "rep-critical-value")]
+    """A tiny table makes it visible at a small size: one short template, two diseases."""
+    ds = [d for d in load_knowledge() if d.id in ("endo-t2dm", "endo-hypo")]
+    tpl = [t for t in load_templates() if t.id == "rep-lab"]
     q = {"areas": {"endocrine": 1}, "tasks": {"report_explanation": 1}}
-    plain, plain_rep = _plan(600, templates=tpl, diseases=ds, quotas=q | {"novelty": {"enabled": False}})
-    novel, rep = _plan(600, templates=tpl, diseases=ds, quotas=q)
-    plain_rate = _near_duplicate_rate([r.user for r in plain])
-    novel_rate = _near_duplicate_rate([r.user for r in novel])
-    assert plain_rep.redrawn == plain_rep.skipped == 0
-    assert rep.redrawn > 0 and rep.planned == len(novel) == 600 - rep.skipped
-    assert novel_rate < 0.02 < plain_rate
-    assert novel_rate < plain_rate / 3
+    plain, plain_rep = _plan(400, templates=tpl, diseases=ds, quotas=q | {"novelty": {"enabled": False}})
+    novel, rep = _plan(400, templates=tpl, diseases=ds, quotas=q)
+    plain_rate = near_duplicate_rate([r.user for r in plain])["rate"]
+    novel_rate = near_duplicate_rate([r.user for r in novel])["rate"]
+    assert plain_rep.redrawn == plain_rep.skipped == 0 and len(plain) == 400
+    assert rep.redrawn > 0 and rep.planned == len(novel) == 400 - rep.skipped
+    # the planner is stricter than dedup (dedup also keeps pairs whose clinical facts differ): nothing left for it
+    assert plain_rate > 0.03 and novel_rate == 0.0
     # deterministic for a seed, redraws included
-    again, _ = _plan(600, templates=tpl, diseases=ds, quotas=q)
+    again, _ = _plan(400, templates=tpl, diseases=ds, quotas=q)
     assert [r.prompt_id for r in again] == [r.prompt_id for r in novel]
     assert len({r.prompt_id for r in novel}) == len(novel)
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from generators.expand import AGE_BANDS, Quotas, allocate, expand, plan
+from generators.expand import AGE_BANDS, Quotas, allocate, expand, load_personas, plan
 from generators.knowledge import load_comorbidities, load_knowledge
 from generators.templates import SLOTS, TemplateError, load_template_file, load_templates
 from medaug.schema import Area, Sex, Task
@@ -158,6 +158,8 @@ def test_personas_symptoms_and_labs_vary_and_fit_the_disease():
                 value = r.slots["labs"].split(lab.name, 1)[1].split(lab.unit or "，", 1)[0]
                 assert lab.low <= float(value) <= lab.high, (r.seed_id, r.slots["labs"])
         assert d.name not in r.comorbidities  # a disease is never its own comorbidity
+        if d.course:  # 水痘 is not reported as lasting half a year, nor 糖尿病 as half a day
+            assert r.slots["duration"] in load_personas().durations[d.course]
         if r.age < 15:
             assert r.comorbidities == [] and r.slots["history"] == "既往体健"
     # a child's persona is the parent's
