@@ -26,6 +26,9 @@ SWEEP_HELP = "how often expired leases are returned to the pool (and audited); 0
 MAX_LEASED_HELP = "the most items one person may hold leased at once (a pull returns at most this minus held)"
 MAX_LEASE_HELP = "the longest one lease may last from its pull, extensions included [default: 4 × lease-seconds]"
 ActorOpt = Annotated[str, typer.Option(help="who is recorded in the audit log")]
+HOLD_BELOW_HELP = ("hold a stratum when the upper Wilson bound of its approval rate falls below this "
+                   "(after --hold-after decisions); 0 turns holding off")
+QUOTA_HELP = "pull order: items of a group whose approved count is below its quota first, e.g. area=oncology:200"
 
 
 def _open(db: str, **kwargs: Any) -> Any:
@@ -127,6 +130,10 @@ def register(app: typer.Typer) -> None:
         sweep_seconds: Annotated[float, typer.Option(help=SWEEP_HELP)] = 60.0,
         max_leased: Annotated[int, typer.Option(min=1, help=MAX_LEASED_HELP)] = DEFAULT_MAX_LEASED,
         max_lease_seconds: Annotated[float | None, typer.Option(min=1.0, help=MAX_LEASE_HELP)] = None,
+        hold_below: Annotated[float, typer.Option(min=0.0, max=1.0, help=HOLD_BELOW_HELP)] = 0.5,
+        hold_after: Annotated[int, typer.Option(min=1, help="decisions a stratum needs before it can be held")] = 50,
+        quota: Annotated[list[str] | None, typer.Option(help=QUOTA_HELP)] = None,
+        test_models_last: Annotated[bool, typer.Option(help="pull samples of test models after all others")] = True,
     ) -> None:
         """Serve the API and the physicians' page (127.0.0.1 unless told; TLS comes from a reverse proxy)."""
         try:
@@ -145,6 +152,14 @@ def register(app: typer.Typer) -> None:
         store.lease_seconds = lease_seconds
         store.max_leased, store.max_lease_seconds = max_leased, max_lease_seconds
         store.warm()  # compile the hot statements before the first physicians arrive
+        from review_queue.strata import HoldPolicy, PullOrder
+
+        try:
+            store.hold = HoldPolicy(threshold=hold_below, min_decisions=hold_after) if hold_below > 0 else None
+            store.order = PullOrder.parse_quotas(quota or [], test_models_last=test_models_last)
+        except ValueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from e
         app = create_app(store, icd10_path=icd10, sweep_seconds=sweep_seconds or None)
         config = uvicorn.Config(
             app,
@@ -222,6 +237,49 @@ def register(app: typer.Typer) -> None:
         for r in got["pairs"]:
             p.add_row(" / ".join(r["reviewers"]), str(r["items"]), _fmt(r["agreement_rate"]), _fmt(r["kappa"]))
         con.print(p)
+        tm = got["time"]
+        s = Table("stratum", "decisions", "s/decision", "minutes", "approved", "min/approved")
+        for key, r in tm["strata"].items():
+            s.add_row(key, str(r["decisions"]), _fmt(r["mean_seconds"], 1), _fmt(r["minutes"], 1),
+                      str(r["approved_items"]), _fmt(r["minutes_per_approved"], 2))
+        con.print(s)
+        con.print(f"physician minutes per approved sample: {_fmt(tm['minutes_per_approved'], 2)} "
+                  f"({tm['total_minutes']:.1f} review minutes, {tm['approved_items']} approved; a decision "
+                  f"counts at most {tm['idle_seconds']:.0f} s)")
+
+    @q.command()
+    def strata(db: DbOpt = DEFAULT_URL,
+               release: Annotated[str | None, typer.Option(help="put this held stratum's items back in the pool")] = None,
+               hold: Annotated[str | None, typer.Option(help="hold this stratum by hand")] = None,
+               as_json: Annotated[bool, typer.Option("--json", help="one JSON object per stratum")] = False,
+               actor: ActorOpt = os.environ.get("USER", "maintainer")) -> None:
+        """Strata (source | error type | model | area): items, approval with Wilson bounds, held items, minutes."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from review_queue.errors import QueueError
+
+        store = _open(db)
+        try:
+            if release:
+                typer.echo(f"released {release}: {store.release_stratum(release, actor=actor)} item(s) back in the pool")
+            if hold:
+                typer.echo(f"held {hold}: {store.hold_stratum(hold, actor=actor)} open item(s)")
+        except QueueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from e
+        rows = store.strata_report()
+        if as_json:
+            for r in rows:
+                typer.echo(json.dumps(r, ensure_ascii=False))
+            return
+        t = Table("stratum", "items", "decisions", "approval", "wilson 95%", "held", "min/approved")
+        for r in rows:
+            t.add_row(r["stratum"], str(sum(r["items"].values())), str(r["decisions"]), _fmt(r["approval"]),
+                      f"{r['wilson_low']:.2f}-{r['wilson_high']:.2f}",
+                      f"HELD {r['held_items']}" if r["held"] else str(r["held_items"]),
+                      _fmt(r["minutes_per_approved"], 2))
+        Console(width=200).print(t)
 
     @audit_app.command("verify")
     def audit_verify(db: DbOpt = DEFAULT_URL) -> None:
@@ -267,5 +325,5 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"revoked {name}; {released} leased item(s) returned to the pool")
 
 
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f}"
+def _fmt(v: float | None, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"

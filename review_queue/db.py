@@ -24,7 +24,7 @@ items = sa.Table(
     sa.Column("area", sa.String(32), nullable=False),
     sa.Column("task", sa.String(32), nullable=False),
     sa.Column("label", sa.String(32), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # open | arbitration | final
+    sa.Column("status", sa.String(16), nullable=False),  # open | held | arbitration | final
     sa.Column("outcome", sa.String(16)),  # approved | corrected | rejected, once final
     sa.Column("agreed", sa.Boolean),  # did the two reviews agree (set at the second review)
     sa.Column("reviews_done", sa.Integer, nullable=False),
@@ -38,11 +38,21 @@ items = sa.Table(
     sa.Column("final_json", sa.Text),
     sa.Column("pushed_at", sa.Float, nullable=False),
     sa.Column("finalized_at", sa.Float),
+    sa.Column(
+        "stratum", sa.String(255)
+    ),  # review_queue.strata: source|error_type|model|area (migration 0004)
+    sa.Column("test_model", sa.Boolean, nullable=False, server_default=sa.false()),  # pulled last by default
     sa.Index("ix_queue_items_finalized", "finalized_at"),
+    sa.Index("ix_queue_items_stratum", "stratum", "status"),
 )
 
 sa.Index(
-    "ix_queue_items_pick", items.c.status, items.c.priority.desc(), items.c.pushed_at, items.c.id
+    "ix_queue_items_pick",
+    items.c.status,
+    items.c.test_model,
+    items.c.priority.desc(),
+    items.c.pushed_at,
+    items.c.id,
 )  # pull order
 sa.Index("ix_queue_items_lease_owner", items.c.lease_owner)  # counts a reviewer's leases against the cap
 
@@ -77,6 +87,19 @@ users = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float),  # set by `medaug queue user revoke`: the token stops working at once
+)
+
+# One row per stratum seen by a push; held_at is set while its items are held back from reviewers.
+# A maintainer's release records how many decisions the stratum had, so it is judged afresh after.
+strata = sa.Table(
+    "queue_strata",
+    metadata,
+    sa.Column("stratum", sa.String(255), primary_key=True),
+    sa.Column("first_seen", sa.Float, nullable=False),
+    sa.Column("held_at", sa.Float),
+    sa.Column("hold_detail", sa.Text),  # JSON: decisions, approved, upper bound, threshold
+    sa.Column("released_at", sa.Float),
+    sa.Column("released_by", sa.String(100)),
 )
 
 audit_log = sa.Table(

@@ -31,6 +31,7 @@ from review_queue.decisions import Decision, RejectReason
 from review_queue.errors import QueueError
 from review_queue.icd10 import load_codes, search
 from review_queue.store import PRIORITY_MAX, PRIORITY_MIN, LeasedItem, QueueStore, User
+from review_queue.strata import is_test_model
 
 log = logging.getLogger(__name__)
 DEFAULT_SWEEP_SECONDS = 60.0
@@ -53,8 +54,8 @@ DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.j
 PERMISSIONS = {
     "reviewer": {"review"},
     "arbiter": {"review", "arbitrate"},
-    "maintainer": {"stats", "audit", "push"},
-    "admin": {"review", "arbitrate", "stats", "audit", "push"},
+    "maintainer": {"stats", "audit", "push", "strata"},
+    "admin": {"review", "arbitrate", "stats", "audit", "push", "strata"},
 }
 
 
@@ -83,6 +84,12 @@ class ArbitrationPull(BaseModel):
     size: int = Field(default=10, ge=1, le=500)
 
 
+class StratumRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stratum: str = Field(min_length=1, max_length=255)
+
+
 class ExtendRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -97,6 +104,7 @@ def _item_out(item: LeasedItem, now: float) -> dict[str, Any]:
         "lease_seconds_left": max(item.lease_expires - now, 0.0),
         "sample": item.sample.model_dump(mode="json"),
         "parent": item.parent,
+        "test_model": is_test_model(item.sample.provenance.model),
         "reviews": [{"reviewer": r.reviewer, "decision": r.decision, "submitted_at": r.submitted_at.isoformat(),
                      "payload": r.payload} for r in item.reviews],
     }
@@ -307,6 +315,14 @@ def create_app(store: QueueStore, *, icd10_path: Path | None = None,
         now = store.clock()
         return {"items": [_item_out(i, now) for i in store.my_items(user.name)]}
 
+    @app.get("/api/items/{item_id:path}/evidence")
+    def item_evidence(item_id: str, user: Reviewer) -> dict[str, Any]:
+        """What changed against the parent, why, the facts, the checks and the nearest queued neighbours."""
+        from review_queue.evidence import evidence
+
+        item = store.get_leased(user.name, check_item_id(item_id))
+        return evidence(store.engine, item.id, item.sample, item.parent)
+
     @app.get("/api/items/{item_id:path}")
     def get_item(item_id: str, user: Reviewer) -> dict[str, Any]:
         return _item_out(store.get_leased(user.name, check_item_id(item_id)), store.clock())
@@ -340,6 +356,22 @@ def create_app(store: QueueStore, *, icd10_path: Path | None = None,
     def stats(_: Annotated[User, need("stats")]) -> dict[str, Any]:
         store.expire_leases()
         return store.stats()
+
+    @app.get("/api/strata")
+    def strata(_: Annotated[User, need("stats")]) -> dict[str, Any]:
+        """Every stratum with its counts, approval (Wilson bounds), hold state and review minutes."""
+        hold = store.hold
+        return {"strata": store.strata_report(),
+                "policy": None if hold is None else {"threshold": hold.threshold,
+                                                     "min_decisions": hold.min_decisions, "z": hold.z}}
+
+    @app.post("/api/strata/release")
+    def strata_release(body: StratumRequest, user: Annotated[User, need("strata")]) -> dict[str, Any]:
+        return {"stratum": body.stratum, "released_items": store.release_stratum(body.stratum, actor=user.name)}
+
+    @app.post("/api/strata/hold")
+    def strata_hold(body: StratumRequest, user: Annotated[User, need("strata")]) -> dict[str, Any]:
+        return {"stratum": body.stratum, "held_items": store.hold_stratum(body.stratum, actor=user.name)}
 
     @app.get("/api/audit/verify")
     def audit_verify(_: Annotated[User, need("audit")]) -> dict[str, Any]:

@@ -1,9 +1,18 @@
-"""Reviewer statistics: throughput, agreement rate and Cohen's kappa, per reviewer and per pair."""
+"""Reviewer statistics: throughput, agreement rate and Cohen's kappa, per reviewer and per pair; time accounting.
+
+Time per decision is attention, not lease length: a batch is leased at once, so a decision's time
+starts at its lease or at the same reviewer's previous submit, whichever is later, and counts at
+most `idle_seconds` (review_queue.strata.active_seconds). Physician minutes per approved sample =
+all review minutes (rejected items included: they cost time too) / items finalised as approved or
+corrected, overall and per stratum. Arbitrations are not timed (their lease start is not stored).
+"""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
+
+from review_queue.strata import DEFAULT_IDLE_SECONDS, active_seconds
 
 
 def cohen_kappa(pairs: list[tuple[str, str]]) -> float | None:
@@ -38,13 +47,24 @@ class PairStats:
     kappa: float | None
 
 
-def compute(reviews: list[tuple[str, str, str, float, float]], pairs: list[tuple[str, str, str, bool]]
-            ) -> dict[str, list[dict[str, object]]]:
+def _busy(reviews: list[tuple[str, str, str, float, float]], idle_seconds: float
+          ) -> dict[str, list[tuple[str, float]]]:
+    """Per reviewer: (item, active seconds) of each of their decisions."""
+    mine: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+    for item, who, _, leased, submitted in reviews:
+        mine[who].append((item, leased, submitted))
+    out = {}
+    for who, rows in mine.items():
+        rows.sort(key=lambda r: (r[2], r[0]))
+        out[who] = [(r[0], s) for r, s in zip(rows, active_seconds(rows, idle_seconds), strict=True)]
+    return out
+
+
+def compute(reviews: list[tuple[str, str, str, float, float]], pairs: list[tuple[str, str, str, bool]],
+            idle_seconds: float = DEFAULT_IDLE_SECONDS) -> dict[str, list[dict[str, object]]]:
     """reviews: (item, reviewer, decision, leased_at, submitted_at); pairs: (item, first, second, agreed)."""
     decision = {(item, who): d for item, who, d, _, _ in reviews}
-    busy: dict[str, list[float]] = defaultdict(list)
-    for _, who, _, leased, submitted in reviews:
-        busy[who].append(max(submitted - leased, 0.0))
+    busy = {who: [s for _, s in rows] for who, rows in _busy(reviews, idle_seconds).items()}
     mine: dict[str, list[tuple[str, str, bool]]] = defaultdict(list)
     by_pair: dict[tuple[str, str], list[tuple[str, str, bool]]] = defaultdict(list)
     for item, a, b, agreed in pairs:
@@ -69,3 +89,37 @@ def compute(reviews: list[tuple[str, str, str, float, float]], pairs: list[tuple
         for key, rows in sorted(by_pair.items())
     ]
     return {"reviewers": [asdict(r) for r in per_reviewer], "pairs": [asdict(p) for p in per_pair]}
+
+
+def _minutes(seconds: float) -> float:
+    return round(seconds / 60.0, 3)
+
+
+def time_accounting(reviews: list[tuple[str, str, str, float, float]], stratum_of: dict[str, str | None],
+                    usable: dict[str | None, int], idle_seconds: float = DEFAULT_IDLE_SECONDS) -> dict[str, object]:
+    """Seconds per decision per reviewer and per stratum, and physician minutes per approved sample.
+
+    reviews: as for `compute`; stratum_of: item id -> stratum; usable: stratum -> items finalised as
+    approved or corrected.
+    """
+    per_reviewer, per_stratum = [], defaultdict(list)
+    total = 0.0
+    for who, rows in sorted(_busy(reviews, idle_seconds).items()):
+        secs = [s for _, s in rows]
+        total += sum(secs)
+        per_reviewer.append({"reviewer": who, "decisions": len(secs), "minutes": _minutes(sum(secs)),
+                             "mean_seconds": round(sum(secs) / len(secs), 1)})
+        for item, s in rows:
+            per_stratum[stratum_of.get(item) or "-"].append(s)
+    approved = sum(usable.values())
+    strata = {}
+    for key in sorted(per_stratum.keys() | {k or "-" for k in usable}):
+        secs = per_stratum.get(key, [])
+        n_ok = usable.get(key, 0) + (usable.get(None, 0) if key == "-" else 0)
+        strata[key] = {"decisions": len(secs), "minutes": _minutes(sum(secs)),
+                       "mean_seconds": round(sum(secs) / len(secs), 1) if secs else None,
+                       "approved_items": n_ok,
+                       "minutes_per_approved": _minutes(sum(secs) / n_ok) if n_ok else None}
+    return {"idle_seconds": idle_seconds, "total_minutes": _minutes(total), "approved_items": approved,
+            "minutes_per_approved": _minutes(total / approved) if approved else None,
+            "reviewers": per_reviewer, "strata": strata}

@@ -36,12 +36,14 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from medaug.schema import MAX_ID_CHARS, MAX_RUN_ID_CHARS, Sample, check_id, check_text, conform_table
 from review_queue import audit, pgfast
 from review_queue.audit import Event
-from review_queue.db import arbitrations, items, make_engine, reviews, users
+from review_queue.db import arbitrations, items, make_engine, reviews, strata, users
 from review_queue.decisions import (
     DEFAULT_SIMILARITY,
     Decision,
@@ -54,7 +56,16 @@ from review_queue.decisions import (
     outcome_of,
 )
 from review_queue.errors import Conflict, InvalidDecision, LeaseExpired, NotFound, NotYours, QueueError
-from review_queue.stats import compute
+from review_queue.stats import compute, time_accounting
+from review_queue.strata import (
+    DEFAULT_IDLE_SECONDS,
+    HoldPolicy,
+    PullOrder,
+    Stratum,
+    is_test_model,
+    stratum_of,
+    wilson,
+)
 
 ROLES = ("reviewer", "arbiter", "maintainer", "admin")
 DEFAULT_URL = "sqlite:///var/queue.db"
@@ -188,9 +199,13 @@ def _as_list(v: str | Sequence[str] | None) -> list[str] | None:
 class QueueStore:
     def __init__(self, engine: Engine, *, lease_seconds: float = 1800.0, similarity: float = DEFAULT_SIMILARITY,
                  clock: Callable[[], float] = time.time, max_leased: int = DEFAULT_MAX_LEASED,
-                 max_lease_seconds: float | None = None, audit_key: bytes | str | None = None):
+                 max_lease_seconds: float | None = None, audit_key: bytes | str | None = None,
+                 hold: HoldPolicy | None = None, order: PullOrder | None = None,
+                 idle_seconds: float = DEFAULT_IDLE_SECONDS):
         """`max_leased`: items one person may hold at once; `max_lease_seconds`: the longest one lease may
-        last from its pull, extensions included (default 4 × lease_seconds); `audit_key`: see review_queue.audit."""
+        last from its pull, extensions included (default 4 × lease_seconds); `audit_key`: see review_queue.audit;
+        `hold`: when a stratum is held (None: never); `order`: the pull order (review_queue.strata);
+        `idle_seconds`: the most one decision counts in the time accounting."""
         if audit_key is not None:
             audit.use_key(engine, audit_key)
         if max_leased < 1:
@@ -201,6 +216,10 @@ class QueueStore:
         self.max_lease_seconds = max_lease_seconds
         self.similarity = similarity
         self.clock = clock
+        self.hold = hold
+        self.order = order or PullOrder()
+        self.idle_seconds = idle_seconds
+        self._deficits: tuple[float, dict[str, list[str]]] = (-1e18, {})
         self._pg = engine.dialect.name == "postgresql"
 
     @classmethod
@@ -224,7 +243,7 @@ class QueueStore:
         if self._pg:
             dialect = self.engine.dialect
             one, two = audit._values_insert(1), audit._values_insert(2)
-            for stmt in (_lease_statement(True, False, ()), _lease_statement(True, True, ()), _LOCK_FOR_SUBMIT, _HELD,
+            for stmt in (_lease_statement(True, False, (), (), self.order.test_models_last), _lease_statement(True, True, ()), _LOCK_FOR_SUBMIT, _HELD,
                          audit._FREE_HEAD, audit._ONE_HEAD, audit._combined((), one, LEASES_DURABLE),
                          audit._combined((), two, LEASES_DURABLE), audit._combined((_REVIEW_INSERT, _FIRST_REVIEW), one),
                          audit._combined((_REVIEW_INSERT, _SECOND_REVIEW), one)):
@@ -232,6 +251,8 @@ class QueueStore:
         opened = [self.engine.connect() for _ in range(connections)]
         for conn in opened:
             conn.close()  # back to the pool, open
+
+    # ------------------------------------------------------------------ push
 
     def push(self, data: pa.Table | Iterable[Sample], *, run_id: str, priority: int = 0, actor: str = "pipeline",
              batch_size: int = 2000) -> PushResult:
@@ -288,6 +309,8 @@ class QueueStore:
         existing = self._existing(conn, [s.id for s in batch])
         parent_ids = {s.provenance.parent_id for s in batch if s.provenance.parent_id} - by_id.keys()
         stored_parents = self._sample_json(conn, parent_ids)
+        kinds = {s.id: stratum_of(s).key for s in batch}
+        held = self._held_strata(conn, set(kinds.values()), now)
         rows, events = [], []
         for s in batch:
             if s.id in existing or s.id in seen:
@@ -300,10 +323,14 @@ class QueueStore:
                 parent = _parent_view(by_id[pid])
             elif pid in stored_parents:
                 parent = _parent_view(Sample.model_validate_json(stored_parents[pid]))
+            status = "held" if kinds[s.id] in held else "open"
             rows.append({"id": s.id, "run_id": run_id, "priority": priority, "area": s.area.value,
-                         "task": s.task.value, "label": s.label.value, "status": "open", "reviews_done": 0,
-                         "sample_json": s.model_dump_json(), "parent_json": parent, "pushed_at": now})
-            events.append(Event(actor, "push", s.id, None, {"run_id": run_id, "priority": priority}))
+                         "task": s.task.value, "label": s.label.value, "status": status, "reviews_done": 0,
+                         "sample_json": s.model_dump_json(), "parent_json": parent, "pushed_at": now,
+                         "stratum": kinds[s.id], "test_model": is_test_model(s.provenance.model)})
+            shown: dict[str, Any] = {"run_id": run_id, "priority": priority}
+            events.append(Event(actor, "push", s.id, None, shown | ({"status": "held", "stratum": kinds[s.id]}
+                                                                    if status == "held" else {})))
         if rows:
             conn.execute(self._insert_ignore(), rows)
         res.inserted += len(rows)
@@ -409,11 +436,12 @@ class QueueStore:
         expires = now + self.lease_seconds
         params = {"p_who": who, "p_now": now, "p_size": size, "p_cap": self.max_leased, "l_owner": who,
                   "l_started": now, "l_expires": expires, **{f"p_{name}": values for name, values in filters.items()}}
-        stmt = _lease_statement(self._pg, arbitration, tuple(sorted(filters)))
+        rank = () if arbitration else self._rank_params(params)
+        stmt = _lease_statement(self._pg, arbitration, tuple(sorted(filters)), rank, self.order.test_models_last)
         with self.engine.begin() as conn:
             if self._pg:  # pick, lock and lease in one statement; RETURNING has no order, so sort here
                 rows = pgfast.execute(conn, stmt, params)  # its LIMIT is queue_lease_room(): cap minus held
-                rows.sort(key=lambda r: (-r.priority, r.pushed_at, r.id))
+                rows.sort(key=lambda r: (r.pick_rank, -r.priority, r.pushed_at, r.id))
             else:  # one writer at a time: nothing can take the rows between the statements
                 params["p_size"] = min(size, self.max_leased - self._held(conn, who, now))
                 rows = conn.execute(stmt, params).all() if params["p_size"] > 0 else []
@@ -545,7 +573,9 @@ class QueueStore:
         (they are, while the caller holds the lease; otherwise the submit is refused).
         """
         pre = self._prepare_correction(who, item_id, decision) if decision.decision == "correct" else None
-        return self._submit(who, item_id, decision, pre)
+        res = self._submit(who, item_id, decision, pre)
+        self._judge_item(item_id)
+        return res
 
     def _prepare_correction(self, who: str, item_id: str, decision: Decision) -> _Prepared:
         with self.engine.connect() as conn:
@@ -654,6 +684,7 @@ class QueueStore:
                 lease_owner=None, lease_started=None, lease_expires=None))
             audit.append(conn, [Event(who, "arbitrate", item_id, {"status": "arbitration"},
                                       {"status": "final", "arbitration": json.loads(payload)})], at=now)
+        self._judge_item(item_id)
         return SubmitResult(item_id, "final")
 
     def _check_arbitrate(self, row: Any, who: str, item_id: str) -> None:
@@ -711,7 +742,159 @@ class QueueStore:
             pairs = [tuple(r) for r in conn.execute(
                 sa.select(items.c.id, items.c.first_reviewer, items.c.second_reviewer, items.c.agreed)
                 .where(items.c.second_reviewer.is_not(None)))]
-        return {"items": status, "outcomes": outcome, **compute(revs, pairs)}  # type: ignore[arg-type]
+            kinds = dict(conn.execute(sa.select(items.c.id, items.c.stratum)).all())
+            usable = dict(conn.execute(sa.select(items.c.stratum, sa.func.count()).where(
+                items.c.status == "final", items.c.outcome != "rejected").group_by(items.c.stratum)).all())
+        return {"items": status, "outcomes": outcome, **compute(revs, pairs, self.idle_seconds),  # type: ignore[arg-type]
+                "time": time_accounting(revs, kinds, usable, self.idle_seconds)}  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ strata
+
+    def _held_strata(self, conn: Connection, keys: set[str], now: float) -> set[str]:
+        """Record strata seen for the first time; return those of `keys` that are held."""
+        if not keys:
+            return set()
+        ins = (pg_insert if self._pg else sqlite_insert)(strata).on_conflict_do_nothing(index_elements=["stratum"])
+        conn.execute(ins, [{"stratum": k, "first_seen": now} for k in sorted(keys)])
+        return set(conn.execute(sa.select(strata.c.stratum).where(
+            strata.c.stratum.in_(sorted(keys)), strata.c.held_at.is_not(None))).scalars())
+
+    def _rank_params(self, params: dict[str, Any]) -> tuple[str, ...]:
+        """Fill the quota parameters of a pull (values whose quota is unmet); returns the quota keys used."""
+        if not self.order.quotas:
+            return ()
+        at, deficits = self._deficits
+        now = self.clock()
+        if now - at > self.order.refresh_seconds:
+            approved: dict[str, dict[str, int]] = {}
+            with self.engine.connect() as conn:
+                for key in self.order.quotas:
+                    col = items.c[key]
+                    approved[key] = dict(conn.execute(sa.select(col, sa.func.count()).where(
+                        items.c.status == "final", items.c.outcome != "rejected").group_by(col)).all())
+            deficits = self.order.deficits(approved)
+            self._deficits = (now, deficits)
+        for key, values in deficits.items():
+            params[f"q_{key}"] = values
+        return tuple(sorted(deficits))
+
+    def _decisions(self, conn: Connection, stratum: str | None = None) -> dict[str, list[tuple[str, float]]]:
+        """(decision, submitted_at) of every review and arbitration, by stratum (one stratum, if given)."""
+        out: dict[str, list[tuple[str, float]]] = {}
+        for t, who in ((reviews, reviews.c.item_id), (arbitrations, arbitrations.c.item_id)):
+            q = sa.select(items.c.stratum, t.c.decision, t.c.submitted_at).join(items, items.c.id == who)
+            if stratum is not None:
+                q = q.where(items.c.stratum == stratum)
+            for s, d, at in conn.execute(q):
+                out.setdefault(s, []).append((d, at))
+        return out
+
+    def _judge_item(self, item_id: str) -> None:
+        """After a decision: hold the item's stratum if the policy says so (nothing when no policy is set)."""
+        if self.hold is None:
+            return
+        with self.engine.connect() as conn:
+            key = conn.execute(sa.select(items.c.stratum).where(items.c.id == item_id)).scalar()
+            row = conn.execute(sa.select(strata).where(strata.c.stratum == key)).first() if key else None
+            if row is None:
+                return
+            if row.held_at is not None:
+                stragglers = conn.execute(sa.select(sa.func.count()).select_from(items).where(
+                    items.c.stratum == key, items.c.status == "open")).scalar()
+            else:
+                since = row.released_at or -1e18
+                found = [d for d, at in self._decisions(conn, key).get(key, []) if at > since]
+        if row.held_at is not None:  # (outside the read: on SQLite every transaction holds the write lock)
+            if stragglers:  # items leased when it was held, released or expired since
+                self._hold(key, json.loads(row.hold_detail or "{}"), "system", again=True)
+            return
+        approved = sum(d != "reject" for d in found)
+        hold, upper = self.hold.judge(approved, len(found))
+        if hold:
+            self._hold(key, {"decisions": len(found), "approved": approved, "upper": round(upper, 4),
+                             "threshold": self.hold.threshold, "min_decisions": self.hold.min_decisions}, "system")
+
+    def hold_stratum(self, stratum: str, *, actor: str) -> int:
+        """Hold a stratum by hand (a maintainer); returns how many open items were held."""
+        return self._hold(stratum, {"by_hand": True}, actor)
+
+    def _hold(self, stratum: str, detail: dict[str, Any], actor: str, *, again: bool = False) -> int:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(strata).where(strata.c.stratum == stratum).with_for_update()).first()
+            if row is None:
+                raise NotFound(f"unknown stratum {stratum!r}")
+            if row.held_at is not None and not again:
+                raise Conflict(f"stratum {stratum!r} is already held")
+            if row.held_at is None:
+                conn.execute(strata.update().where(strata.c.stratum == stratum).values(
+                    held_at=now, hold_detail=json.dumps(detail, ensure_ascii=False, sort_keys=True)))
+            # Items under an unexpired lease stay with their reviewer; the next decision sweeps them.
+            ids = conn.execute(sa.select(items.c.id).where(
+                items.c.stratum == stratum, items.c.status == "open",
+                sa.or_(items.c.lease_owner.is_(None), items.c.lease_expires < now))
+                .order_by(items.c.id).with_for_update()).scalars().all()
+            for start in range(0, len(ids), 900):
+                conn.execute(items.update().where(items.c.id.in_(ids[start:start + 900])).values(
+                    status="held", **_NO_LEASE))
+            events = [] if again else [Event(actor, "hold", None, {"stratum": stratum, "held": False},
+                                             {"stratum": stratum, "held": True, "items": len(ids), **detail})]
+            events += [Event(actor, "hold", i, {"status": "open"}, {"status": "held", "stratum": stratum})
+                       for i in ids]
+            if events:
+                audit.append(conn, events, at=now)
+        return len(ids)
+
+    def release_stratum(self, stratum: str, *, actor: str) -> int:
+        """A maintainer puts a held stratum's items back in the pool; it is judged afresh from now on."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(strata).where(strata.c.stratum == stratum).with_for_update()).first()
+            if row is None:
+                raise NotFound(f"unknown stratum {stratum!r}")
+            if row.held_at is None:
+                raise Conflict(f"stratum {stratum!r} is not held")
+            conn.execute(strata.update().where(strata.c.stratum == stratum).values(
+                held_at=None, released_at=now, released_by=actor))
+            ids = conn.execute(sa.select(items.c.id).where(items.c.stratum == stratum, items.c.status == "held")
+                               .order_by(items.c.id).with_for_update()).scalars().all()
+            for start in range(0, len(ids), 900):
+                conn.execute(items.update().where(items.c.id.in_(ids[start:start + 900])).values(status="open"))
+            audit.append(conn, [Event(actor, "unhold", None, {"stratum": stratum, "held": True},
+                                      {"stratum": stratum, "held": False, "items": len(ids)}),
+                                *(Event(actor, "unhold", i, {"status": "held"}, {"status": "open"}) for i in ids)],
+                         at=now)
+        return len(ids)
+
+    def strata_report(self) -> list[dict[str, Any]]:
+        """Every stratum: items by status, decisions and approval (Wilson bounds), hold state, review minutes."""
+        z = self.hold.z if self.hold else 1.96
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(strata).order_by(strata.c.stratum)).all()
+            by_status: dict[str, dict[str, int]] = {}
+            for s, st, n in conn.execute(sa.select(items.c.stratum, items.c.status, sa.func.count())
+                                         .group_by(items.c.stratum, items.c.status)):
+                by_status.setdefault(s, {})[st] = n
+            found = self._decisions(conn)
+        time = self.stats()["time"]["strata"]
+        out = []
+        for r in rows:
+            ds = found.get(r.stratum, [])
+            since = r.released_at or -1e18
+            recent = [d for d, at in ds if at > since]
+            approved = sum(d != "reject" for d, _ in ds)
+            lo, hi = wilson(sum(d != "reject" for d in recent), len(recent), z)
+            t = time.get(r.stratum, {})
+            out.append({"stratum": r.stratum, **Stratum.parse(r.stratum).__dict__, "items": by_status.get(r.stratum, {}),
+                        "decisions": len(ds), "approved": approved,
+                        "approval": round(approved / len(ds), 4) if ds else None,
+                        "since_release": len(recent), "wilson_low": round(lo, 4), "wilson_high": round(hi, 4),
+                        "held": r.held_at is not None, "held_items": by_status.get(r.stratum, {}).get("held", 0),
+                        "held_at": r.held_at, "hold_detail": json.loads(r.hold_detail) if r.hold_detail else None,
+                        "released_at": r.released_at, "released_by": r.released_by,
+                        "review_minutes": t.get("minutes", 0.0), "mean_seconds": t.get("mean_seconds"),
+                        "minutes_per_approved": t.get("minutes_per_approved")})
+        return out
 
     # ------------------------------------------------------------------ audit
 
@@ -745,8 +928,20 @@ class QueueStore:
         return out
 
 
+def _pick_rank(quota_keys: tuple[str, ...], test_models_last: bool) -> Any:
+    """The pull order's leading key (lower first): test-model samples last, then items outside every unmet quota."""
+    rank: Any = sa.literal(0)
+    if test_models_last:
+        rank = sa.case((items.c.test_model, 2), else_=0)
+    if quota_keys:
+        helps = sa.or_(*(items.c[k].in_(sa.bindparam(f"q_{k}", expanding=True)) for k in quota_keys))
+        rank = rank + sa.case((helps, 0), else_=1)
+    return rank
+
+
 @functools.cache
-def _lease_statement(pg: bool, arbitration: bool, filters: tuple[str, ...]) -> Any:
+def _lease_statement(pg: bool, arbitration: bool, filters: tuple[str, ...], quota_keys: tuple[str, ...] = (),
+                     test_models_last: bool = True) -> Any:
     """The pull statement for one shape of request, built once; every value is a named parameter.
 
     PostgreSQL: pick, lock (SKIP LOCKED) and lease in one UPDATE .. FROM (SELECT ..) RETURNING.
@@ -762,9 +957,16 @@ def _lease_statement(pg: bool, arbitration: bool, filters: tuple[str, ...]) -> A
     size: Any = sa.bindparam("p_size", type_=sa.Integer)
     if pg:  # the cap minus what `who` holds, counted under a per-person lock (migration 0003)
         size = sa.func.queue_lease_room(who, now, sa.bindparam("p_cap", type_=sa.Integer), size, type_=sa.Integer)
-    pick = (sa.select(items.c.id, items.c.lease_owner.label("old_owner"), items.c.lease_expires.label("old_expires"))
+    if arbitration:
+        order: list[Any] = []
+        rank: Any = sa.literal(0)
+    else:  # with test models last and no quota this is ix_queue_items_pick's order: no sort of the pool
+        rank = _pick_rank(quota_keys, test_models_last)
+        order = [items.c.test_model] if test_models_last and not quota_keys else [rank] if quota_keys else []
+    pick = (sa.select(items.c.id, items.c.lease_owner.label("old_owner"), items.c.lease_expires.label("old_expires"),
+                      rank.label("pick_rank"))
             .where(*cond, sa.or_(items.c.lease_owner.is_(None), items.c.lease_expires < now))
-            .order_by(items.c.priority.desc(), items.c.pushed_at, items.c.id)
+            .order_by(*order, items.c.priority.desc(), items.c.pushed_at, items.c.id)
             .limit(size).with_for_update(skip_locked=True))
     shown = (items.c.status, items.c.priority, items.c.pushed_at, items.c.sample_json, items.c.parent_json)
     if not pg:
@@ -773,7 +975,7 @@ def _lease_statement(pg: bool, arbitration: bool, filters: tuple[str, ...]) -> A
     return (items.update().where(items.c.id == old.c.id)
             .values(lease_owner=sa.bindparam("l_owner"), lease_started=sa.bindparam("l_started"),
                     lease_expires=sa.bindparam("l_expires"))
-            .returning(items.c.id, *shown, old.c.old_owner, old.c.old_expires))
+            .returning(items.c.id, *shown, old.c.old_owner, old.c.old_expires, old.c.pick_rank))
 
 
 # Leases (pull, extend, release, expire) are reservations that expire anyway, not decisions, so their
