@@ -27,6 +27,18 @@ CPU_ENGINE_ENV = {
 }
 
 
+def engine_actor_options(engine: EngineConfig, device: str) -> dict[str, Any]:
+    """Ray options for an actor that holds this engine: GPUs only for a vLLM engine on a CUDA cluster
+    (an OpenAI-compatible engine is an HTTP client and must not reserve GPUs), otherwise one CPU with
+    the CPU build's environment."""
+    options: dict[str, Any] = {"max_restarts": 0, "scheduling_strategy": "SPREAD"}
+    if engine.kind == "vllm" and device == "cuda":
+        options["num_gpus"] = engine.gpus_per_replica()
+    else:
+        options.update(num_cpus=1, runtime_env={"env_vars": dict(CPU_ENGINE_ENV)})
+    return options
+
+
 class EngineError(RuntimeError):
     pass
 

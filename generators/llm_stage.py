@@ -59,15 +59,6 @@ class LLMStats:
     output_tokens: int = 0
     seconds: float = 0.0
 
-    def as_extra(self) -> dict[str, Any]:
-        return {
-            "prompts": self.requests,
-            "retries": self.retries,
-            "prompt_tokens": self.prompt_tokens,
-            "output_tokens": self.output_tokens,
-            "llm_seconds": self.seconds,
-        }
-
 
 def request_seed(run_seed: int, key: str, attempt: int = 0) -> int:
     digest = hashlib.sha256(f"{run_seed}:{key}:{attempt}".encode()).digest()

@@ -138,7 +138,7 @@ def _augment_with_llm(
     import pyarrow.parquet as pq
     import ray
 
-    from generators.engine import CPU_ENGINE_ENV
+    from generators.engine import engine_actor_options
     from jobs.generate import _cluster_device, _replicas, prepare_model
     from jobs.pool import run_pool
 
@@ -146,12 +146,7 @@ def _augment_with_llm(
     prepare_model(cfg.llm)
     device = _cluster_device(cfg.llm)
     llm = cfg.llm.model_copy(update={"engine": cfg.llm.engine.model_copy(update={"device": device})})
-    options: dict[str, Any] = {"max_restarts": 0, "scheduling_strategy": "SPREAD"}
-    if device == "cuda":
-        options["num_gpus"] = llm.engine.gpus_per_replica()
-    else:
-        options.update(num_cpus=1, runtime_env={"env_vars": dict(CPU_ENGINE_ENV)})
-    actor_cls = ray.remote(AugmentWorker).options(**options)
+    actor_cls = ray.remote(AugmentWorker).options(**engine_actor_options(llm.engine, device))
     size = cfg.run.shard_size
     shards = [(i, table.slice(s, size)) for i, s in enumerate(range(0, table.num_rows, size))]
     pending = [s for s in shards if not folder.shard_path("augment-llm", s[0]).exists()]

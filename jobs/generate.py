@@ -79,16 +79,10 @@ def _cluster_device(llm: LLMSection) -> str:
 def make_actor_factory(llm: LLMSection, device: str, run_id: str, job_id: str | None):
     import ray
 
-    from generators.engine import CPU_ENGINE_ENV
+    from generators.engine import engine_actor_options
 
     engine = llm.engine.model_copy(update={"device": device})
-    options: dict[str, Any] = {"max_restarts": 0, "scheduling_strategy": "SPREAD"}
-    if engine.kind == "vllm" and device == "cuda":
-        options["num_gpus"] = engine.gpus_per_replica()
-    else:
-        options["num_cpus"] = 1
-        options["runtime_env"] = {"env_vars": dict(CPU_ENGINE_ENV)}
-    actor_cls = ray.remote(GenerationWorker).options(**options)
+    actor_cls = ray.remote(GenerationWorker).options(**engine_actor_options(engine, device))
 
     def make() -> Any:
         return actor_cls.remote(

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from medaug.alpaca import alpaca_record
 from medaug.schema import (
     MAX_TEXT_CHARS,
     QUESTION_ONLY,
@@ -259,7 +260,8 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
 
 
 def sample_to_alpaca(s: Sample) -> dict[str, str]:
-    return {"instruction": s.instruction, "input": s.input, "output": s.output}
+    """A negative is written as a critique (medaug/alpaca.py), never as an answer to imitate."""
+    return alpaca_record(s.model_dump(mode="json"))
 
 
 def write_samples_jsonl(samples: Iterable[Sample], path: str | Path, *, fmt: str = "medaug") -> Path:

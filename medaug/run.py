@@ -31,17 +31,6 @@ class StageStats:
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def add(self, other: StageStats) -> None:
-        self.rows_in += other.rows_in
-        self.rows_out += other.rows_out
-        self.rejects.update(other.rejects)
-        self.seconds += other.seconds
-        for k, v in other.extra.items():
-            if isinstance(v, int | float) and isinstance(self.extra.get(k, 0), int | float):
-                self.extra[k] = self.extra.get(k, 0) + v
-            else:
-                self.extra[k] = v
-
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["rejects"] = dict(sorted(self.rejects.items()))

@@ -240,9 +240,6 @@ class Sample(BaseModel):
             self.id = sample_id(self.instruction, self.input, self.output, self.label)
         return self
 
-    def to_row(self) -> dict[str, Any]:
-        return self.model_dump(mode="python")
-
 
 # Shape only (chapter letter, two digits, then the clinical-edition suffixes: .001, x01, +G01*, /3);
 # whether a code exists is the quality gate's job (curation), against a configured code list.

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from medaug.alpaca import critique_view, prompt_of
 from medaug.schema import Label, now_utc
 from review_queue.bias import (
     BiasConfigError,
@@ -63,38 +64,6 @@ class ExportResult:
     training_configs: list[str] = field(
         default_factory=list
     )  # LLaMA-Factory: train_lora.yaml, train_dpo.yaml
-
-
-ERROR_TYPES_ZH = {
-    "wrong_diagnosis": "诊断错误",
-    "wrong_drug": "用药错误或用药禁忌",
-    "wrong_dose": "剂量错误",
-    "contradicts_findings": "与检查结果矛盾",
-    "missing_referral": "遗漏紧急就医建议",
-    "overclaiming": "夸大疗效或承诺治愈",
-    "other": "其他错误",
-}
-CRITIQUE_INSTRUCTION = "请判断下面这个医学回答是否正确，如不正确请指出错误类型并给出正确的回答。"
-
-
-def critique_view(row: dict[str, Any]) -> dict[str, Any]:
-    """A negative as a sample that teaches recognising the error (the seed article's 此回答不正确),
-    never as a wrong answer to imitate: SFT-shaped exports always render negatives this way."""
-    question = f"{row['instruction']}\n{row['input']}" if row["input"] else row["instruction"]
-    answer = f"{row['verdict'] or '此回答不正确'}。错误类型：{ERROR_TYPES_ZH.get(row['error_type'] or 'other', '其他错误')}。"
-    if row.get("reference_output"):
-        answer += f"\n正确的回答：{row['reference_output']}"
-    return {
-        **row,
-        "instruction": CRITIQUE_INSTRUCTION,
-        "input": f"问题：{question}\n回答：{row['output']}",
-        "output": answer,
-    }
-
-
-def prompt_of(row: dict[str, Any]) -> str:
-    """One user turn from instruction + input (ShareGPT has no separate input field)."""
-    return f"{row['instruction']}\n{row['input']}" if row["input"] else row["instruction"]
 
 
 def _alpaca(row: dict[str, Any]) -> dict[str, Any]:

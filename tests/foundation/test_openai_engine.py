@@ -89,3 +89,19 @@ def test_server_errors_are_recorded_per_shard(ray_local, tmp_path, write_config,
     fails = pq.read_table(tmp_path / "down" / "generate" / "failures-00000.parquet").to_pylist()
     assert len(fails) == 4 and all(f["reason"].startswith("engine_error: EngineError") for f in fails)
     assert manifest["stages"][0]["rows_out"] == 0
+
+
+def test_engine_actors_reserve_gpus_only_for_vllm_on_cuda():
+    """Both jobs build their engine actors with these options: an OpenAI-compatible engine is an HTTP
+    client, so on a GPU cluster it takes one CPU and leaves the GPUs to the engines that use them."""
+    from generators.engine import CPU_ENGINE_ENV, EngineConfig, engine_actor_options
+
+    vllm = EngineConfig(kind="vllm", model="m", tensor_parallel_size=2)
+    assert engine_actor_options(vllm, "cuda")["num_gpus"] == 2
+    for engine, device in [
+        (EngineConfig(kind="openai", model="m", base_url="http://127.0.0.1:1/v1"), "cuda"),
+        (vllm, "cpu"),
+    ]:
+        opts = engine_actor_options(engine, device)
+        assert "num_gpus" not in opts and opts["num_cpus"] == 1
+        assert opts["runtime_env"]["env_vars"] == CPU_ENGINE_ENV

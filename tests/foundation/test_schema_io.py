@@ -126,3 +126,28 @@ def test_table_with_null_nested_columns_reads_back():
                                 "label": ["positive"], "area": ["general"]}))  # fmt: skip
     [s] = table_to_samples(t)
     assert s.icd10 == [] and s.demographics.age is None and s.provenance.augmentation == [] and s.deid is None
+
+
+def test_alpaca_writer_renders_a_negative_as_a_critique_never_as_an_answer(tmp_path):
+    """The file commands' alpaca format and the release export share one rendering (medaug/alpaca.py)."""
+    from medaug.alpaca import CRITIQUE_INSTRUCTION
+    from medaug.schema import ErrorType, Label
+
+    wrong = "可以自行服用抗生素，不必就医。"
+    neg = Sample(
+        instruction="胸口疼了半小时，出冷汗，怎么办？",
+        input="",
+        output=wrong,
+        label=Label.negative,
+        verdict="此回答不正确",
+        error_type=ErrorType.missing_referral,
+        reference_output="请立即拨打120急救电话。",
+    )
+    pos = Sample(instruction="拉肚子怎么办？", input="", output="注意补液。")
+    out = write_samples_jsonl([neg, pos], tmp_path / "o.jsonl", fmt="alpaca")
+    rec_neg, rec_pos = (json.loads(line) for line in out.read_text(encoding="utf-8").splitlines())
+    assert rec_neg["instruction"] == CRITIQUE_INSTRUCTION
+    assert wrong in rec_neg["input"] and wrong not in rec_neg["output"]
+    assert rec_neg["output"].startswith("此回答不正确") and "遗漏紧急就医建议" in rec_neg["output"]
+    assert "请立即拨打120急救电话。" in rec_neg["output"]
+    assert rec_pos == {"instruction": "拉肚子怎么办？", "input": "", "output": "注意补液。"}

@@ -11,8 +11,9 @@ import yaml
 from llamafactory_rules import check_dataset_dir
 from release_queue import Queue, fill_queue
 
+from medaug.alpaca import CRITIQUE_INSTRUCTION
 from review_queue import release
-from review_queue.export import CRITIQUE_INSTRUCTION, export_version
+from review_queue.export import export_version
 from review_queue.release import ReleaseError, merge_from_store
 
 datasets.disable_progress_bars()
