@@ -25,7 +25,7 @@ from curation.dedup.config import DedupConfig
 from curation.deid.config import DeidConfig
 from curation.quality import QualityConfig
 from medaug.io import write_parquet
-from medaug.run import RunFolder, StageStats
+from medaug.run import DEFAULT_QUEUE_URL, RunFolder, StageStats
 from medaug.schema import SAMPLE_SCHEMA, conform_table, empty_table
 
 REASON_COLS = [("_stage", pa.string()), ("_reason", pa.string()), ("_detail", pa.string())]
@@ -36,7 +36,7 @@ class QueueSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(
-        default="sqlite:///var/queue.db",
+        default=DEFAULT_QUEUE_URL,
         description="a database URL (sqlite:///…, postgresql+psycopg://…) or a queue service (http://host:port)",
     )
     push: bool = True

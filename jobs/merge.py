@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path
 
+from medaug.run import DEFAULT_QUEUE_URL
+
 NOTHING_NEW = 3
 
 
@@ -52,7 +54,7 @@ def run_merge(dataset: str, db: str, root: Path, created_by: str, dedup_index: P
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.merge", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--db", default=os.environ.get("MEDAUG_QUEUE_DB", "sqlite:///var/queue.db"))
+    parser.add_argument("--db", default=os.environ.get("MEDAUG_QUEUE_DB", DEFAULT_QUEUE_URL))
     parser.add_argument("--root", default=os.environ.get("MEDAUG_DATASETS", "datasets"))
     parser.add_argument("--by", default=None, help="maintainer name (default: $USER)")
     parser.add_argument("--dedup-index", default=None)

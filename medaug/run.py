@@ -21,6 +21,9 @@ from typing import Any
 
 from medaug.schema import now_utc
 
+# The review queue every command uses unless told otherwise (--db, MEDAUG_QUEUE_DB, queue.url).
+DEFAULT_QUEUE_URL = "sqlite:///var/queue.db"
+
 
 @dataclass
 class StageStats:

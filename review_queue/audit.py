@@ -179,6 +179,11 @@ def _dump(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def text_sha256(text: str) -> str:
+    """A digest the log may hold in place of a text it must not carry (a pushed sample)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def row_hash(
     seq: int,
     at: str,

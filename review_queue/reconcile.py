@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from medaug.schema import Sample
+from review_queue.audit import text_sha256
 from review_queue.db import arbitrations, items, reviews, users
 from review_queue.decisions import Decision, finalize_sample, merge, outcome_of
 
@@ -33,6 +34,7 @@ class _Item:
     run_id: Any
     priority: Any
     pushed_at: float
+    sample_sha256: str | None = None  # None in push rows written before the digest was logged
     status: str = "open"
     lease_owner: str | None = None
     lease_started: float | None = None
@@ -97,7 +99,9 @@ class Reconciler:
             return
         if action == "push":
             if item_id not in self.items:
-                self.items[item_id] = _Item(row.seq, after.get("run_id"), after.get("priority"), at)
+                self.items[item_id] = _Item(
+                    row.seq, after.get("run_id"), after.get("priority"), at, after.get("sample_sha256")
+                )
             return
         it = self.items.get(item_id)
         if it is None:
@@ -161,6 +165,7 @@ class Reconciler:
                     ("run_id", r.run_id == it.run_id),
                     ("priority", r.priority == it.priority),
                     ("pushed_at", _near(r.pushed_at, it.pushed_at)),
+                    ("sample_json", it.sample_sha256 in (None, text_sha256(r.sample_json or ""))),
                     ("status", r.status == it.status),
                     ("reviews_done", r.reviews_done == len(it.reviewers)),
                     ("first_reviewer", r.first_reviewer == (it.reviewers[0] if it.reviewers else None)),

@@ -9,6 +9,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from medaug.run import DEFAULT_QUEUE_URL
 from review_queue.train_config import DEFAULT_BASE_MODEL, DEFAULT_TEMPLATE
 
 RootOpt = Annotated[
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
         dataset: DatasetOpt,
         db: Annotated[
             str, typer.Option("--db", envvar="MEDAUG_QUEUE_DB", help="queue database URL")
-        ] = "sqlite:///var/queue.db",
+        ] = DEFAULT_QUEUE_URL,
         root: RootOpt = None,
         by: ByOpt = None,
         dedup_index: Annotated[

@@ -40,9 +40,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
+from medaug.run import DEFAULT_QUEUE_URL
 from medaug.schema import MAX_ID_CHARS, MAX_RUN_ID_CHARS, Sample, check_id, check_text, conform_table
 from review_queue import audit, pgfast
-from review_queue.audit import Event
+from review_queue.audit import Event, text_sha256
 from review_queue.db import arbitrations, items, make_engine, reviews, strata, users
 from review_queue.decisions import (
     DEFAULT_SIMILARITY,
@@ -68,7 +69,7 @@ from review_queue.strata import (
 )
 
 ROLES = ("reviewer", "arbiter", "maintainer", "admin")
-DEFAULT_URL = "sqlite:///var/queue.db"
+DEFAULT_URL = DEFAULT_QUEUE_URL
 DEFAULT_MAX_LEASED = 50  # items one reviewer may hold at once (pull returns at most this minus what they hold)
 _ANALYZE_AFTER = 200  # pushed rows
 
@@ -324,11 +325,13 @@ class QueueStore:
             elif pid in stored_parents:
                 parent = _parent_view(Sample.model_validate_json(stored_parents[pid]))
             status = "held" if kinds[s.id] in held else "open"
+            sample_json = s.model_dump_json()
             rows.append({"id": s.id, "run_id": run_id, "priority": priority, "area": s.area.value,
                          "task": s.task.value, "label": s.label.value, "status": status, "reviews_done": 0,
-                         "sample_json": s.model_dump_json(), "parent_json": parent, "pushed_at": now,
+                         "sample_json": sample_json, "parent_json": parent, "pushed_at": now,
                          "stratum": kinds[s.id], "test_model": is_test_model(s.provenance.model)})
-            shown: dict[str, Any] = {"run_id": run_id, "priority": priority}
+            # The pushed text's digest (never the text): verify finds a sample edited in the table.
+            shown: dict[str, Any] = {"run_id": run_id, "priority": priority, "sample_sha256": text_sha256(sample_json)}
             events.append(Event(actor, "push", s.id, None, shown | ({"status": "held", "stratum": kinds[s.id]}
                                                                     if status == "held" else {})))
         if rows:

@@ -374,6 +374,15 @@ EDITS = [
         "final_json",
     ),
     (
+        "item sample text",  # the answer a physician will see, rewritten in the table
+        lambda c, ids: c.execute(
+            items.update()
+            .where(items.c.id == ids[2])
+            .values(sample_json=sa.func.replace(items.c.sample_json, '"output":"', '"output":"保证治愈。'))
+        ),
+        "sample_json",
+    ),
+    (
         "item status",
         lambda c, ids: c.execute(items.update().where(items.c.id == ids[2]).values(status="final")),
         "status",
