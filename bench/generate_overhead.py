@@ -61,7 +61,7 @@ def main() -> int:
 
     model, random_model = args.model, None
     if model is None:
-        from generators.tiny_model import TEST_MODEL_MARK, build_tiny_model
+        from tinymodel.build import TEST_MODEL_MARK, build_tiny_model
 
         base = Path(tempfile.gettempdir()) / f"{TEST_MODEL_MARK}-bench"
         t = time.perf_counter()

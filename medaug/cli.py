@@ -8,6 +8,7 @@ from augmenters.cli import register as register_augmenters
 from curation.cli import register as register_curation
 from curation.dedup_cli import register as register_dedup
 from generators.cli import register as register_generators
+from jobs.cli import register as register_jobs
 from review_queue.cli import register as register_review_queue
 from review_queue.release_cli import register as register_release
 
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 
 for register in (
+    register_jobs,
     register_generators,
     register_augmenters,
     register_curation,

@@ -1,4 +1,4 @@
-"""Commands for dataset maintainers (`medaug merge`, `diff`, `export`, `lineage`), registered by medaug/cli.py."""
+"""Commands for dataset maintainers (`medaug diff`, `export`, `lineage`; `merge` is a job, jobs/cli.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from medaug.run import DEFAULT_QUEUE_URL
 from review_queue.train_config import DEFAULT_BASE_MODEL, DEFAULT_TEMPLATE
 
 RootOpt = Annotated[
@@ -24,7 +23,8 @@ ByOpt = Annotated[
 ]
 
 
-def _root(root: Path | None) -> Path:
+def resolve_root(root: Path | None) -> Path:
+    """--root, else MEDAUG_DATASETS, else ./datasets."""
     from review_queue.release import default_root
 
     return root if root is not None else default_root()
@@ -36,24 +36,7 @@ def _fail(e: Exception) -> NoReturn:
 
 
 def register(app: typer.Typer) -> None:
-    """Add the merge/diff/export/lineage commands to `app` (heavy imports stay inside the commands)."""
-
-    @app.command()
-    def merge(
-        dataset: DatasetOpt,
-        db: Annotated[
-            str, typer.Option("--db", envvar="MEDAUG_QUEUE_DB", help="queue database URL")
-        ] = DEFAULT_QUEUE_URL,
-        root: RootOpt = None,
-        by: ByOpt = None,
-        dedup_index: Annotated[
-            Path | None, typer.Option(help="also record released rows in this dedup index")
-        ] = None,
-    ) -> None:
-        """Merge finalised queue items into a new immutable dataset version."""
-        from jobs.merge import run_merge
-
-        raise typer.Exit(run_merge(dataset, db, _root(root), by or getpass.getuser(), dedup_index))
+    """Add the diff/export/lineage commands to `app` (heavy imports stay inside the commands)."""
 
     @app.command()
     def diff(
@@ -67,7 +50,7 @@ def register(app: typer.Typer) -> None:
         from review_queue.release import diff as diff_versions
 
         try:
-            d = diff_versions(_root(root), dataset, version)
+            d = diff_versions(resolve_root(root), dataset, version)
         except ReleaseError as e:
             _fail(e)
         typer.echo(
@@ -121,7 +104,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             res = export_version(
-                _root(root),
+                resolve_root(root),
                 dataset,
                 version,
                 fmt,
@@ -159,7 +142,7 @@ def register(app: typer.Typer) -> None:
         from review_queue.release import ReleaseError, lineage_of, version_dir
 
         try:
-            info: dict[str, Any] = lineage_of(version_dir(_root(root), dataset, version), sample)
+            info: dict[str, Any] = lineage_of(version_dir(resolve_root(root), dataset, version), sample)
         except ReleaseError as e:
             _fail(e)
         typer.echo(json.dumps(info, ensure_ascii=False, indent=2, default=str))

@@ -8,4 +8,5 @@ scripts/install-llamafactory.sh
 . "${MEDAUG_VENV:-.venv}/bin/activate"
 export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 ruff check .
+lint-imports  # the layers contract in pyproject.toml
 python -m pytest -q "$@"

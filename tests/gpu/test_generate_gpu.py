@@ -6,10 +6,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from generators.tiny_model import build_tiny_model, qwen2_05b_shape
 from jobs.config import GenerateConfig, load_config
 from jobs.generate import run_generate
 from medaug.schema import SAMPLE_SCHEMA
+from tinymodel.build import build_tiny_model, qwen2_05b_shape
 
 pytestmark = pytest.mark.gpu
 

@@ -3,7 +3,7 @@
 No weights can be downloaded on these machines, so tests and the offline demo need a model made on
 the spot. It is loaded by exactly the same code as a real model (a local folder or hub id handed to
 vLLM), so the mechanics are real, and its config.json says it is a test model (`medaug_test_model`):
-its text is not medical. `train=True` runs `generators.tiny_train` (opt-in: the recipe does not yet
+its text is not medical. `train=True` runs `tinymodel.training` (opt-in: the recipe does not yet
 reach the layout parse rate it aims at, see bench/RESULTS.md).
 
 Fixed seeds and a fixed thread count make a rebuild give the same files. A build records its inputs'
@@ -87,7 +87,7 @@ def build_tiny_model(
     The defaults make the ≈ 1.6 M-parameter CPU test model (random); `qwen2_05b_shape()` gives the
     arguments for a Qwen2.5-0.5B-shaped model (≈ 370 M parameters, random) for GPU tests and benchmarks.
     """
-    from generators.tiny_train import TrainConfig
+    from tinymodel.training import TrainConfig
 
     out = Path(out_dir)
     shape = {
@@ -134,14 +134,14 @@ def build_key(shape: dict[str, Any], tcfg: Any) -> str:
     corpus and the training material come from. Reading files is cheap; making the material is not."""
     from importlib.util import find_spec
 
-    from generators.tiny_train import MATERIAL_DATA, MATERIAL_MODULES
+    from tinymodel.training import MATERIAL_DATA, MATERIAL_MODULES
 
     modules = (
         MATERIAL_MODULES
         if tcfg
-        else ("generators.tiny_model", "generators.templates", "generators.knowledge")
+        else ("tinymodel.build", "generators.templates", "generators.knowledge")
     )
-    data = MATERIAL_DATA if tcfg else (Path(__file__).parent / "data",)
+    data = MATERIAL_DATA if tcfg else (REPO / "generators" / "data",)
     h = hashlib.sha256()
     h.update(json.dumps([BUILD_VERSION, shape, tcfg.key() if tcfg else None], sort_keys=True).encode())
     files = []
@@ -209,8 +209,8 @@ def _write_model(out: Path, shape: dict[str, Any], tcfg: Any, log: Any) -> None:
 
     from generators.llm_stage import SAMPLE_FIELDS
     from generators.output_format import header
-    from generators.tiny_train import corpus_lines, training_examples
-    from generators.tiny_train import train as train_model
+    from tinymodel.training import corpus_lines, training_examples
+    from tinymodel.training import train as train_model
 
     examples = training_examples(tcfg) if tcfg is not None else []
     lines = _base_lines() + corpus_lines(examples)

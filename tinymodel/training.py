@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_SEEDS = REPO / "configs" / "seeds" / "demo-seeds.jsonl"
 # What the tokenizer corpus and the material are made from: a change here means a new build (cache key).
 MATERIAL_MODULES = (
-    "generators.tiny_model",
-    "generators.tiny_train",
+    "tinymodel.build",
+    "tinymodel.training",
     "generators.expand",
     "generators.templates",
     "generators.knowledge",
