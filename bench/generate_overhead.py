@@ -61,7 +61,8 @@ def main() -> int:
 
     model, random_model = args.model, None
     if model is None:
-        from tinymodel.build import TEST_MODEL_MARK, build_tiny_model
+        from jobs.tiny_model import build_tiny_model
+        from medaug.test_model import TEST_MODEL_MARK
 
         base = Path(tempfile.gettempdir()) / f"{TEST_MODEL_MARK}-bench"
         t = time.perf_counter()

@@ -41,7 +41,7 @@ def generate(
 
 def build_tiny(path: Path = typer.Argument(..., help="folder to write the model to")) -> None:
     """Build the random-weight tiny Qwen2 model used by tests and the offline demo."""
-    from tinymodel.build import build_tiny_model
+    from jobs.tiny_model import build_tiny_model
 
     typer.echo(str(build_tiny_model(path)))
 

@@ -46,7 +46,7 @@ def _atomic_failures(rows: list[dict[str, Any]], path: Path) -> None:
 def prepare_model(llm: LLMSection) -> None:
     """Build the demo model if asked; make a local model path absolute so every worker finds it."""
     if llm.build_tiny_if_missing and not (Path(llm.engine.model) / "config.json").exists():
-        from tinymodel.build import build_tiny_model
+        from jobs.tiny_model import build_tiny_model
 
         print(f"[generate] building the tiny demo model at {llm.engine.model}", flush=True)
         build_tiny_model(llm.engine.model)

@@ -44,7 +44,7 @@ def model_name(model: str | None) -> str | None:
 
 def is_test_model(model: str | None) -> bool:
     """Whether a sample's model is one the project marks as a test model (its id carries the mark)."""
-    from tinymodel.build import TEST_MODEL_MARK
+    from medaug.test_model import TEST_MODEL_MARK
 
     return bool(model) and TEST_MODEL_MARK in str(model)
 

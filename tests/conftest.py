@@ -71,6 +71,6 @@ def ray_local(_ray_session: None) -> None:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Qwen2-architecture model with random weights and a locally trained Chinese tokenizer."""
-    from tinymodel.build import build_tiny_model
+    from jobs.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen2")

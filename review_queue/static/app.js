@@ -13,7 +13,7 @@ const CHECKS = { facts: "事实核对", specificity: "特异性", quality: "质�
 const FIELD_NAMES = { instruction: "指令", input: "输入", output: "输出" };
 const FACT_KINDS = { symptom: "症状", finding: "体征/检查", disease: "疾病", procedure: "操作", history: "病史", drug: "药物", number: "数值", duration: "时长", frequency: "频次" };
 
-// A model id containing this is a medaug test model (tinymodel/build.py TEST_MODEL_MARK).
+// A model id containing this is a medaug test model (medaug/test_model.py TEST_MODEL_MARK).
 const TEST_MODEL_MARK = "medaug-test";
 
 const $ = (id) => document.getElementById(id);

@@ -12,7 +12,7 @@ nvidia-smi -L
 mkdir -p "${OUT:-/tmp/out}"
 python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider 2>&1 | tee "${OUT:-/tmp/out}/gpu-tests.log"
 python3 - <<'PY'
-from tinymodel.build import build_tiny_model, qwen2_05b_shape
+from jobs.tiny_model import build_tiny_model, qwen2_05b_shape
 build_tiny_model("/tmp/qwen2-0.5b-shape", **qwen2_05b_shape())
 PY
 python3 bench/generate_overhead.py --model /tmp/qwen2-0.5b-shape --prompts 2048 --max-tokens 256 --repeats 3 \

@@ -45,7 +45,7 @@ def test_every_module_imports_without_the_extras():
         """
         import importlib, pkgutil
         bad = []
-        for pkg in ["medaug", "jobs", "generators", "augmenters", "curation", "tinymodel", "review_queue"]:
+        for pkg in ["medaug", "jobs", "generators", "augmenters", "curation", "review_queue"]:
             for m in pkgutil.walk_packages(importlib.import_module(pkg).__path__, pkg + "."):
                 if ".migrations" in m.name:
                     continue  # Alembic scripts, loaded by Alembic

@@ -8,8 +8,8 @@ import yaml
 
 from jobs.config import GenerateConfig, load_config
 from jobs.generate import run_generate
+from jobs.tiny_model import build_tiny_model, qwen2_05b_shape
 from medaug.schema import SAMPLE_SCHEMA
-from tinymodel.build import build_tiny_model, qwen2_05b_shape
 
 pytestmark = pytest.mark.gpu
 

@@ -10,8 +10,8 @@ from playwright.sync_api import Browser, expect, sync_playwright
 from queue_samples import make_samples
 from queue_server import serving
 
+from medaug.test_model import TEST_MODEL_MARK
 from review_queue.store import QueueStore
-from tinymodel.build import TEST_MODEL_MARK
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]  # fmt: skip

@@ -3,7 +3,7 @@
 No weights can be downloaded on these machines, so tests and the offline demo need a model made on
 the spot. It is loaded by exactly the same code as a real model (a local folder or hub id handed to
 vLLM), so the mechanics are real, and its config.json says it is a test model (`medaug_test_model`):
-its text is not medical. `train=True` runs `tinymodel.training` (opt-in: the recipe does not yet
+its text is not medical. `train=True` runs `jobs.tiny_train` (opt-in: the recipe does not yet
 reach the layout parse rate it aims at, see bench/RESULTS.md).
 
 Fixed seeds and a fixed thread count make a rebuild give the same files. A build records its inputs'
@@ -30,8 +30,6 @@ CHATML_TEMPLATE = (
 )
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 BUILD_RECORD = "medaug_build.json"
-# A model id containing this marks a medaug test model: the review page shows a "not medical" banner.
-TEST_MODEL_MARK = "medaug-test"
 BUILD_VERSION = 2  # bump when this file's output changes
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,7 +85,7 @@ def build_tiny_model(
     The defaults make the ≈ 1.6 M-parameter CPU test model (random); `qwen2_05b_shape()` gives the
     arguments for a Qwen2.5-0.5B-shaped model (≈ 370 M parameters, random) for GPU tests and benchmarks.
     """
-    from tinymodel.training import TrainConfig
+    from jobs.tiny_train import TrainConfig
 
     out = Path(out_dir)
     shape = {
@@ -134,12 +132,12 @@ def build_key(shape: dict[str, Any], tcfg: Any) -> str:
     corpus and the training material come from. Reading files is cheap; making the material is not."""
     from importlib.util import find_spec
 
-    from tinymodel.training import MATERIAL_DATA, MATERIAL_MODULES
+    from jobs.tiny_train import MATERIAL_DATA, MATERIAL_MODULES
 
     modules = (
         MATERIAL_MODULES
         if tcfg
-        else ("tinymodel.build", "generators.templates", "generators.knowledge")
+        else ("jobs.tiny_model", "generators.templates", "generators.knowledge")
     )
     data = MATERIAL_DATA if tcfg else (REPO / "generators" / "data",)
     h = hashlib.sha256()
@@ -209,8 +207,8 @@ def _write_model(out: Path, shape: dict[str, Any], tcfg: Any, log: Any) -> None:
 
     from generators.llm_stage import SAMPLE_FIELDS
     from generators.output_format import header
-    from tinymodel.training import corpus_lines, training_examples
-    from tinymodel.training import train as train_model
+    from jobs.tiny_train import corpus_lines, training_examples
+    from jobs.tiny_train import train as train_model
 
     examples = training_examples(tcfg) if tcfg is not None else []
     lines = _base_lines() + corpus_lines(examples)

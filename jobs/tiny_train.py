@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_SEEDS = REPO / "configs" / "seeds" / "demo-seeds.jsonl"
 # What the tokenizer corpus and the material are made from: a change here means a new build (cache key).
 MATERIAL_MODULES = (
-    "tinymodel.build",
-    "tinymodel.training",
+    "jobs.tiny_model",
+    "jobs.tiny_train",
     "generators.expand",
     "generators.templates",
     "generators.knowledge",
