@@ -117,7 +117,7 @@ function open(i) {
   $("item-kind").textContent = it.status === "arbitration" ? "仲裁" : "审核";
   $("meta").textContent = [AREAS[s.area], TASKS[s.task], LABELS[s.label]].join(" · ");
   const p = it.parent || s;
-  $("test-model-banner").hidden = !(fromTestModel(s) || fromTestModel(it.parent));
+  $("test-model-banner").hidden = !(it.test_model || fromTestModel(s) || fromTestModel(it.parent));
   $("p-instruction").textContent = p.instruction;
   $("p-input").textContent = p.input;
   $("p-output").textContent = p.output;
@@ -187,6 +187,15 @@ function renderEvidence(it) {
     nb.appendChild(li);
   }
   if (ev && !ev.neighbours.length) nb.appendChild(el("li", "（无）"));
+  const rel = $("released");
+  rel.replaceChildren();
+  for (const n of (ev ? ev.released || [] : [])) {
+    const li = el("li");
+    li.appendChild(el("b", Math.round(n.similarity * 100) + "%"));
+    li.appendChild(document.createTextNode(" [" + n.dataset + " v" + n.version + " · " + (LABELS[n.label] || n.label) + "] " + n.instruction));
+    rel.appendChild(li);
+  }
+  if (ev && !(ev.released || []).length) rel.appendChild(el("li", "（无）"));
   if (ev && ev.test_model) $("test-model-banner").hidden = false;
 }
 
