@@ -7,31 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from derived_samples import SEED, derived
+from derived_samples import cousin, derived, release
 from fastapi.testclient import TestClient
 
-from medaug.schema import NEGATIVE_VERDICT, Sample
-from review_queue.decisions import Decision
-from review_queue.release import merge_from_store
+from medaug.schema import NEGATIVE_VERDICT
 from review_queue.service import create_app
 from review_queue.store import QueueStore
-
-APPROVE = Decision(decision="approve")
-
-
-def _cousin() -> Sample:
-    """A released sample close to the seed (same area and task) that is not its parent."""
-    return SEED.model_copy(
-        update={"id": "cousin-1", "instruction": SEED.instruction.replace("5岁", "6岁").replace("5天", "6天")}
-    )
-
-
-def _release(store: QueueStore, samples: list[Sample], root: Path) -> None:
-    store.push(samples, run_id="released")
-    for who in ("ann", "bob"):
-        for item in store.pull(who, len(samples)):
-            store.submit(who, item.id, APPROVE)
-    merge_from_store(store, root=root, dataset="peds", created_by="mia")
 
 
 def _evidence_of(store: QueueStore, root: Path | None) -> dict[str, dict[str, Any]]:
@@ -55,7 +36,7 @@ def test_negative_and_paraphrase_evidence_against_the_queued_parent(
 ) -> None:
     seed, neg, para = derived()
     root = tmp_path / "datasets"
-    _release(store, [seed, _cousin()], root)  # the parent and a near copy are released (v1)
+    release(store, [seed, cousin()], root)  # the parent and a near copy are released (v1)
     store.push([neg, para], run_id="aug")  # their parent is found in the queue
     ev = _evidence_of(store, root)
     assert set(ev) == {neg.id, para.id}
