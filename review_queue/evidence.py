@@ -314,7 +314,7 @@ class Released:
         self._cache: dict[str, tuple[int, dict[tuple[str, str], list[dict[str, str]]]]] = {}
 
     def _groups(self) -> list[tuple[str, int, dict[tuple[str, str], list[dict[str, str]]]]]:
-        from review_queue.release import ReleaseError, read_rows, version_dir, versions
+        from review_queue.release import ReleaseError, version_dir, versions
 
         if not self.root.is_dir():
             return []
@@ -329,15 +329,27 @@ class Released:
             with self._lock:
                 cached = self._cache.get(d.name)
                 if cached is None or cached[0] != have[-1]:
-                    cols = ["id", "area", "task", "label", "instruction", "input", "output"]
-                    rows = read_rows(version_dir(self.root, d.name, have[-1])).select(cols).to_pylist()
-                    groups: dict[tuple[str, str], list[dict[str, str]]] = {}
-                    for r in rows:
-                        groups.setdefault((r["area"], r["task"]), []).append(r)
-                    cached = (have[-1], {k: v[-self.pool :] for k, v in groups.items()})
+                    cached = (have[-1], self._read(version_dir(self.root, d.name, have[-1])))
                     self._cache[d.name] = cached
             out.append((d.name, cached[0], cached[1]))
         return out
+
+    def _read(self, folder: Path) -> dict[tuple[str, str], list[dict[str, str]]]:
+        """The newest `pool` rows of each (area, task): only the columns shown, only those rows as Python."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cols = ["id", "area", "task", "label", "instruction", "input", "output"]
+        files = sorted((folder / "data").glob("shard-*.parquet"))
+        if not files:
+            return {}
+        table = pa.concat_tables([pq.read_table(f, columns=cols) for f in files])
+        where: dict[tuple[str, str], list[int]] = {}
+        for i, key in enumerate(
+            zip(table.column("area").to_pylist(), table.column("task").to_pylist(), strict=True)
+        ):
+            where.setdefault(key, []).append(i)
+        return {k: table.take(v[-self.pool :]).to_pylist() for k, v in where.items()}
 
     def neighbours(self, sample: Sample, skip: set[str]) -> list[dict[str, Any]]:
         """The most similar released rows of the same area and task, over all datasets."""

@@ -10,7 +10,7 @@ from typing import Any
 from derived_samples import cousin, derived, release
 from fastapi.testclient import TestClient
 
-from medaug.schema import NEGATIVE_VERDICT
+from medaug.schema import NEGATIVE_VERDICT, Area
 from review_queue.service import create_app
 from review_queue.store import QueueStore
 
@@ -110,3 +110,21 @@ def test_a_flagged_paraphrase_shows_what_changed(store: QueueStore) -> None:
     assert (
         checks["specificity"]["status"] == "flag" and "眼睛发红→结膜充血" in checks["specificity"]["detail"]
     )
+
+
+def test_released_neighbours_follow_the_latest_version(store: QueueStore, tmp_path: Path) -> None:
+    from review_queue.evidence import Released
+
+    seed, _, _ = derived()
+    root = tmp_path / "datasets"
+    other_area = cousin().model_copy(update={"id": "cousin-onco", "area": Area.oncology})
+    release(store, [cousin(), other_area], root)
+    rel = Released(root)
+    assert [(n["id"], n["version"]) for n in rel.neighbours(seed, set())] == [
+        ("cousin-1", 1)
+    ]  # same area only
+    second = cousin().model_copy(update={"id": "cousin-2", "instruction": seed.instruction + "急"})
+    release(store, [second], root)  # v2 holds v1's rows and its own
+    got = rel.neighbours(seed, set())
+    assert {n["id"] for n in got} == {"cousin-1", "cousin-2"} and {n["version"] for n in got} == {2}
+    assert got == sorted(got, key=lambda n: -n["similarity"])
