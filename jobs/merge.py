@@ -46,6 +46,10 @@ def run_merge(dataset: str, db: str, root: Path, created_by: str, dedup_index: P
     print(f"{dataset} v{res.version} (parent {parent}) at {res.path}: +{res.added} rows, {res.total} in total")
     print(f"  skipped: {dict(res.skipped) or 'nothing'}; review agreement {m['review']['agreement_rate']}, "
           f"kappa {m['review']['kappa']}")
+    tm = m["review"].get("time") or {}
+    if tm:
+        print(f"  physician minutes per approved sample: {tm['minutes_per_approved']} "
+              f"({tm['total_minutes']} review minutes, {tm['approved_items']} approved)")
     for col in ("label", "task", "area"):
         print(f"  {col}: {m['counts'][col]}")
     return 0

@@ -56,15 +56,6 @@ def model_cache_dir() -> Path | None:
     return Path.home() / ".cache" / "medaug" / "models"
 
 
-def is_test_model(path: str | Path) -> bool:
-    """Whether a local model folder is a medaug test model (config.json `medaug_test_model`)."""
-    try:
-        cfg = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return bool(cfg.get("medaug_test_model"))
-
-
 def build_tiny_model(
     out_dir: str | Path,
     *,

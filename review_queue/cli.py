@@ -134,6 +134,8 @@ def register(app: typer.Typer) -> None:
         hold_after: Annotated[int, typer.Option(min=1, help="decisions a stratum needs before it can be held")] = 50,
         quota: Annotated[list[str] | None, typer.Option(help=QUOTA_HELP)] = None,
         test_models_last: Annotated[bool, typer.Option(help="pull samples of test models after all others")] = True,
+        releases: Annotated[Path | None, typer.Option(envvar="MEDAUG_DATASETS",
+                                                      help="datasets root: the evidence shows the nearest released rows")] = None,
     ) -> None:
         """Serve the API and the physicians' page (127.0.0.1 unless told; TLS comes from a reverse proxy)."""
         try:
@@ -160,7 +162,10 @@ def register(app: typer.Typer) -> None:
         except ValueError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from e
-        app = create_app(store, icd10_path=icd10, sweep_seconds=sweep_seconds or None)
+        from review_queue.release import default_root
+
+        app = create_app(store, icd10_path=icd10, sweep_seconds=sweep_seconds or None,
+                         releases=releases or default_root())
         config = uvicorn.Config(
             app,
             host=host,

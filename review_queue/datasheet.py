@@ -191,6 +191,19 @@ def _counterfactual_lines(summaries: list[dict[str, Any]]) -> list[str]:
     return lines + ["", "Mismatched pairs are listed in each report for review.", ""]
 
 
+def _time_lines(tm: dict[str, Any] | None, version: int) -> list[str]:
+    """Physician time per approved sample of the version (absent from manifests merged without it)."""
+    if not tm:
+        return ["- Physician time: not recorded for this version."]
+    per = tm.get("minutes_per_approved")
+    cost = f"**{per:.2f} physician minutes per approved sample**" if per is not None else "no approved sample"
+    return [
+        f"- Physician time: {tm['total_minutes']:.1f} review minutes on the items v{version} accounts for "
+        f"(rejected ones included), {tm['approved_items']} approved: {cost} (a decision counts from its lease "
+        f"or the reviewer's previous submit, at most {tm['idle_seconds']:.0f} s; arbitrations are not timed)."
+    ]
+
+
 def write_datasheet(
     out: Path,
     table: pa.Table,
@@ -271,6 +284,7 @@ def write_datasheet(
         f"- Double-reviewed: {review.get('double_reviewed', 0)}; agreed: {review.get('agreed', 0)}; arbitrated: "
         f"{review.get('arbitrated', 0)}; agreement rate: {review.get('agreement_rate')}; Cohen's kappa: "
         f"{review.get('kappa')}.",
+        *_time_lines(review.get("time"), manifest["version"]),
         f"- Skipped at merge: {manifest.get('skipped', {})}.",
         "",
         "## Lineage",

@@ -11,7 +11,8 @@ A reviewer should never hunt for the change by eye. For a derived sample this mo
 - the clinical facts of parent and candidate and what changed between them (medaug.facts);
 - checks: the fact check, the quality gates re-run on the sample, de-identification placeholders,
   a test model's output;
-- the nearest neighbours among recently queued items of the same area and task, with similarity.
+- the nearest neighbours among recently queued items of the same area and task, and among the
+  released rows (latest version of each dataset under the service's datasets root), with similarity.
 
 Everything is computed when the page asks, from what is stored; nothing here writes. Neighbours show
 text similarity and status only, never another item's reviews (blind review).
@@ -22,6 +23,8 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import threading
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,6 +38,7 @@ FIELDS = ("instruction", "input", "output")
 MAX_DIFF_CHARS = 20_000  # longer texts are diffed by line: a word diff's cost grows with the product
 NEIGHBOUR_POOL = 400  # recently queued items of the same area and task compared with the candidate
 NEIGHBOURS = 3
+RELEASED_POOL = 5000  # latest released rows of the same area and task compared, per dataset
 PLACEHOLDER = re.compile(r"〈[^〈〉\s]{1,24}〉|<[A-Z_]{2,24}>|\[[A-Z_]{2,24}\]")
 NEGATIVE_AUGMENTERS = ("rule_negative", "llm_negative")
 PARAPHRASE_AUGMENTERS = ("lexicon_paraphrase", "llm_paraphrase")
@@ -296,8 +300,92 @@ def neighbours(engine: Engine, sample: Sample, item_id: str, skip: set[str]) -> 
     return out
 
 
+class Released:
+    """The latest version of every dataset under `root`, read once per version (a new version is picked up).
+
+    A reviewer should see that a candidate is all but a copy of something already released; the rows
+    are grouped by area and task, the newest `RELEASED_POOL` of each kept in memory.
+    """
+
+    def __init__(self, root: str | Path, pool: int = RELEASED_POOL):
+        self.root = Path(root)
+        self.pool = pool
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[int, dict[tuple[str, str], list[dict[str, str]]]]] = {}
+
+    def _groups(self) -> list[tuple[str, int, dict[tuple[str, str], list[dict[str, str]]]]]:
+        from review_queue.release import ReleaseError, version_dir, versions
+
+        if not self.root.is_dir():
+            return []
+        out = []
+        for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            try:
+                have = versions(self.root, d.name)
+            except ReleaseError:
+                continue  # not a dataset folder
+            if not have:
+                continue
+            with self._lock:
+                cached = self._cache.get(d.name)
+                if cached is None or cached[0] != have[-1]:
+                    cached = (have[-1], self._read(version_dir(self.root, d.name, have[-1])))
+                    self._cache[d.name] = cached
+            out.append((d.name, cached[0], cached[1]))
+        return out
+
+    def _read(self, folder: Path) -> dict[tuple[str, str], list[dict[str, str]]]:
+        """The newest `pool` rows of each (area, task): only the columns shown, only those rows as Python."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cols = ["id", "area", "task", "label", "instruction", "input", "output"]
+        files = sorted((folder / "data").glob("shard-*.parquet"))
+        if not files:
+            return {}
+        table = pa.concat_tables([pq.read_table(f, columns=cols) for f in files])
+        where: dict[tuple[str, str], list[int]] = {}
+        for i, key in enumerate(
+            zip(table.column("area").to_pylist(), table.column("task").to_pylist(), strict=True)
+        ):
+            where.setdefault(key, []).append(i)
+        return {k: table.take(v[-self.pool :]).to_pylist() for k, v in where.items()}
+
+    def neighbours(self, sample: Sample, skip: set[str]) -> list[dict[str, Any]]:
+        """The most similar released rows of the same area and task, over all datasets."""
+        from rapidfuzz import fuzz, process
+
+        pool = [
+            (name, version, r)
+            for name, version, groups in self._groups()
+            for r in groups.get((sample.area.value, sample.task.value), [])
+            if r["id"] not in skip
+        ]
+        if not pool:
+            return []
+        best = process.extract(
+            _text(sample), [_text(r) for _, _, r in pool], scorer=fuzz.ratio, limit=NEIGHBOURS
+        )
+        return [
+            {
+                "dataset": pool[i][0],
+                "version": pool[i][1],
+                "id": pool[i][2]["id"],
+                "similarity": round(score / 100.0, 3),
+                "label": pool[i][2]["label"],
+                "instruction": (pool[i][2]["instruction"] or "")[:200],
+                "output": (pool[i][2]["output"] or "")[:200],
+            }
+            for _, score, i in best
+        ]
+
+
 def evidence(
-    engine: Engine, item_id: str, sample: Sample, queued_parent: dict[str, Any] | None
+    engine: Engine,
+    item_id: str,
+    sample: Sample,
+    queued_parent: dict[str, Any] | None,
+    released: Released | None = None,
 ) -> dict[str, Any]:
     """Everything the page shows about one leased item besides the sample itself."""
     parent, source = parent_of(sample, queued_parent)
@@ -318,4 +406,5 @@ def evidence(
         "facts": facts,
         "checks": _checks(sample, change, facts, parent is not None),
         "neighbours": neighbours(engine, sample, item_id, skip),
+        "released": released.neighbours(sample, skip | {sample.id}) if released else [],
     }

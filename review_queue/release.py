@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from medaug.schema import SAMPLE_SCHEMA, conform_table, now_utc, sample_id, samples_to_table
 from review_queue import audit
 from review_queue.audit import Event
-from review_queue.stats import cohen_kappa
+from review_queue.stats import cohen_kappa, release_time
 from review_queue.store import FinalItem, QueueStore, ReviewRecord
 
 FORMAT = 1
@@ -244,8 +244,10 @@ def _plan(items: Iterable[FinalItem], parent: Path | None, version: int) -> _Pla
     return plan
 
 
-def review_statistics(items: list[FinalItem]) -> dict[str, Any]:
-    """Agreement of the two independent reviews over the items this version accounts for."""
+def review_statistics(items: list[FinalItem], review_seconds: dict[str, float] | None = None,
+                      idle_seconds: float | None = None) -> dict[str, Any]:
+    """Agreement of the two independent reviews over the items this version accounts for; with
+    `review_seconds`, the physician time they took (`time`, review_queue.stats.release_time)."""
     paired = [it for it in items if len(it.reviews) >= 2]
     arbitrated = sum(it.arbitration is not None for it in items)
     agreed = sum(it.arbitration is None for it in paired)
@@ -261,6 +263,9 @@ def review_statistics(items: list[FinalItem]) -> dict[str, Any]:
         "reviews_by_reviewer": dict(sorted(Counter(r.reviewer for it in items for r in it.reviews).items())),
         "arbitrations_by_arbiter": dict(sorted(Counter(it.arbitration.reviewer for it in items
                                                        if it.arbitration).items())),
+        **({"time": release_time(review_seconds, [(it.item_id, not it.rejected) for it in items],
+                                 *(() if idle_seconds is None else (idle_seconds,)))}
+           if review_seconds is not None else {}),
     }
 
 
@@ -296,7 +301,8 @@ def _write_readonly(table: pa.Table, path: Path) -> None:
 
 
 def _build(tmp: Path, plan: _Plan, parent: Path | None, parent_version: int | None, version: int, dataset: str,
-           created_by: str, source: str) -> MergeResult:
+           created_by: str, source: str, review_seconds: dict[str, float] | None = None,
+           idle_seconds: float | None = None) -> MergeResult:
     (tmp / "data").mkdir(parents=True)
     (tmp / "lineage").mkdir()
     files: dict[str, dict[str, Any]] = {}
@@ -328,7 +334,7 @@ def _build(tmp: Path, plan: _Plan, parent: Path | None, parent_version: int | No
         "created_by": created_by, "created_at": now_utc().isoformat(), "source": source,
         "rows": rows, "added": new.num_rows, "counts": counts, "added_counts": added_counts,
         "skipped": dict(sorted(plan.skipped.items())),
-        "review": review_statistics(plan.accounted),
+        "review": review_statistics(plan.accounted, review_seconds, idle_seconds),
         "runs": runs, "templates": templates,
         "files": dict(sorted(files.items())),
     }
@@ -348,8 +354,12 @@ def publish(tmp: Path, target: Path) -> bool:
 
 
 def merge(items: list[FinalItem], *, root: str | Path, dataset: str, created_by: str, source: str = "",
-          attempts: int = 10) -> MergeResult:
+          attempts: int = 10, review_seconds: dict[str, float] | None = None,
+          idle_seconds: float | None = None) -> MergeResult:
     """Release the items no earlier version accounts for as version latest+1.
+
+    `review_seconds` (item id -> active review seconds, QueueStore.review_seconds): the manifest's
+    review statistics then give the physician minutes per approved sample of this version.
 
     Raises NothingToMerge when no item brings a new row (no version is written then).
     """
@@ -367,7 +377,8 @@ def merge(items: list[FinalItem], *, root: str | Path, dataset: str, created_by:
                                  + ", ".join(f"{k}: {v}" for k, v in sorted(plan.skipped.items())) + ")")
         tmp = base / f".tmp-v{version}-{uuid.uuid4().hex[:8]}"
         try:
-            result = _build(tmp, plan, parent, parent_version, version, dataset, created_by, source)
+            result = _build(tmp, plan, parent, parent_version, version, dataset, created_by, source,
+                            review_seconds, idle_seconds)
             if publish(tmp, base / f"v{version}"):
                 result.path, result.attempts = base / f"v{version}", attempt
                 return result
@@ -438,7 +449,8 @@ def merge_from_store(store: QueueStore, *, root: str | Path, dataset: str, creat
     later runs are deduplicated against what is released.
     """
     result = merge(store.finalized(), root=root, dataset=dataset, created_by=created_by,
-                   source=store.engine.url.render_as_string(hide_password=True))
+                   source=store.engine.url.render_as_string(hide_password=True),
+                   review_seconds=store.review_seconds(), idle_seconds=store.idle_seconds)
     with store.engine.begin() as conn:
         audit.append(conn, [Event(created_by, "merge", None, None,
                                   {"dataset": dataset, "version": result.version, "parent": result.parent,

@@ -214,8 +214,11 @@ class SecurityHeaders:
 
 def create_app(store: QueueStore, *, icd10_path: Path | None = None,
                sweep_seconds: float | None = DEFAULT_SWEEP_SECONDS,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
-    """The API and page over `store`; with `sweep_seconds`, a background sweep expires leases while it runs."""
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, releases: Path | None = None) -> FastAPI:
+    """The API and page over `store`; with `sweep_seconds`, a background sweep expires leases while it runs.
+
+    `releases`: the datasets root whose released rows the evidence compares candidates with.
+    """
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -233,6 +236,9 @@ def create_app(store: QueueStore, *, icd10_path: Path | None = None,
     app = FastAPI(title="medaug review queue", version="1", description="Physician correction queue (two "
                   "independent reviews, arbitration, hash-chained audit).", lifespan=lifespan)
     codes = load_codes(icd10_path)
+    from review_queue.evidence import Released
+
+    released = Released(releases) if releases is not None else None
     static = resources.files("review_queue") / "static"
 
     app.add_middleware(BodyLimit, limit=max_body_bytes)
@@ -321,7 +327,7 @@ def create_app(store: QueueStore, *, icd10_path: Path | None = None,
         from review_queue.evidence import evidence
 
         item = store.get_leased(user.name, check_item_id(item_id))
-        return evidence(store.engine, item.id, item.sample, item.parent)
+        return evidence(store.engine, item.id, item.sample, item.parent, released)
 
     @app.get("/api/items/{item_id:path}")
     def get_item(item_id: str, user: Reviewer) -> dict[str, Any]:

@@ -91,6 +91,29 @@ def compute(reviews: list[tuple[str, str, str, float, float]], pairs: list[tuple
     return {"reviewers": [asdict(r) for r in per_reviewer], "pairs": [asdict(p) for p in per_pair]}
 
 
+def seconds_per_item(reviews: list[tuple[str, str, str, float, float]],
+                     idle_seconds: float = DEFAULT_IDLE_SECONDS) -> dict[str, float]:
+    """Active review seconds spent on each item (all its reviews), timed as for `time_accounting`."""
+    out: dict[str, float] = defaultdict(float)
+    for rows in _busy(reviews, idle_seconds).values():
+        for item, s in rows:
+            out[item] += s
+    return dict(out)
+
+
+def release_time(seconds: dict[str, float], items: list[tuple[str, bool]],
+                 idle_seconds: float = DEFAULT_IDLE_SECONDS) -> dict[str, object]:
+    """Physician minutes spent on the items a version accounts for, per approved sample in it.
+
+    items: (item id, approved or corrected) for every item accounted for, rejected ones included
+    (their review time is part of what the approved samples cost).
+    """
+    total = sum(seconds.get(i, 0.0) for i, _ in items)
+    approved = sum(ok for _, ok in items)
+    return {"idle_seconds": idle_seconds, "total_minutes": _minutes(total), "approved_items": approved,
+            "minutes_per_approved": _minutes(total / approved) if approved else None}
+
+
 def _minutes(seconds: float) -> float:
     return round(seconds / 60.0, 3)
 

@@ -57,7 +57,7 @@ from review_queue.decisions import (
     outcome_of,
 )
 from review_queue.errors import Conflict, InvalidDecision, LeaseExpired, NotFound, NotYours, QueueError
-from review_queue.stats import compute, time_accounting
+from review_queue.stats import compute, seconds_per_item, time_accounting
 from review_queue.strata import (
     DEFAULT_IDLE_SECONDS,
     HoldPolicy,
@@ -750,6 +750,13 @@ class QueueStore:
                 items.c.status == "final", items.c.outcome != "rejected").group_by(items.c.stratum)).all())
         return {"items": status, "outcomes": outcome, **compute(revs, pairs, self.idle_seconds),  # type: ignore[arg-type]
                 "time": time_accounting(revs, kinds, usable, self.idle_seconds)}  # type: ignore[arg-type]
+
+    def review_seconds(self) -> dict[str, float]:
+        """Active review seconds per item (lease or the reviewer's previous submit to submit, idle capped)."""
+        with self.engine.connect() as conn:
+            revs = [tuple(r) for r in conn.execute(sa.select(reviews.c.item_id, reviews.c.reviewer, reviews.c.decision,
+                                                             reviews.c.leased_at, reviews.c.submitted_at))]
+        return seconds_per_item(revs, self.idle_seconds)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ strata
 

@@ -16,6 +16,7 @@ quota (approved items per area / task / label) is not yet met, then priority, th
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,11 +43,15 @@ def model_name(model: str | None) -> str | None:
     return m or None
 
 
+@functools.lru_cache(maxsize=256)
 def is_test_model(model: str | None) -> bool:
-    """Whether a sample's model is one the project marks as a test model (its id carries the mark)."""
-    from medaug.test_model import TEST_MODEL_MARK
+    """Whether a sample's model is a test model: its id carries the mark, or it is a local folder whose
+    config.json says so (`medaug_test_model`, set by jobs/tiny_model.py) on this machine."""
+    from medaug.test_model import TEST_MODEL_MARK, is_test_model_folder
 
-    return bool(model) and TEST_MODEL_MARK in str(model)
+    if not model:
+        return False
+    return TEST_MODEL_MARK in model or is_test_model_folder(model)
 
 
 @dataclass(frozen=True)

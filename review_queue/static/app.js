@@ -117,7 +117,7 @@ function open(i) {
   $("item-kind").textContent = it.status === "arbitration" ? "仲裁" : "审核";
   $("meta").textContent = [AREAS[s.area], TASKS[s.task], LABELS[s.label]].join(" · ");
   const p = it.parent || s;
-  $("test-model-banner").hidden = !(fromTestModel(s) || fromTestModel(it.parent));
+  $("test-model-banner").hidden = !(it.test_model || fromTestModel(s) || fromTestModel(it.parent));
   $("p-instruction").textContent = p.instruction;
   $("p-input").textContent = p.input;
   $("p-output").textContent = p.output;
@@ -187,6 +187,15 @@ function renderEvidence(it) {
     nb.appendChild(li);
   }
   if (ev && !ev.neighbours.length) nb.appendChild(el("li", "（无）"));
+  const rel = $("released");
+  rel.replaceChildren();
+  for (const n of (ev ? ev.released || [] : [])) {
+    const li = el("li");
+    li.appendChild(el("b", Math.round(n.similarity * 100) + "%"));
+    li.appendChild(document.createTextNode(" [" + n.dataset + " v" + n.version + " · " + (LABELS[n.label] || n.label) + "] " + n.instruction));
+    rel.appendChild(li);
+  }
+  if (ev && !(ev.released || []).length) rel.appendChild(el("li", "（无）"));
   if (ev && ev.test_model) $("test-model-banner").hidden = false;
 }
 
@@ -233,10 +242,14 @@ function renderChange(ch) {
   }
 }
 
+const SIDES = { left: "左", right: "右", bilateral: "双侧" };
+
+// A fact as the text said it (its surface), with negation and side where the surface lacks them.
 function factText(f) {
-  let t = (f.negated ? "无" : "") + (f.laterality ? f.laterality + " " : "") + (f.site ? f.site : "") + (f.surface || f.term);
-  if (f.value) t += " " + f.value + (f.unit || "");
-  return t;
+  const said = f.surface || (f.term + (f.value && !f.term.includes(f.value) ? " " + f.value + (f.unit || "") : ""));
+  const side = f.laterality && !/[左右双]/.test(said) ? (SIDES[f.laterality] || f.laterality) : "";
+  const site = f.site && !said.includes(f.site) ? f.site : "";
+  return (f.negated && !/^[无不没未否]/.test(said) ? "无" : "") + side + site + said;
 }
 
 function renderFacts(ev) {
@@ -258,7 +271,7 @@ function renderFacts(ev) {
       for (const x of list || []) {
         const t = factText(x);
         const c = el("span", t, "fact" + (changed.has(t) ? " changed" : ""));
-        c.title = FACT_KINDS[x.kind] || x.kind;
+        c.title = (FACT_KINDS[x.kind] || x.kind) + " · " + x.term;  // the normalised term under the words
         td.appendChild(c);
       }
       tr.appendChild(td);

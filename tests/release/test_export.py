@@ -15,6 +15,7 @@ from medaug.alpaca import CRITIQUE_INSTRUCTION
 from review_queue import release
 from review_queue.export import export_version
 from review_queue.release import ReleaseError, merge_from_store
+from review_queue.store import QueueStore
 
 datasets.disable_progress_bars()
 
@@ -241,3 +242,38 @@ def test_llamafactory_merge_refuses_a_broken_dataset_info(released: tuple[Queue,
     with pytest.raises(ReleaseError, match=r"entry 'x': file_name must be a file in this folder"):
         export_version(root, "cardio", 1, "llamafactory", split="preference")
     assert (res.path / "cardio_v1.json").is_file()  # a refused export leaves the folder as it was
+
+
+def test_datasheet_gives_physician_minutes_per_approved_sample(
+    sqlite_store: QueueStore, tmp_path: Path
+) -> None:
+    from release_queue import APPROVE, REJECT, correct, make_samples
+
+    store = sqlite_store
+    t = [100.0]
+    store.clock = lambda: t[0]
+    samples = make_samples("丙")
+    order = ["approve", "reject", "correct"]
+    store.push([samples[n] for n in order], run_id="run-丙")
+    name_of = {samples[n].id: n for n in order}
+    fix = correct("丙：修正后的回答。")
+    for who, lease_at, submits in (
+        ("r1", 100.0, (130.0, 150.0, 170.0)),
+        ("r2", 200.0, (210.0, 220.0, 230.0)),
+    ):
+        t[0] = lease_at
+        leased = sorted(store.pull(who, size=10), key=lambda it: order.index(name_of[it.id]))
+        for it, at in zip(leased, submits, strict=True):
+            t[0] = at
+            name = name_of[it.id]
+            store.submit(who, it.id, APPROVE if name == "approve" else REJECT if name == "reject" else fix)
+    root = tmp_path / "ds"
+    merge_from_store(store, root=root, dataset="cardio", created_by="m")
+    tm = release.read_manifest(release.version_dir(root, "cardio"))["review"]["time"]
+    # r1: 30 + 20 + 20 s, r2: 10 + 10 + 10 s = 100 s on three items, two of them approved (the rejected
+    # item's review time counts too: it is part of what the approved samples cost)
+    assert tm["approved_items"] == 2 and tm["total_minutes"] == pytest.approx(100 / 60, abs=1e-3)
+    assert tm["minutes_per_approved"] == pytest.approx(100 / 60 / 2, abs=1e-3)
+    res = export_version(root, "cardio", 1, "alpaca")
+    text = (res.path / "DATASHEET.md").read_text(encoding="utf-8")
+    assert "1.7 review minutes" in text and "**0.83 physician minutes per approved sample**" in text

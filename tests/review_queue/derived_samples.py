@@ -1,8 +1,11 @@
-"""A seed written for these tests and what the real augmenters derive from it: a negative and a paraphrase."""
+"""A seed written for these tests and what the real augmenters derive from it: a negative and a paraphrase;
+a near copy of the seed released as a dataset version (the evidence's released neighbour)."""
 
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medaug.schema import DeidEntity, ErrorType, Sample, rows_to_table, samples_to_table, table_to_samples
 
@@ -14,6 +17,9 @@ SEED = Sample(
     area="pediatrics",
     deid=[DeidEntity(entity="PERSON", count=0)],
 )
+
+if TYPE_CHECKING:
+    from review_queue.store import QueueStore
 
 
 @cache
@@ -29,3 +35,22 @@ def derived() -> tuple[Sample, Sample, Sample]:
     assert len(neg) == 1 and len(para) == 1, (neg, para)
     n, p = table_to_samples(rows_to_table([neg[0], para[0]]))
     return SEED, n, p
+
+
+def cousin() -> Sample:
+    """A sample close to the seed (same area and task) that is not its parent."""
+    return SEED.model_copy(
+        update={"id": "cousin-1", "instruction": SEED.instruction.replace("5岁", "6岁").replace("5天", "6天")}
+    )
+
+
+def release(store: QueueStore, samples: list[Sample], root: Path, dataset: str = "peds") -> None:
+    """Queue `samples`, approve each twice and merge them into `root`/`dataset` as a new version."""
+    from review_queue.decisions import Decision
+    from review_queue.release import merge_from_store
+
+    store.push(samples, run_id="released")
+    for who in ("rel-a", "rel-b"):
+        for item in store.pull(who, len(samples)):
+            store.submit(who, item.id, Decision(decision="approve"))
+    merge_from_store(store, root=root, dataset=dataset, created_by="mia")

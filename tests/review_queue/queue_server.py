@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import uvicorn
 
@@ -19,12 +20,14 @@ from review_queue.store import QueueStore
 
 
 @contextmanager
-def serving(store: QueueStore, *, sweep_seconds: float | None = None) -> Iterator[str]:
+def serving(
+    store: QueueStore, *, sweep_seconds: float | None = None, releases: Path | None = None
+) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    app = create_app(store, sweep_seconds=sweep_seconds)
+    app = create_app(store, sweep_seconds=sweep_seconds, releases=releases)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

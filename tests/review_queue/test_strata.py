@@ -198,3 +198,27 @@ def test_queue_strata_command_lists_and_releases(tmp_path: Path) -> None:
     assert f"released {key}" in res.output and "HELD" not in res.output
     res = runner.invoke(app, ["queue", "strata", "--db", db, "--release", key])
     assert res.exit_code == 1 and "is not held" in res.output
+
+
+def test_demo_model_and_folders_marked_as_test_models_are_pulled_last(
+    store: QueueStore, tmp_path: Path
+) -> None:
+    import yaml
+
+    from review_queue.strata import is_test_model
+
+    demo = yaml.safe_load((Path(__file__).parents[2] / "configs" / "demo.yaml").read_text(encoding="utf-8"))
+    assert is_test_model(demo["llm"]["engine"]["model"])  # the demo's samples carry the mark wherever they go
+    marked, real = tmp_path / "my-tiny", tmp_path / "my-real"
+    for folder, cfg in ((marked, {"medaug_test_model": True}), (real, {"model_type": "qwen2"})):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+    assert is_test_model(str(marked))  # a config.json as the tiny builder writes it
+    assert not is_test_model(str(real))
+    assert not is_test_model("Qwen/Qwen2.5-7B-Instruct") and not is_test_model(None)
+    noise = _from(make_samples(2, prefix="噪"), "generate", model=str(marked))
+    seeds = _from(make_samples(3, prefix="种"), "lexicon_paraphrase", model=str(real))
+    store.push(noise, run_id="demo", priority=5)
+    store.push(seeds, run_id="seeds")
+    got = [i.id for i in store.pull("ann", 5)]
+    assert set(got[:3]) == {s.id for s in seeds} and set(got[3:]) == {s.id for s in noise}
