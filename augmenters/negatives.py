@@ -184,8 +184,12 @@ def wrong_diagnosis(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Rand
         for diff in d.differentials:
             if diff.sex and who != {diff.sex}:
                 continue  # 前列腺炎 is no differential for a woman, nor for a patient of unknown sex
-            if diff.name not in text and diff.name not in question:
-                options.append((d, mentions, diff))
+            if diff.name in text or diff.name in question:
+                continue
+            if kb.ruled_out_by(d.name, diff.name, question) is None:
+                why = "differential_not_ruled_out_by_question"
+                continue  # as consistent with what the patient says as the right diagnosis: not wrong
+            options.append((d, mentions, diff))
     if not options:
         return why if why != "no_diagnostic_statement" or not by_entry else why
     d, mentions, diff = rng.choice(options)
@@ -425,6 +429,8 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
     misquotes a stated lab value across its reference range, or denies a stated finding."""
     ext = entity_extractor()
     question, text = _question(row), row["output"]
+    if not any(c in question for c in kb.case_cues):
+        return "question_has_no_findings"  # 白带增多会不会影响怀孕: no patient's findings to contradict
     qfacts = [f for f in ext.extract(question) if not f.negated]
     stated_facts = [f for f in qfacts if f.kind in ("symptom", "finding")]
     options: list[Candidate] = []
@@ -465,7 +471,7 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
             f"{lab.unit}），回答却写成{new_txt}{lab.unit}，把{'异常' if side != '在' else '正常'}结果说反了",
             f"misquote:{lab.name}", "misquote"))  # fmt: skip
     # 3. deny a stated finding of this patient, woven into the sentence that reasons on it
-    if stated_facts and any(c in question for c in kb.case_cues):
+    if stated_facts:
         afacts = {f.term: f for f in ext.extract(text) if f.kind in ("symptom", "finding") and not f.negated}
         for f in stated_facts:
             qs, qe = _sentence_bounds(question, f.span[0])
@@ -542,7 +548,9 @@ def missing_referral(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Ran
     hit = [(s, e) for s, e in sentences if any(s <= c < e for c, _ in cues)]
     if len(hit) == len(sentences):
         return "answer_is_only_referral"
-    flag = _red_flag(_question(row), kb)
+    from augmenters.negative_verify import asked_red_flag
+
+    flag = asked_red_flag(_question(row), kb)  # 会不会引起胸口疼 asks, it does not tell a red flag
     where = "问题中"
     if flag is None:
         flag = next((f for s, e in hit if (f := _red_flag(text[s:e], kb))), None)
@@ -607,6 +615,8 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
         if clause and (any(s <= d < end for d in drugs) or any(w in clause for w in _TREATMENT_CLAUSE)):
             if any(w in clause for w in kb.warning_cues):
                 continue
+            if not _ADVICE.search(clause) or _HISTORY.search(clause):
+                continue  # a promise follows advice (建议服用…), not the patient's history or a mechanism
             for r in kb.promise_insert:
                 if r.get("needs") and not any(w in row["output"] for w in r["needs"]):
                     continue  # e.g. stopping on one's own is only wrong for a drug that must not be stopped
@@ -630,6 +640,8 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
     )  # fmt: skip
 
 
+_ADVICE = re.compile(r"建议|可以|可(?!能)|需要|应|宜|请|坚持|配合|首选|选用|推荐")
+_HISTORY = re.compile(r"吃了|用了|服了|打了|之前|以前|手术后|没转好|没有效果|无效|没效果|不见好")
 _TREATMENT_CLAUSE = (
     "治疗",
     "用药",
@@ -716,7 +728,17 @@ def make_negative(
         return made
     if made.output == row["output"] or not made.output.strip():
         return "unchanged"
-    return verify(et, row["output"], made) or made
+    if bad := verify(et, row["output"], made):
+        return bad
+    # The same verifier the LLM negatives pass: it proves the answer wrong from the texts and the tables
+    # alone, and its reason is the one shown.
+    from augmenters.negative_verify import check_wrong
+
+    proof = check_wrong(row, et, made.output, kb)
+    if isinstance(proof, str):
+        return f"not_wrong:{proof}"
+    made.reason = proof.reason
+    return made
 
 
 def _cap(n: int) -> int:
@@ -786,15 +808,24 @@ def negative_rows(
             picked.append((row, made))
         stats[f"negative_target:{et.value}"] += target
         chosen[et] = picked
-    limits = _type_limits({et: len(p) for et, p in chosen.items()}, ratios)
+    # Type shares and pattern shares are trimmed in turn until both hold (trimming patterns shrinks the
+    # total that the type shares are measured against).
+    for _ in range(50):
+        limits = _type_limits({et: len(p) for et, p in chosen.items()}, ratios)
+        changed = False
+        for et, picked in chosen.items():
+            if len(picked) > limits[et]:
+                stats[f"negative_dropped:{et.value}:type_share_cap"] += len(picked) - limits[et]
+                picked, changed = picked[: limits[et]], True
+            picked, trimmed = _balance(picked)
+            if trimmed:
+                stats[f"negative_dropped:{et.value}:pattern_cap"] += trimmed
+                changed = True
+            chosen[et] = picked
+        if not changed:
+            break
     out = []
     for et, picked in chosen.items():
-        if len(picked) > limits[et]:
-            stats[f"negative_dropped:{et.value}:type_share_cap"] += len(picked) - limits[et]
-            picked = picked[: limits[et]]
-        picked, trimmed = _balance(picked)
-        if trimmed:
-            stats[f"negative_dropped:{et.value}:pattern_cap"] += trimmed
         for row, c in picked:
             out.append(_negative_row(row, et, c))
             stats[f"negative_{et.value}"] += 1

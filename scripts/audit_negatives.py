@@ -50,14 +50,15 @@ def main() -> None:
     ap.add_argument("--refusals", type=int, default=20)
     args = ap.parse_args()
     ratios = {et: 1 / 6 for et in ErrorType if et != ErrorType.other}
-    pool, stats = [], Counter()
+    stats: Counter[str] = Counter()
+    rows = []
     for name, gen in (("medicalgpt", medicalgpt), ("toyhom", toyhom)):
-        rows = samples_to_table(list(gen(args.data))).to_pylist()
-        out = negative_rows(rows, ratios, seed=args.seed, stats=stats)
-        print(
-            f"{name}: {len(rows)} rows -> {len(out)} negatives {dict(Counter(r['error_type'] for r in out))}"
-        )
-        pool += out
+        got = samples_to_table(list(gen(args.data))).to_pylist()
+        print(f"{name}: {len(got)} rows")
+        rows += got
+    # one call over both sources, so the type and pattern shares hold for the whole set
+    pool = negative_rows(rows, ratios, seed=args.seed, stats=stats)
+    print(f"{len(rows)} rows -> {len(pool)} negatives {dict(Counter(r['error_type'] for r in pool))}")
     if args.exclude:
         seen = [x for x in args.exclude.read_text(encoding="utf-8").splitlines() if len(x.strip()) > 8]
         pool = [
@@ -77,6 +78,11 @@ def main() -> None:
         print("Q:", r["instruction"][:260].replace("\n", " "))
         print("REF:", r["reference_output"][:400].replace("\n", " "))
         print("CHANGE:", repr(d["change"]["before"])[:120], "->", repr(d["change"]["after"])[:120])
+        at = max(0, d["change"]["start"] - 60)
+        print(
+            "OUT:",
+            ("…" if at else "") + r["output"][at : at + 160 + len(d["change"]["after"])].replace("\n", " "),
+        )
         print("WHY:", d["reason"])
     refusals = make_refusals(20 * args.refusals, seed=args.seed)
     rng.shuffle(refusals)
