@@ -41,11 +41,13 @@ SEX_CUES = {
 
 def stated(text: str, i: int, *, now: bool = False) -> bool:
     """Whether the cue at `i` is asserted: not denied right before it (没有哮喘, 无胸痛), and with `now`, not
-    told as past history in its clause (2004年呕血)."""
+    told as past history earlier in its sentence (2004年呕血)."""
     if _DENIED.search(text[max(0, i - 3) : i]):
         return False
     if now:
-        left = max((text.rfind(c, 0, i) for c in _CLAUSE), default=-1) + 1
+        # past history anywhere earlier in the sentence (2004年诊断为肝硬化，当时有腹水，呕血): the clause
+        # alone misses it
+        left = max((text.rfind(c, 0, i) for c in "。！？!?；;\n"), default=-1) + 1
         if _PAST.search(text[left:i]):
             return False
     return True

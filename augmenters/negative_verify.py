@@ -202,7 +202,7 @@ def _mg(f) -> float | None:
     from augmenters.negatives import _TO_MG
 
     base = f.unit.split("/")[0]
-    if base not in _TO_MG or not re.fullmatch(r"\d+(?:\.\d+)?", f.value or ""):
+    if base not in _TO_MG or not re.fullmatch(r"\d+(?:\.\d+)?", f.value or "") or re.match(r"0\d", f.surface):
         return None
     return float(f.value) * _TO_MG[base]
 
@@ -281,7 +281,7 @@ def _dose(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
 
 # ------------------------------------------------------------------------------------------ findings
 def _findings(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
-    from augmenters.negatives import _fmt
+    from augmenters.negatives import _fmt, clinical_subject
 
     if not is_case(q, kb):
         return "knowledge_question_has_no_findings"
@@ -308,11 +308,7 @@ def _findings(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | st
                 return "finding_word_negated"
             for n in range(min(8, at), 1, -1):
                 subject = ref[at - n : at]
-                if (
-                    subject + w in q
-                    and not re.fullmatch(r"[\W\d]+", subject)
-                    and not negated(q, q.find(subject + w))
-                ):
+                if subject + w in q and clinical_subject(subject) and not negated(q, q.find(subject + w)):
                     return Proof(w, opp, at,
                                  f"问题中写明“{subject}{w}”，回答却说成“{subject}{opp}”，与检查所见相反",
                                  f"flip:{w}->{opp}")  # fmt: skip

@@ -321,8 +321,12 @@ def wrong_dose(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -
     doses = []
     for n in facts.of_kind("number"):
         base = n.unit.split("/")[0]
-        if base not in _TO_MG or not re.fullmatch(r"\d+(?:\.\d+)?", n.value or ""):
-            continue
+        if (
+            base not in _TO_MG
+            or not re.fullmatch(r"\d+(?:\.\d+)?", n.value or "")
+            or re.match(r"0\d", n.surface)
+        ):
+            continue  # 05克 is a garbled 0.5克: no amount to make ten times larger
         before = [d for d in drugs if d.span[1] <= n.span[0] and n.span[0] - d.span[1] <= 15]
         if not before or re.search(r"[。！？；;\n和及与、]", text[before[-1].span[1] : n.span[0]]):
             continue  # no drug right before, or the amount belongs to the next one (500mg对乙酰氨基酚和100mg…)
@@ -444,7 +448,7 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
             cs = max(cs, text.rfind("、", 0, s) + 1)
             for k in range(min(8, s - cs), 1, -1):
                 subject = text[s - k : s]
-                if subject + w in question and not re.fullmatch(r"[\W\d]+", subject):
+                if subject + w in question and clinical_subject(subject):
                     options.append(Candidate(
                         text[:s] + opp + text[m.end():], w, opp, s,
                         f"问题中写明“{subject}{w}”，回答却说成“{subject}{opp}”，与检查所见相反",
@@ -510,6 +514,11 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
     for c in options:
         by_strategy[c.strategy].append(c)
     return rng.choice(by_strategy[rng.choice(sorted(by_strategy))])
+
+
+def clinical_subject(subject: str) -> bool:
+    """A flipped finding word's subject names something (转氨酶, ST段), not just a count (3个, 哪2项)."""
+    return len(re.sub(r"[\W\d一二三四五六七八九十两几哪个项次种条的是为]", "", subject)) >= 2
 
 
 # ------------------------------------------------------------------------------------------ referral
@@ -605,6 +614,10 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
         for f in r["find"]:
             for m in re.finditer(re.escape(f), text):
                 if negated(text, m.start()) or (r.get("before") == "disease" and m.end() not in diseases):
+                    continue
+                if r.get("followed_by") and not any(text.startswith(w, m.end()) for w in r["followed_by"]):
+                    continue
+                if m.start() and text[m.start() - 1] in r.get("not_after", ()):
                     continue
                 options[r["id"]] += [(m.start(), m.end(), to) for to in r["to"]]
     drugs = [f.span[0] for f in facts.of_kind("drug", "procedure")]

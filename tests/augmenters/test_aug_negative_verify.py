@@ -211,3 +211,50 @@ def test_llm_negatives_pass_the_same_verifier_and_carry_the_change():
         "llm_negative:not_wrong:swap_not_wrong_by_tables",
     ]
     assert counts["llm_negative_rejected_not_wrong_swap_not_wrong_by_tables"] == 1
+
+
+# ------------------------------------------------------------------------------- fifth audit round
+def test_fifth_round_findings_are_not_made_again():
+    from random import Random as rng
+
+    from augmenters.negatives import contradicts_findings, missing_referral, overclaiming, wrong_dose
+
+    # a red flag told as history earlier in the sentence (2004年…，当时有腹水，呕血) is not today's
+    past = _mk(
+        "2004年诊断为肝硬化，当时有腹水，呕血、晕迷，在当地医院救治",
+        "肝硬化需要长期随访。对于严重患者来说，建议及时就诊，根据医生的意见来救治。",
+    )
+    assert missing_referral(past, KB, rng(0)) == "referral_not_needed_by_red_flag"
+    # 05克 is a garbled 0.5克: no ×10 of it
+    garbled = _mk("幽门螺杆菌阳性吃什么药？", "建议吃四联药，阿莫西林，05克，一日两次。")
+    assert wrong_dose(garbled, KB, rng(0)) == "no_drug_dose"
+    # a flipped word whose subject is only a count (这3个阳性 → 这3个阴性) contradicts nothing clinical
+    count = _mk("我查乙肝，报告单3个阳性，2个阴性，正常吗？", "这3个阳性是代表哪3个阳性要看报告。")
+    made = contradicts_findings(count, KB, rng(0))
+    assert isinstance(made, str) or made.strategy != "flip"
+    assert (
+        _check(
+            count["instruction"],
+            count["output"],
+            "这3个阳性是代表哪3个阴性要看报告。",
+            ET.contradicts_findings,
+        )
+        == "flipped_word_not_from_question"
+    )
+    # 有可能是 is never turned into 有一定是; 有利于病情 never into 一定能保证病情
+    for seed in range(6):
+        c = overclaiming(
+            _mk("我有脂肪肝。", "原因有可能是油脂摄取过多，建议控制饮食，可以服用药物治疗，注意休息。"),
+            KB,
+            rng(seed),
+        )
+        assert "有一定是" not in c.output and "有肯定是" not in c.output
+        c2 = overclaiming(
+            _mk(
+                "肝病能用鹿鞭吗？",
+                "鹿鞭过度温补，许多有利于病情的说法不可信，建议服用保肝药物治疗，注意休息。",
+            ),
+            KB,
+            rng(seed),
+        )
+        assert "保证病情" not in c2.output
