@@ -281,7 +281,7 @@ def _dose(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
 
 # ------------------------------------------------------------------------------------------ findings
 def _findings(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
-    from augmenters.negatives import _fmt, clinical_subject
+    from augmenters.negatives import _fmt, clinical_subject, part_of_disease_name
 
     if not is_case(q, kb):
         return "knowledge_question_has_no_findings"
@@ -369,6 +369,8 @@ def _findings(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | st
         return "finding_gone_since"
     if any(w in f.surface for w in kb.deny_never) or f.surface in kb.disease_surfaces:
         return "denial_about_a_state"
+    if part_of_disease_name(q, f.span):
+        return "finding_is_part_of_a_disease_name"
     before, after, at = (edit[1], edit[2], edit[0]) if edit else ("", f.surface, 0)
     return Proof(before, after, at, f"问题中明确有“{f.surface}”，回答却说没有，与病史矛盾", f"deny:{denied}")
 

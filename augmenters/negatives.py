@@ -476,7 +476,10 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
             f"misquote:{lab.name}", "misquote"))  # fmt: skip
     # 3. deny a stated finding of this patient, woven into the sentence that reasons on it
     if stated_facts:
-        afacts = {f.term: f for f in ext.extract(text) if f.kind in ("symptom", "finding") and not f.negated}
+        amentions: dict[str, list] = defaultdict(list)
+        for f in ext.extract(text):
+            if f.kind in ("symptom", "finding") and not f.negated:
+                amentions[f.term].append(f)
         for f in stated_facts:
             qs, qe = _sentence_bounds(question, f.span[0])
             if re.search(r"没|无|未|否认|不|非", question[qs : f.span[0]]):
@@ -487,13 +490,13 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
                 question,
             ):
                 continue  # told as gone since (这天胃不胀了): denying it now could be right
-            mention = afacts.get(f.term)
-            if (
-                mention is None
-                or any(w in f.surface for w in kb.deny_never)
-                or f.surface in kb.disease_surfaces
-            ):
+            if any(w in f.surface for w in kb.deny_never) or f.surface in kb.disease_surfaces:
                 continue
+            if part_of_disease_name(question, f.span):
+                continue  # 乙型急性黄疸肝炎: 黄疸 names the disease, it is no finding told of the patient
+            mention = next((m for m in amentions.get(f.term, ()) if _about_patient(text, m.span)), None)
+            if mention is None:
+                continue  # the answer only names it in general (味精可致头痛、心慌甚至恶心): no denial there
             s, _ = _clause_bounds(text, mention.span[0])
             if g := re.match(r"(您好|你好)[，,！!]?", text[s:]):
                 s += g.end()
@@ -514,6 +517,24 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
     for c in options:
         by_strategy[c.strategy].append(c)
     return rng.choice(by_strategy[rng.choice(sorted(by_strategy))])
+
+
+_PATIENT = re.compile(r"你|您|孩子|宝宝|患儿|老公|丈夫|妻子|老婆|妈|爸|老人|爷爷|奶奶|这种情况|目前|现在|考虑|结合|根据")
+
+
+def _about_patient(text: str, span: tuple[int, int]) -> bool:
+    """The answer's mention at `span` is about this patient: its sentence addresses them (你/您/孩子/目前…)
+    and it is not one item of a list of symptoms (头痛、心慌甚至恶心)."""
+    s, e = _sentence_bounds(text, span[0])
+    if not _PATIENT.search(text[s:e]):
+        return False
+    around = text[max(0, span[0] - 1) : span[0]] + text[span[1] : span[1] + 1]
+    return not re.search(r"[、等]", around) and not text[max(0, span[0] - 2) : span[0]].endswith("甚至")
+
+
+def part_of_disease_name(question: str, span: tuple[int, int]) -> bool:
+    """The finding at `span` of the question is part of a disease's name (黄疸型肝炎, 黄疸肝炎, 过敏性…)."""
+    return bool(re.match(r"型|性(?!的)|肝炎|病(?!了|情)", question[span[1] : span[1] + 2]))
 
 
 def clinical_subject(subject: str) -> bool:

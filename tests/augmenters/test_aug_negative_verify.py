@@ -258,3 +258,30 @@ def test_fifth_round_findings_are_not_made_again():
             rng(seed),
         )
         assert "保证病情" not in c2.output
+
+
+def test_sixth_round_denials_only_where_the_answer_speaks_of_this_patient():
+    from random import Random
+
+    from augmenters.negatives import Candidate, contradicts_findings
+
+    # the answer names 恶心 only in a general list: no denial woven in there
+    general = _mk(
+        "我叔叔最近一年总是恶心，干呕。", "味精用量多可再次出现短暂头痛，心慌甚至恶心等症状。饮食要清淡。"
+    )
+    assert all(
+        not isinstance(c := contradicts_findings(general, KB, Random(s)), Candidate) or c.strategy != "deny"
+        for s in range(6)
+    )
+    # 黄疸 of 急性黄疸肝炎 names the disease
+    name = _mk(
+        "我们领班得了乙型急性黄疸肝炎，严重吗？",
+        "您说的情况目前要看黄疸深浅，急性黄疸型乙型肝炎一般可以治愈。",
+    )
+    assert all(
+        not isinstance(c := contradicts_findings(name, KB, Random(s)), Candidate) or c.strategy != "deny"
+        for s in range(6)
+    )
+    told = _mk("我吃点东西就感觉胃胀，每天吃的很少。", "您这种情况胃胀多是消化不良引起的，建议清淡饮食。")
+    made = [contradicts_findings(told, KB, Random(s)) for s in range(4)]
+    assert any(isinstance(c, Candidate) and c.strategy == "deny" for c in made)
