@@ -134,7 +134,7 @@ def _diagnosis(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | s
 
 # ------------------------------------------------------------------------------------------ drug
 def _drug(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
-    from augmenters.negatives import _recommended, whole_drug
+    from augmenters.negatives import _recommended, route_mismatch, whole_drug
 
     ext = entity_extractor()
     changes = ext.changes(ref, wrong)
@@ -153,6 +153,8 @@ def _drug(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
             # a product name (布洛芬混悬液) is whole by itself; a bare name must not begin a compound
             if (f.surface in kb.drugs and not whole_drug(text, f.span)) or _recommended(text, f.span, kb):
                 return "drug_not_recommended_as_a_whole_drug"
+    if any(route_mismatch(ref, f.span, y, kb) for f in ext.extract(ref).of_kind("drug") if f.surface == sx):
+        return "swap_changes_the_route"  # 注射格列齐德 is no plausible answer
     pops = kb.present_populations(q)
     both = q + ref
     if kb.contraindicated(x, pops, both):

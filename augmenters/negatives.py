@@ -218,6 +218,24 @@ def _recommended(text: str, span: tuple[int, int], kb: NegativeKnowledge) -> str
     return None
 
 
+_INJECTED_CLASSES = {"胰岛素", "溶栓药", "铂类化疗药", "紫杉类化疗药", "氨基糖苷类抗生素", "脱水剂", "宫缩剂"}
+_INJECTION_WORDS = re.compile(r"注射|打针|打了|皮下|静滴|静脉|输液|针剂|肌注|泵入")
+
+
+def route_mismatch(text: str, span: tuple[int, int], new: str, kb: NegativeKnowledge) -> bool:
+    """The swap keeps a route the new drug does not have: the clause says the drug is injected and the new
+    one is a tablet (注射格列齐德), or says it is swallowed and the new one is injected (口服胰岛素)."""
+    s, e = _clause_bounds(text, span[0])
+    clause = text[s:e]
+    injected = new in kb.drugs and kb.drugs[new].cls in _INJECTED_CLASSES
+    if _INJECTION_WORDS.search(clause):
+        return not injected
+    return injected and bool(_ORAL_WORDS.search(clause))
+
+
+_ORAL_WORDS = re.compile(r"口服|服用|服食|吃|片|胶囊|颗粒|冲服|含服")
+
+
 def wrong_drug(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -> Made:
     """A recommended drug becomes one of the same role that a rule makes wrong for this patient."""
     ext = entity_extractor()
@@ -252,6 +270,10 @@ def wrong_drug(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -
         for c in kb.confusions:
             if x in c.sources and any(w in both for w in c.context):
                 options += [(x, y, c.reason, "confusion") for y in c.to if y != x and y not in text]
+    kept = [o for o in options if not any(route_mismatch(text, f.span, o[1], kb) for f in mentions[o[0]])]
+    if options and not kept:
+        return "swap_changes_the_route"
+    options = kept
     if not options:
         return why
     x, y, reason, strategy = rng.choice(sorted(set(options)))
@@ -519,7 +541,9 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
     return rng.choice(by_strategy[rng.choice(sorted(by_strategy))])
 
 
-_PATIENT = re.compile(r"你|您|孩子|宝宝|患儿|老公|丈夫|妻子|老婆|妈|爸|老人|爷爷|奶奶|这种情况|目前|现在|考虑|结合|根据")
+_PATIENT = re.compile(
+    r"你|您|孩子|宝宝|患儿|老公|丈夫|妻子|老婆|妈|爸|老人|爷爷|奶奶|这种情况|目前|现在|考虑|结合|根据"
+)
 
 
 def _about_patient(text: str, span: tuple[int, int]) -> bool:

@@ -4,6 +4,7 @@ before 3000 were used to tune the rules), 40 picked at random with every error t
 refusals; then the per-type counts, patterns and drop reasons.
 
     python scripts/audit_negatives.py --seed 11 [--exclude seen.txt] [--data ../shared/data]
+        [--toyhom 0:3000 --no-medicalgpt]
 
 --exclude: a file of question prefixes (one a line) already audited, to draw a fresh sample.
 The data are read at run time and never copied into the repository.
@@ -33,12 +34,15 @@ def medicalgpt(data: Path):
             yield Sample(instruction=q, output=a, provenance={"source": "medicalgpt"})
 
 
-def toyhom(data: Path):
+def toyhom(data: Path, rows: str = "3000:"):
     path = data / "toyhom_dialogue" / "样例_内科5000-6000.utf8.csv"
+    start, _, end = rows.partition(":")
     with path.open(encoding="utf-8") as f:
-        for x in list(csv.DictReader(f))[3000:]:
+        for x in list(csv.DictReader(f))[int(start or 0) : int(end) if end else None]:
             if x["ask"].strip() and x["answer"].strip():
-                yield Sample(instruction=x["ask"], output=x["answer"], provenance={"source": "toyhom[3000:]"})
+                yield Sample(
+                    instruction=x["ask"], output=x["answer"], provenance={"source": f"toyhom[{rows}]"}
+                )
 
 
 def main() -> None:
@@ -48,11 +52,16 @@ def main() -> None:
     ap.add_argument("--exclude", type=Path)
     ap.add_argument("--negatives", type=int, default=40)
     ap.add_argument("--refusals", type=int, default=20)
+    ap.add_argument("--toyhom", default="3000:", help="toyhom row range START:END (default 3000:, held out)")
+    ap.add_argument("--no-medicalgpt", action="store_true")
     args = ap.parse_args()
     ratios = {et: 1 / 6 for et in ErrorType if et != ErrorType.other}
     stats: Counter[str] = Counter()
     rows = []
-    for name, gen in (("medicalgpt", medicalgpt), ("toyhom", toyhom)):
+    sources = [("toyhom", lambda d: toyhom(d, args.toyhom))]
+    if not args.no_medicalgpt:
+        sources.insert(0, ("medicalgpt", medicalgpt))
+    for name, gen in sources:
         got = samples_to_table(list(gen(args.data))).to_pylist()
         print(f"{name}: {len(got)} rows")
         rows += got

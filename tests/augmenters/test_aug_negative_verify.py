@@ -285,3 +285,15 @@ def test_sixth_round_denials_only_where_the_answer_speaks_of_this_patient():
     told = _mk("我吃点东西就感觉胃胀，每天吃的很少。", "您这种情况胃胀多是消化不良引起的，建议清淡饮食。")
     made = [contradicts_findings(told, KB, Random(s)) for s in range(4)]
     assert any(isinstance(c, Candidate) and c.strategy == "deny" for c in made)
+
+
+def test_seventh_round_a_swap_keeps_no_route_the_new_drug_lacks():
+    from random import Random
+
+    from augmenters.negatives import wrong_drug
+
+    q = "我姐姐有糖尿病，现在怀孕了，药怎么吃？"
+    ref = "妊娠期不建议口服降糖药物，可以注射胰岛素来控制血糖。"
+    # 胰岛素 → 格列齐德 keeps 注射: no such answer; the verifier says why
+    assert _check(q, ref, ref.replace("胰岛素", "格列齐德"), ET.wrong_drug) == "swap_changes_the_route"
+    assert wrong_drug(_mk(q, ref), KB, Random(0)) in ("swap_changes_the_route", "no_rule_makes_a_swap_wrong")
