@@ -6,7 +6,8 @@ refusals; then the per-type counts, patterns and drop reasons.
     python scripts/audit_negatives.py --seed 11 [--exclude seen.txt] [--data ../shared/data]
         [--toyhom 0:3000 --no-medicalgpt]
 
---exclude: a file of question prefixes (one a line) already audited, to draw a fresh sample.
+--exclude: a file of question prefixes (one a line) already audited, to draw a fresh sample; --write-seen
+appends this sample's prefixes to such a file.
 The data are read at run time and never copied into the repository.
 """
 
@@ -54,6 +55,7 @@ def main() -> None:
     ap.add_argument("--refusals", type=int, default=20)
     ap.add_argument("--toyhom", default="3000:", help="toyhom row range START:END (default 3000:, held out)")
     ap.add_argument("--no-medicalgpt", action="store_true")
+    ap.add_argument("--write-seen", type=Path, help="append the sampled questions' prefixes (for --exclude)")
     args = ap.parse_args()
     ratios = {et: 1 / 6 for et in ErrorType if et != ErrorType.other}
     stats: Counter[str] = Counter()
@@ -81,6 +83,9 @@ def main() -> None:
     rest = [r for r in pool if r not in pick]
     pick += rng.sample(rest, max(0, min(len(rest), args.negatives - len(pick))))
     rng.shuffle(pick)
+    if args.write_seen:
+        with args.write_seen.open("a", encoding="utf-8") as f:
+            f.writelines(r["instruction"].replace("\n", " ")[:60] + "\n" for r in pick)
     for i, r in enumerate(pick, 1):
         d = json.loads(r["provenance"]["augmentation"][-1]["detail"])
         print(f"=== N{i} {r['error_type']} [{d['pattern']}] src={r['provenance']['source']}")
