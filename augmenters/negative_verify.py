@@ -25,6 +25,7 @@ _HYPOTHETICAL = re.compile(
     r"会不会|是否|会引起|会导致|会引发|引起|导致|能不能|担心|害怕|怕|预防|万一|如果|若是|避免"
 )
 _GONE = r"(好了|消失|缓解|没了|好转|不.了)"
+_DAILY = re.compile(r"(每日|每天|一天|一日|日)(服用|用药)?(总)?(剂)?量")
 _NO_PROMISE = re.compile(r"(不能|无法|不可能|不一定|没法|难以|不敢|并非|不是|没有)\s*$")
 
 
@@ -275,6 +276,11 @@ def _dose(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
         return Proof(a.surface, b.surface, a.span[0], why, f"adult_dose_for_child:{drug}")
     if per_kg != b.unit.endswith("/kg"):
         return "per_kg_changed"
+    if _DAILY.search(ref[max(0, a.span[0] - 10) : a.span[0]]) or a.unit.endswith(("/d", "/日", "/天")):
+        # a daily amount (每日服用量要超过2克): wrong only beyond the daily maximum or by a magnitude
+        limit = d.adult_max_day if d else None
+        if 0.1 < new / old < 9.99 and (limit is None or new <= limit):
+            return "daily_amount_within_max"
     reason = _dose_reason(drug, kb, a.surface, b.surface, old, new, a.unit)
     if reason is None:
         return "dose_within_usual_range"

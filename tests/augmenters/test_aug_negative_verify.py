@@ -297,3 +297,11 @@ def test_seventh_round_a_swap_keeps_no_route_the_new_drug_lacks():
     # 胰岛素 → 格列齐德 keeps 注射: no such answer; the verifier says why
     assert _check(q, ref, ref.replace("胰岛素", "格列齐德"), ET.wrong_drug) == "swap_changes_the_route"
     assert wrong_drug(_mk(q, ref), KB, Random(0)) in ("swap_changes_the_route", "no_rule_makes_a_swap_wrong")
+
+
+def test_a_daily_amount_is_judged_against_the_daily_maximum():
+    q = "反流性食管炎和胃炎四联法怎么用药？"
+    ref = "阿莫西林每日服用量要超过2克才行，连服两周。"
+    # 3 g a day of amoxicillin is a usual daily amount (over the single-dose maximum, not the daily one)
+    assert _check(q, ref, ref.replace("2克", "3克"), ET.wrong_dose) == "daily_amount_within_max"
+    assert isinstance(_check(q, ref, ref.replace("2克", "20克"), ET.wrong_dose), Proof)
