@@ -37,6 +37,22 @@ ERROR_PROMPTS: dict[ErrorType, str] = {
 _OVERCLAIM = re.compile(r"保证|百分之百|百分百|100%|一定能|绝对|根治|彻底治愈|不会复发")
 
 
+_HINTED = (ErrorType.wrong_diagnosis, ErrorType.wrong_drug, ErrorType.wrong_dose)
+
+
+def table_hint(row: dict[str, Any], error_type: ErrorType) -> str:
+    """For the types whose wrongness the tables must prove (diagnosis, drug, dose): the change the rule
+    constructor can prove for this row, so the model writes an error the verifier can keep; "" if none."""
+    if error_type not in _HINTED:
+        return ""
+    from augmenters.negatives import Candidate, make_negative
+
+    made = make_negative(row, error_type, seed=0, kb=load_negative_knowledge())
+    if not isinstance(made, Candidate):
+        return ""
+    return f"可以把“{made.before}”改成“{made.after}”（{made.reason}），只改这一处，不要加解释。"
+
+
 def build_request(row: dict[str, Any], error_type: ErrorType) -> LLMRequest:
     from generators.llm_stage import LLMRequest
 
@@ -44,6 +60,7 @@ def build_request(row: dict[str, Any], error_type: ErrorType) -> LLMRequest:
     user = (
         f"问题：{question}\n\n正确回答：{row['output']}\n\n"
         f"请在正确回答的基础上只注入一种错误：{ERROR_PROMPTS[error_type]}。其余内容尽量保持不变，语气自然可信。"
+        + table_hint(row, error_type)
     )
     return LLMRequest(
         key=f"{row['id']}:{AUGMENTER}:{error_type.value}", system=SYSTEM, user=user, fields=("output",)

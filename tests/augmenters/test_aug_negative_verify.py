@@ -305,3 +305,16 @@ def test_a_daily_amount_is_judged_against_the_daily_maximum():
     # 3 g a day of amoxicillin is a usual daily amount (over the single-dose maximum, not the daily one)
     assert _check(q, ref, ref.replace("2克", "3克"), ET.wrong_dose) == "daily_amount_within_max"
     assert isinstance(_check(q, ref, ref.replace("2克", "20克"), ET.wrong_dose), Proof)
+
+
+def test_llm_request_names_the_change_the_tables_can_prove():
+    from augmenters.llm_negatives import ERROR_PROMPTS, build_request
+
+    row = _mk("孩子3岁，发烧39度。", "可以服用布洛芬，多喝水。")
+    req = build_request(row, ET.wrong_drug)
+    assert ERROR_PROMPTS[ET.wrong_drug] in req.user
+    assert "“布洛芬”改成“" in req.user and "不适合本例" in req.user
+    # no table-backed change for an adult: the plain instruction only
+    adult = build_request(_mk("我30岁，发烧39度。", "可以服用布洛芬，多喝水。"), ET.wrong_drug)
+    assert "改成“" not in adult.user
+    assert build_request(row, ET.wrong_drug).user == req.user  # deterministic (the request key is its cache)
