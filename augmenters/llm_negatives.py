@@ -1,6 +1,9 @@
 """Typed negatives written by the LLM: it is given the question, the correct answer and the one error
-type to inject. A result is kept only if it shows that error (a cheap type-specific check), so a model
-that ignores the instruction yields counted rejections, not mislabelled negatives.
+type to inject. A result is kept only if it shows that error (a cheap type-specific check) and the verifier
+that every rule negative passes too (augmenters.negative_verify) proves it wrong for this case from the
+knowledge tables, so a model that ignores the instruction, or writes an answer that is also acceptable,
+yields counted rejections, not mislabelled negatives. A kept one carries the same verdict, change
+(before → after) and reason as a rule negative.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import pyarrow as pa
 from augmenters.derive import derive_row, rng_for
 from augmenters.guards import drug_automaton
 from augmenters.llm_paraphrase import llm_provenance, llm_result
+from augmenters.negative_verify import Proof, check_wrong
 from augmenters.negatives import DRUG_DOSE, NegativeKnowledge, load_negative_knowledge
-from medaug.schema import ErrorType, Label, conform_table
+from medaug.schema import NEGATIVE_VERDICT, ErrorType, Label, conform_table
 
 if TYPE_CHECKING:
     from generators.llm_stage import LLMOutcome, LLMRequest, LLMStage
@@ -33,6 +37,22 @@ ERROR_PROMPTS: dict[ErrorType, str] = {
 _OVERCLAIM = re.compile(r"保证|百分之百|百分百|100%|一定能|绝对|根治|彻底治愈|不会复发")
 
 
+_HINTED = (ErrorType.wrong_diagnosis, ErrorType.wrong_drug, ErrorType.wrong_dose)
+
+
+def table_hint(row: dict[str, Any], error_type: ErrorType) -> str:
+    """For the types whose wrongness the tables must prove (diagnosis, drug, dose): the change the rule
+    constructor can prove for this row, so the model writes an error the verifier can keep; "" if none."""
+    if error_type not in _HINTED:
+        return ""
+    from augmenters.negatives import Candidate, make_negative
+
+    made = make_negative(row, error_type, seed=0, kb=load_negative_knowledge())
+    if not isinstance(made, Candidate):
+        return ""
+    return f"可以把“{made.before}”改成“{made.after}”（{made.reason}），只改这一处，不要加解释。"
+
+
 def build_request(row: dict[str, Any], error_type: ErrorType) -> LLMRequest:
     from generators.llm_stage import LLMRequest
 
@@ -40,6 +60,7 @@ def build_request(row: dict[str, Any], error_type: ErrorType) -> LLMRequest:
     user = (
         f"问题：{question}\n\n正确回答：{row['output']}\n\n"
         f"请在正确回答的基础上只注入一种错误：{ERROR_PROMPTS[error_type]}。其余内容尽量保持不变，语气自然可信。"
+        + table_hint(row, error_type)
     )
     return LLMRequest(
         key=f"{row['id']}:{AUGMENTER}:{error_type.value}", system=SYSTEM, user=user, fields=("output",)
@@ -76,6 +97,7 @@ def outcomes_to_rows(
     derived, rejected, counts = [], [], Counter()
     for (row, et), o in zip(pairs, outcomes, strict=True):
         wrong = (o.fields or {}).get("output", "")
+        proof: Proof | str = "not_checked"
         if o.fields is None:
             reason = f"llm_{o.error or 'failed'}"
         elif not wrong.strip():
@@ -84,14 +106,18 @@ def outcomes_to_rows(
             reason = "unchanged"
         elif not shows_error(et, row["output"], wrong, kb):
             reason = "error_not_injected"
+        elif isinstance(proof := check_wrong(row, et, wrong, kb), str):
+            reason = f"not_wrong:{proof}"
         else:
             reason = None
         if reason is not None:
             rejected.append((row["id"], f"{AUGMENTER}:{reason}", f"error_type={et.value}"))
-            counts[f"llm_negative_rejected_{reason}"] += 1
+            counts[f"llm_negative_rejected_{reason.replace(':', '_')}"] += 1
             continue
+        assert isinstance(proof, Proof)
         req = build_request(row, et)
-        detail = {"error_type": et.value, "system": req.system, "prompt": req.user, "seed": o.seed}
+        detail = {"error_type": et.value, "strategy": "llm", **proof.to_dict(), "system": req.system,
+                  "prompt": req.user, "seed": o.seed}  # fmt: skip
         new = derive_row(
             row,
             AUGMENTER,
@@ -99,6 +125,7 @@ def outcomes_to_rows(
             output=wrong,
             label=Label.negative.value,
             error_type=et.value,
+            verdict=f"{NEGATIVE_VERDICT}：{proof.reason}",
             reference_output=row["output"],
         )
         new["provenance"] |= {**provenance, "sampling_seed": o.seed}

@@ -25,6 +25,7 @@ DRUG_RULES_FILE = DATA / "drug_rules.yaml"
 DOSES_FILE = DATA / "doses.yaml"
 RED_FLAGS_FILE = DATA / "red_flags.yaml"
 PROMISES_FILE = DATA / "promises.yaml"
+AGAINST_FILE = DATA / "differential_against.yaml"
 AREAS = ("cardiovascular", "oncology", "endocrine", "neurology", "obgyn", "pediatrics", "general")
 
 
@@ -40,11 +41,13 @@ SEX_CUES = {
 
 def stated(text: str, i: int, *, now: bool = False) -> bool:
     """Whether the cue at `i` is asserted: not denied right before it (没有哮喘, 无胸痛), and with `now`, not
-    told as past history in its clause (2004年呕血)."""
+    told as past history earlier in its sentence (2004年呕血)."""
     if _DENIED.search(text[max(0, i - 3) : i]):
         return False
     if now:
-        left = max((text.rfind(c, 0, i) for c in _CLAUSE), default=-1) + 1
+        # past history anywhere earlier in the sentence (2004年诊断为肝硬化，当时有腹水，呕血): the clause
+        # alone misses it
+        left = max((text.rfind(c, 0, i) for c in "。！？!?；;\n"), default=-1) + 1
         if _PAST.search(text[left:i]):
             return False
     return True
@@ -145,6 +148,8 @@ class NegativeKnowledge:
     deny_templates: tuple[dict[str, str], ...]
     deny_never: tuple[str, ...]
     labs: tuple[Lab, ...]
+    # (disease, differential) → words of the question that rule the differential out (differential_against.yaml)
+    against: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
 
     # -- names ------------------------------------------------------------------------------------------
@@ -183,7 +188,8 @@ class NegativeKnowledge:
 
     # -- patients ---------------------------------------------------------------------------------------
     def present_populations(self, question: str) -> set[str]:
-        """Populations whose cue the question states (a negated cue — 没有哮喘 — does not count)."""
+        """Populations whose cue the question states (a negated cue — 没有哮喘 — does not count); 儿子/女儿
+        of a stated adult age (儿子25岁) are no child."""
         found = set()
         for pop, cues in self.populations.items():
             for c in cues:
@@ -195,7 +201,21 @@ class NegativeKnowledge:
                     start = question.find(c, start + 1)
                 if pop in found:
                     break
+        if "child" in found and any(
+            float(m.group(1)) >= 14 for m in re.finditer(r"(\d{2,3})\s*(?:周岁|岁)", question)
+        ):
+            found.discard("child")
         return found
+
+    def ruled_out_by(self, disease: str, differential: str, question: str) -> str | None:
+        """The word of the question (stated, not denied) that rules `differential` out for `disease`."""
+        for w in self.against.get((disease, differential), ()):
+            i = question.find(w)
+            while i >= 0:
+                if stated(question, i):
+                    return w
+                i = question.find(w, i + 1)
+        return None
 
     def contraindicated(self, drug: str, pops: set[str], text: str) -> list[Contraindication]:
         return [
@@ -301,6 +321,21 @@ def _drug_rules(path: Path, drugs: dict[str, Drug]):
     return pops, tuple(contra), tuple(conf)
 
 
+def _against(path: Path, diseases: dict[str, Disease]) -> dict[tuple[str, str], tuple[str, ...]]:
+    out = {}
+    for name, diffs in (_load_yaml(path).get("against") or {}).items():
+        if name not in diseases:
+            raise KnowledgeError(f"{path}: {name} is not a disease of differentials.yaml")
+        known = {x.name for x in diseases[name].differentials}
+        for diff, words in (diffs or {}).items():
+            if diff not in known:
+                raise KnowledgeError(f"{path}: {diff} is not a differential of {name}")
+            if not isinstance(words, list) or not all(isinstance(w, str) and w for w in words) or not words:
+                raise KnowledgeError(f"{path}: {name} → {diff}: expected a list of words")
+            out[(name, diff)] = tuple(words)
+    return out
+
+
 def _pair(v: Any, where: str) -> tuple[float, float] | None:
     if v is None:
         return None
@@ -346,8 +381,9 @@ def load_negative_knowledge(path: Path = NEGATIVES_FILE) -> NegativeKnowledge:
     labs = tuple(Lab(x["name"], x["unit"], float(x["low"]), float(x["high"])) for x in raw["labs"])
     if any(not (lab.low < lab.high) or math.isnan(lab.low) for lab in labs):
         raise KnowledgeError(f"{path}: a lab range needs low < high")
+    diseases = _diseases(DIFFERENTIALS_FILE)
     return NegativeKnowledge(
-        diseases_by_name=_diseases(DIFFERENTIALS_FILE),
+        diseases_by_name=diseases,
         drugs=drugs,
         populations=pops,
         contraindications=contra,
@@ -368,6 +404,7 @@ def load_negative_knowledge(path: Path = NEGATIVES_FILE) -> NegativeKnowledge:
         deny_templates=tuple(raw["deny_templates"]),
         deny_never=tuple(raw.get("deny_never") or ()),
         labs=labs,
+        against=_against(AGAINST_FILE, diseases),
     )
 
 

@@ -184,8 +184,12 @@ def wrong_diagnosis(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Rand
         for diff in d.differentials:
             if diff.sex and who != {diff.sex}:
                 continue  # 前列腺炎 is no differential for a woman, nor for a patient of unknown sex
-            if diff.name not in text and diff.name not in question:
-                options.append((d, mentions, diff))
+            if diff.name in text or diff.name in question:
+                continue
+            if kb.ruled_out_by(d.name, diff.name, question) is None:
+                why = "differential_not_ruled_out_by_question"
+                continue  # as consistent with what the patient says as the right diagnosis: not wrong
+            options.append((d, mentions, diff))
     if not options:
         return why if why != "no_diagnostic_statement" or not by_entry else why
     d, mentions, diff = rng.choice(options)
@@ -212,6 +216,24 @@ def _recommended(text: str, span: tuple[int, int], kb: NegativeKnowledge) -> str
     if not any(w in clause for w in kb.treatment_cues):
         return "drug_not_recommended"
     return None
+
+
+_INJECTED_CLASSES = {"胰岛素", "溶栓药", "铂类化疗药", "紫杉类化疗药", "氨基糖苷类抗生素", "脱水剂", "宫缩剂"}
+_INJECTION_WORDS = re.compile(r"注射|打针|打了|皮下|静滴|静脉|输液|针剂|肌注|泵入")
+
+
+def route_mismatch(text: str, span: tuple[int, int], new: str, kb: NegativeKnowledge) -> bool:
+    """The swap keeps a route the new drug does not have: the clause says the drug is injected and the new
+    one is a tablet (注射格列齐德), or says it is swallowed and the new one is injected (口服胰岛素)."""
+    s, e = _clause_bounds(text, span[0])
+    clause = text[s:e]
+    injected = new in kb.drugs and kb.drugs[new].cls in _INJECTED_CLASSES
+    if _INJECTION_WORDS.search(clause):
+        return not injected
+    return injected and bool(_ORAL_WORDS.search(clause))
+
+
+_ORAL_WORDS = re.compile(r"口服|服用|服食|吃|片|胶囊|颗粒|冲服|含服")
 
 
 def wrong_drug(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -> Made:
@@ -248,6 +270,10 @@ def wrong_drug(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -
         for c in kb.confusions:
             if x in c.sources and any(w in both for w in c.context):
                 options += [(x, y, c.reason, "confusion") for y in c.to if y != x and y not in text]
+    kept = [o for o in options if not any(route_mismatch(text, f.span, o[1], kb) for f in mentions[o[0]])]
+    if options and not kept:
+        return "swap_changes_the_route"
+    options = kept
     if not options:
         return why
     x, y, reason, strategy = rng.choice(sorted(set(options)))
@@ -317,8 +343,12 @@ def wrong_dose(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -
     doses = []
     for n in facts.of_kind("number"):
         base = n.unit.split("/")[0]
-        if base not in _TO_MG or not re.fullmatch(r"\d+(?:\.\d+)?", n.value or ""):
-            continue
+        if (
+            base not in _TO_MG
+            or not re.fullmatch(r"\d+(?:\.\d+)?", n.value or "")
+            or re.match(r"0\d", n.surface)
+        ):
+            continue  # 05克 is a garbled 0.5克: no amount to make ten times larger
         before = [d for d in drugs if d.span[1] <= n.span[0] and n.span[0] - d.span[1] <= 15]
         if not before or re.search(r"[。！？；;\n和及与、]", text[before[-1].span[1] : n.span[0]]):
             continue  # no drug right before, or the amount belongs to the next one (500mg对乙酰氨基酚和100mg…)
@@ -425,6 +455,8 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
     misquotes a stated lab value across its reference range, or denies a stated finding."""
     ext = entity_extractor()
     question, text = _question(row), row["output"]
+    if not any(c in question for c in kb.case_cues):
+        return "question_has_no_findings"  # 白带增多会不会影响怀孕: no patient's findings to contradict
     qfacts = [f for f in ext.extract(question) if not f.negated]
     stated_facts = [f for f in qfacts if f.kind in ("symptom", "finding")]
     options: list[Candidate] = []
@@ -438,7 +470,7 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
             cs = max(cs, text.rfind("、", 0, s) + 1)
             for k in range(min(8, s - cs), 1, -1):
                 subject = text[s - k : s]
-                if subject + w in question and not re.fullmatch(r"[\W\d]+", subject):
+                if subject + w in question and clinical_subject(subject):
                     options.append(Candidate(
                         text[:s] + opp + text[m.end():], w, opp, s,
                         f"问题中写明“{subject}{w}”，回答却说成“{subject}{opp}”，与检查所见相反",
@@ -465,8 +497,11 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
             f"{lab.unit}），回答却写成{new_txt}{lab.unit}，把{'异常' if side != '在' else '正常'}结果说反了",
             f"misquote:{lab.name}", "misquote"))  # fmt: skip
     # 3. deny a stated finding of this patient, woven into the sentence that reasons on it
-    if stated_facts and any(c in question for c in kb.case_cues):
-        afacts = {f.term: f for f in ext.extract(text) if f.kind in ("symptom", "finding") and not f.negated}
+    if stated_facts:
+        amentions: dict[str, list] = defaultdict(list)
+        for f in ext.extract(text):
+            if f.kind in ("symptom", "finding") and not f.negated:
+                amentions[f.term].append(f)
         for f in stated_facts:
             qs, qe = _sentence_bounds(question, f.span[0])
             if re.search(r"没|无|未|否认|不|非", question[qs : f.span[0]]):
@@ -477,13 +512,13 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
                 question,
             ):
                 continue  # told as gone since (这天胃不胀了): denying it now could be right
-            mention = afacts.get(f.term)
-            if (
-                mention is None
-                or any(w in f.surface for w in kb.deny_never)
-                or f.surface in kb.disease_surfaces
-            ):
+            if any(w in f.surface for w in kb.deny_never) or f.surface in kb.disease_surfaces:
                 continue
+            if part_of_disease_name(question, f.span):
+                continue  # 乙型急性黄疸肝炎: 黄疸 names the disease, it is no finding told of the patient
+            mention = next((m for m in amentions.get(f.term, ()) if _about_patient(text, m.span)), None)
+            if mention is None:
+                continue  # the answer only names it in general (味精可致头痛、心慌甚至恶心): no denial there
             s, _ = _clause_bounds(text, mention.span[0])
             if g := re.match(r"(您好|你好)[，,！!]?", text[s:]):
                 s += g.end()
@@ -504,6 +539,31 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
     for c in options:
         by_strategy[c.strategy].append(c)
     return rng.choice(by_strategy[rng.choice(sorted(by_strategy))])
+
+
+_PATIENT = re.compile(
+    r"你|您|孩子|宝宝|患儿|老公|丈夫|妻子|老婆|妈|爸|老人|爷爷|奶奶|这种情况|目前|现在|考虑|结合|根据"
+)
+
+
+def _about_patient(text: str, span: tuple[int, int]) -> bool:
+    """The answer's mention at `span` is about this patient: its sentence addresses them (你/您/孩子/目前…)
+    and it is not one item of a list of symptoms (头痛、心慌甚至恶心)."""
+    s, e = _sentence_bounds(text, span[0])
+    if not _PATIENT.search(text[s:e]):
+        return False
+    around = text[max(0, span[0] - 1) : span[0]] + text[span[1] : span[1] + 1]
+    return not re.search(r"[、等]", around) and not text[max(0, span[0] - 2) : span[0]].endswith("甚至")
+
+
+def part_of_disease_name(question: str, span: tuple[int, int]) -> bool:
+    """The finding at `span` of the question is part of a disease's name (黄疸型肝炎, 黄疸肝炎, 过敏性…)."""
+    return bool(re.match(r"型|性(?!的)|肝炎|病(?!了|情)", question[span[1] : span[1] + 2]))
+
+
+def clinical_subject(subject: str) -> bool:
+    """A flipped finding word's subject names something (转氨酶, ST段), not just a count (3个, 哪2项)."""
+    return len(re.sub(r"[\W\d一二三四五六七八九十两几哪个项次种条的是为]", "", subject)) >= 2
 
 
 # ------------------------------------------------------------------------------------------ referral
@@ -542,7 +602,9 @@ def missing_referral(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Ran
     hit = [(s, e) for s, e in sentences if any(s <= c < e for c, _ in cues)]
     if len(hit) == len(sentences):
         return "answer_is_only_referral"
-    flag = _red_flag(_question(row), kb)
+    from augmenters.negative_verify import asked_red_flag
+
+    flag = asked_red_flag(_question(row), kb)  # 会不会引起胸口疼 asks, it does not tell a red flag
     where = "问题中"
     if flag is None:
         flag = next((f for s, e in hit if (f := _red_flag(text[s:e], kb))), None)
@@ -598,6 +660,10 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
             for m in re.finditer(re.escape(f), text):
                 if negated(text, m.start()) or (r.get("before") == "disease" and m.end() not in diseases):
                     continue
+                if r.get("followed_by") and not any(text.startswith(w, m.end()) for w in r["followed_by"]):
+                    continue
+                if m.start() and text[m.start() - 1] in r.get("not_after", ()):
+                    continue
                 options[r["id"]] += [(m.start(), m.end(), to) for to in r["to"]]
     drugs = [f.span[0] for f in facts.of_kind("drug", "procedure")]
     clause_ends = [i for i, ch in enumerate(text) if ch in _CLAUSE_END]
@@ -607,6 +673,8 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
         if clause and (any(s <= d < end for d in drugs) or any(w in clause for w in _TREATMENT_CLAUSE)):
             if any(w in clause for w in kb.warning_cues):
                 continue
+            if not _ADVICE.search(clause) or _HISTORY.search(clause):
+                continue  # a promise follows advice (建议服用…), not the patient's history or a mechanism
             for r in kb.promise_insert:
                 if r.get("needs") and not any(w in row["output"] for w in r["needs"]):
                     continue  # e.g. stopping on one's own is only wrong for a drug that must not be stopped
@@ -630,6 +698,8 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
     )  # fmt: skip
 
 
+_ADVICE = re.compile(r"建议|可以|可(?!能)|需要|应|宜|请|坚持|配合|首选|选用|推荐")
+_HISTORY = re.compile(r"吃了|用了|服了|打了|之前|以前|手术后|没转好|没有效果|无效|没效果|不见好")
 _TREATMENT_CLAUSE = (
     "治疗",
     "用药",
@@ -716,7 +786,17 @@ def make_negative(
         return made
     if made.output == row["output"] or not made.output.strip():
         return "unchanged"
-    return verify(et, row["output"], made) or made
+    if bad := verify(et, row["output"], made):
+        return bad
+    # The same verifier the LLM negatives pass: it proves the answer wrong from the texts and the tables
+    # alone, and its reason is the one shown.
+    from augmenters.negative_verify import check_wrong
+
+    proof = check_wrong(row, et, made.output, kb)
+    if isinstance(proof, str):
+        return f"not_wrong:{proof}"
+    made.reason = proof.reason
+    return made
 
 
 def _cap(n: int) -> int:
@@ -786,15 +866,24 @@ def negative_rows(
             picked.append((row, made))
         stats[f"negative_target:{et.value}"] += target
         chosen[et] = picked
-    limits = _type_limits({et: len(p) for et, p in chosen.items()}, ratios)
+    # Type shares and pattern shares are trimmed in turn until both hold (trimming patterns shrinks the
+    # total that the type shares are measured against).
+    for _ in range(50):
+        limits = _type_limits({et: len(p) for et, p in chosen.items()}, ratios)
+        changed = False
+        for et, picked in chosen.items():
+            if len(picked) > limits[et]:
+                stats[f"negative_dropped:{et.value}:type_share_cap"] += len(picked) - limits[et]
+                picked, changed = picked[: limits[et]], True
+            picked, trimmed = _balance(picked)
+            if trimmed:
+                stats[f"negative_dropped:{et.value}:pattern_cap"] += trimmed
+                changed = True
+            chosen[et] = picked
+        if not changed:
+            break
     out = []
     for et, picked in chosen.items():
-        if len(picked) > limits[et]:
-            stats[f"negative_dropped:{et.value}:type_share_cap"] += len(picked) - limits[et]
-            picked = picked[: limits[et]]
-        picked, trimmed = _balance(picked)
-        if trimmed:
-            stats[f"negative_dropped:{et.value}:pattern_cap"] += trimmed
         for row, c in picked:
             out.append(_negative_row(row, et, c))
             stats[f"negative_{et.value}"] += 1

@@ -4,8 +4,10 @@ before 3000 were used to tune the rules), 40 picked at random with every error t
 refusals; then the per-type counts, patterns and drop reasons.
 
     python scripts/audit_negatives.py --seed 11 [--exclude seen.txt] [--data ../shared/data]
+        [--toyhom 0:3000 --no-medicalgpt]
 
---exclude: a file of question prefixes (one a line) already audited, to draw a fresh sample.
+--exclude: a file of question prefixes (one a line) already audited, to draw a fresh sample; --write-seen
+appends this sample's prefixes to such a file.
 The data are read at run time and never copied into the repository.
 """
 
@@ -33,12 +35,15 @@ def medicalgpt(data: Path):
             yield Sample(instruction=q, output=a, provenance={"source": "medicalgpt"})
 
 
-def toyhom(data: Path):
+def toyhom(data: Path, rows: str = "3000:"):
     path = data / "toyhom_dialogue" / "样例_内科5000-6000.utf8.csv"
+    start, _, end = rows.partition(":")
     with path.open(encoding="utf-8") as f:
-        for x in list(csv.DictReader(f))[3000:]:
+        for x in list(csv.DictReader(f))[int(start or 0) : int(end) if end else None]:
             if x["ask"].strip() and x["answer"].strip():
-                yield Sample(instruction=x["ask"], output=x["answer"], provenance={"source": "toyhom[3000:]"})
+                yield Sample(
+                    instruction=x["ask"], output=x["answer"], provenance={"source": f"toyhom[{rows}]"}
+                )
 
 
 def main() -> None:
@@ -48,16 +53,23 @@ def main() -> None:
     ap.add_argument("--exclude", type=Path)
     ap.add_argument("--negatives", type=int, default=40)
     ap.add_argument("--refusals", type=int, default=20)
+    ap.add_argument("--toyhom", default="3000:", help="toyhom row range START:END (default 3000:, held out)")
+    ap.add_argument("--no-medicalgpt", action="store_true")
+    ap.add_argument("--write-seen", type=Path, help="append the sampled questions' prefixes (for --exclude)")
     args = ap.parse_args()
     ratios = {et: 1 / 6 for et in ErrorType if et != ErrorType.other}
-    pool, stats = [], Counter()
-    for name, gen in (("medicalgpt", medicalgpt), ("toyhom", toyhom)):
-        rows = samples_to_table(list(gen(args.data))).to_pylist()
-        out = negative_rows(rows, ratios, seed=args.seed, stats=stats)
-        print(
-            f"{name}: {len(rows)} rows -> {len(out)} negatives {dict(Counter(r['error_type'] for r in out))}"
-        )
-        pool += out
+    stats: Counter[str] = Counter()
+    rows = []
+    sources = [("toyhom", lambda d: toyhom(d, args.toyhom))]
+    if not args.no_medicalgpt:
+        sources.insert(0, ("medicalgpt", medicalgpt))
+    for name, gen in sources:
+        got = samples_to_table(list(gen(args.data))).to_pylist()
+        print(f"{name}: {len(got)} rows")
+        rows += got
+    # one call over both sources, so the type and pattern shares hold for the whole set
+    pool = negative_rows(rows, ratios, seed=args.seed, stats=stats)
+    print(f"{len(rows)} rows -> {len(pool)} negatives {dict(Counter(r['error_type'] for r in pool))}")
     if args.exclude:
         seen = [x for x in args.exclude.read_text(encoding="utf-8").splitlines() if len(x.strip()) > 8]
         pool = [
@@ -71,12 +83,20 @@ def main() -> None:
     rest = [r for r in pool if r not in pick]
     pick += rng.sample(rest, max(0, min(len(rest), args.negatives - len(pick))))
     rng.shuffle(pick)
+    if args.write_seen:
+        with args.write_seen.open("a", encoding="utf-8") as f:
+            f.writelines(r["instruction"].replace("\n", " ")[:60] + "\n" for r in pick)
     for i, r in enumerate(pick, 1):
         d = json.loads(r["provenance"]["augmentation"][-1]["detail"])
         print(f"=== N{i} {r['error_type']} [{d['pattern']}] src={r['provenance']['source']}")
         print("Q:", r["instruction"][:260].replace("\n", " "))
         print("REF:", r["reference_output"][:400].replace("\n", " "))
         print("CHANGE:", repr(d["change"]["before"])[:120], "->", repr(d["change"]["after"])[:120])
+        at = max(0, d["change"]["start"] - 60)
+        print(
+            "OUT:",
+            ("…" if at else "") + r["output"][at : at + 160 + len(d["change"]["after"])].replace("\n", " "),
+        )
         print("WHY:", d["reason"])
     refusals = make_refusals(20 * args.refusals, seed=args.seed)
     rng.shuffle(refusals)

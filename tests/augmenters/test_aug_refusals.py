@@ -109,3 +109,22 @@ def test_taxonomy_rejects_a_mapping_key_some_value_lacks(tmp_path):
     answers = [f"不要合用：{{pair[danger]}}{i}" for i in range(5)]
     with pytest.raises(ValueError, match="needs key 'danger'"):
         load_taxonomy(_taxonomy(tmp_path, qs, answers, "{pair: [{text: a, danger: b}, {text: c}]}"))
+
+
+def test_legal_financial_answer_fits_the_request():
+    """After the fifth audit: an investment question got an answer about lawsuits and compensation."""
+    import json
+
+    from augmenters.refusals import make_refusals
+
+    seen = 0
+    for s in make_refusals(400, seed=5):
+        d = json.loads(s.provenance.augmentation[0].detail)
+        if d["category"] != "legal_financial":
+            continue
+        seen += 1
+        if "理财产品" in s.input:
+            assert "理财" in s.output and "诉状" not in s.output and "医疗事故" not in s.output
+        if "诉状" in s.input:
+            assert "律师" in s.output and "理财" not in s.output
+    assert seen >= 10
