@@ -145,6 +145,38 @@ def _repeats(text: str, start: int, end: int, target: str, source: str = "") -> 
     )
 
 
+@cache
+def _synonyms(lexicon: Lexicon) -> dict[str, frozenset[str]]:
+    """Wording → the other wordings of its canonical term (exact synonyms)."""
+    by_term: dict[str, set[str]] = {}
+    for w, t in lexicon.canonical.items():
+        by_term.setdefault(t, {t}).add(w)
+    return {w: frozenset(ws - {w}) for ws in by_term.values() for w in ws}
+
+
+_BREAKS = "，,。；;！？!?、\n"
+
+
+def _synonym_near(text: str, start: int, end: int, key: str, lexicon: Lexicon) -> bool:
+    """Whether a synonym of the wording stands in its clause or the clauses either side (有点腹泻拉肚子,
+    恶心，想吐): a rewrite would make the two read as a stutter."""
+    syn = [w for w in _synonyms(lexicon).get(key, ()) if len(w) >= 2]
+    if not syn:
+        return False
+    a = max(text.rfind(c, 0, start) for c in _BREAKS) + 1
+    a = max(text.rfind(c, 0, max(0, a - 1)) for c in _BREAKS) + 1 if a else a
+    b = end
+    for _ in range(2):
+        nxt = [i for i in (text.find(c, b) for c in _BREAKS) if i >= 0]
+        b = min(nxt) + 1 if nxt else len(text)
+    around = text[a:start] + "\u3000" + text[end:b]
+    return any(w in around for w in syn)
+
+
+# A motion complement makes the wording a thing that moves (有胀气上来: gas coming up, not bloating).
+_MOTION_AFTER = re.compile(r"^(?:上来|上去|出来|下去|上冲|往上)")
+
+
 # Before a clinical noun no degree adverb (好胖了 → 好体重增加), and no 都/也 before a negated predicate
 # (吃什么都没胃口 → 都食欲不振).
 _DEGREE_BEFORE = re.compile(r"(?:越来越|变得|特别|非常|十分|好|很|太|挺|更|超|蛮|许多|很多|好多|大量)$")
@@ -191,6 +223,8 @@ def awkward(
     before = text[max(0, start - 4) : start]
     if text[end : end + 1] == "儿":
         return "word_boundary"
+    if _MOTION_AFTER.search(text[end:]):
+        return "clause_wording"
     if not into_colloquial:
         predicate = source[:1] in "没不" or source.endswith("了")
         if _DEGREE_BEFORE.search(before) or (_ALSO_BEFORE.search(before) and predicate):
@@ -292,7 +326,10 @@ def find_matches(
             ok = [c for c, w in zip(ok, odd, strict=True) if w is None]
         if ok and compound(text, start, end, into_colloquial=into_colloquial):
             skipped["compound"] += 1
-        elif ok and all(_repeats(text, start, end, c.target, key) for c in ok):
+        elif ok and (
+            all(_repeats(text, start, end, c.target, key) for c in ok)
+            or _synonym_near(text, start, end, key, lexicon)
+        ):
             skipped["repetition"] += 1
         elif ok:
             out.append(Match(start, end, key, tuple(c.target for c in ok), tuple(ok)))
