@@ -137,7 +137,10 @@ def _repeats(text: str, start: int, end: int, target: str, source: str = "") -> 
     rights = [i for i in (text.find(c, end) for c in "，,。；;！？!?、\n") if i >= 0]
     b = min(rights) if rights else len(text)
     prev = max(text.rfind(c, 0, max(0, a - 1)) for c in "，,。；;！？!?、\n") + 1 if a else a
-    if target in text[prev:start] or target in text[end:b]:
+    left = max(text.rfind(c, 0, start) for c in "。！？!?\n") + 1
+    rights = [i for i in (text.find(c, end) for c in "。！？!?\n") if i >= 0]
+    sentence = text[left:start] + "\u3000" + text[end : min(rights) if rights else len(text)]
+    if target in text[prev:start] or target in text[end:b] or target in sentence:
         return True
     clause = text[a:start] + text[end:b]
     return any(
@@ -242,7 +245,11 @@ def awkward(
         return "clause_wording"
     elif before.endswith("不") and _lead_site(target):
         return "negation"  # 不反酸 → 不胃里冒酸: the negation belongs inside the lay wording
+    elif _lead_site(target) and (_DEGREE_BEFORE.search(before) or before.endswith("的")):
+        return "degree_adverb"  # 很乏力 → 很全身无力, 很重的口臭 → 很重的嘴巴臭
     src_site = _lead_site(source)
+    if not into_colloquial and not src_site and _lead_site_end(before):
+        return "site"  # 胃发烧 is a burning stomach, 胃怕冷 a stomach that dislikes cold: no fever, no chills
     if src_site and _COORD_BEFORE.search(before) and _lead_site_end(text[max(0, start - 5) : start - 1]):
         return "coordination"
     tgt_site = _lead_site(target)
@@ -327,7 +334,7 @@ def find_matches(
         if ok and compound(text, start, end, into_colloquial=into_colloquial):
             skipped["compound"] += 1
         elif ok and (
-            all(_repeats(text, start, end, c.target, key) for c in ok)
+            not (ok := [c for c in ok if not _repeats(text, start, end, c.target, key)])
             or _synonym_near(text, start, end, key, lexicon)
         ):
             skipped["repetition"] += 1

@@ -6,7 +6,7 @@ core lexicon through augmenters.pipeline.augment_table's paraphraser (fact check
 variants per direction are printed with every substitution in context, for a reader to judge. Fixed
 seeds: the same command gives the same sample. Nothing is written into the repository.
 
---source fresh draws from toyhom rows 5000+ instead (patient questions and doctor answers no rule was tuned
+--source fresh draws from toyhom rows (--rows, 5000: by default) instead (patient questions and doctor answers no rule was tuned
 on; the round-8 audit of docs/lexicon.md).
 
 Run: python bench/audit_paraphrase.py [--data ../shared/data] [--n 60] [--seed 12] [--source fresh] > /tmp/audit.txt
@@ -26,19 +26,20 @@ import random  # noqa: E402
 from collections import Counter  # noqa: E402
 
 
-def load_fresh(data: Path):
-    """Toyhom rows 5000+ (patient title + question, doctor answer): never read while the paraphrase rules
-    were written or tuned (those rounds drew from the sets of load_samples)."""
+def load_fresh(data: Path, rows: str = "5000:"):
+    """Toyhom rows (patient title + question, doctor answer), 5000+ by default: never read while the
+    paraphrase rules of rounds 1-7 were written or tuned (those drew from the sets of load_samples)."""
     import csv
 
     from medaug.schema import Sample
 
     path = data / "toyhom_dialogue" / "样例_内科5000-6000.utf8.csv"
     with path.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))[5000:]
+        a, b = (int(x) if x else None for x in rows.split(":"))
+        picked = list(csv.DictReader(f))[a:b]
     return [
         Sample(instruction=(r["title"] + "。" + r["ask"])[:2000], output=r["answer"][:4000])
-        for r in rows
+        for r in picked
         if r["ask"].strip() and r["answer"].strip()
     ]
 
@@ -74,13 +75,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--source", choices=("tuned", "fresh"), default="tuned",
                     help="tuned: the MedicalGPT + IMCS-21 dev sets of rounds 1-7; fresh: toyhom rows 5000+")  # fmt: skip
+    ap.add_argument("--rows", default="5000:", help="toyhom row range for --source fresh (start:end)")
     args = ap.parse_args()
 
     from augmenters.lexicon import load_lexicon
     from augmenters.paraphrase import paraphrase_rows
     from medaug.schema import samples_to_table
 
-    samples = load_fresh(args.data) if args.source == "fresh" else load_samples(args.data, args.seed)
+    samples = (
+        load_fresh(args.data, args.rows) if args.source == "fresh" else load_samples(args.data, args.seed)
+    )
     rows = samples_to_table(samples).to_pylist()
     lexicon = load_lexicon()
     for direction in ("to_clinical", "to_colloquial"):
