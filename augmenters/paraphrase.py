@@ -185,7 +185,7 @@ _MOTION_AFTER = re.compile(r"^(?:上来|上去|出来|下去|上冲|往上)")
 _DEGREE_BEFORE = re.compile(r"(?:越来越|变得|特别|非常|十分|好|很|太|挺|更|超|蛮|许多|很多|好多|大量)$")
 # A predicate with a complement (瘦了几圈, 胖了十斤): the clinical noun cannot take it.
 _COMPLEMENT_AFTER = re.compile(r"^[几一二两三四五六七八九十好很多不许些点\d]")
-_ALSO_BEFORE = re.compile(r"(?:都|也)$")
+_ALSO_BEFORE = re.compile(r"(?:都|也|一点儿|一点)$")  # 一点儿没胃口 is "no appetite at all"
 # An attribute of food, not a symptom: 少吃不消化和刺激性食物, 不要吃闹肚子的食物.
 _FOOD_AFTER = re.compile(r"^(?:的|性|和[^，,。；;！？!?\n]{0,6}?)(?:食物|食品|东西)")
 _FOOD_NEAR = re.compile(r"^[^，,。；;！？!?\n]{0,8}?(?:食物|食品)")
@@ -194,6 +194,7 @@ _EATING_BEFORE = re.compile(r"吃|食|喝|忌")
 _VERB_HEAD = set("犯长出起流拉打闹发冒吐喘憋")
 _VERB_BEFORE = re.compile(r"(?:有|出现|伴|伴有|伴发|见|诉|偶见)$")
 _COORD_BEFORE = re.compile(r"[和与及、跟]$")
+_OFTEN_BEFORE = re.compile(r"(?:总是|老是|经常|常常|一直|总|老|有点|有些|一点)$")
 
 
 @cache
@@ -239,7 +240,7 @@ def awkward(
             _FOOD_NEAR.search(text[end:]) and _EATING_BEFORE.search(text[a:start])
         ):
             return "food_attribute"  # 不要吃辛辣闹肚子刺激性的食物
-        if before.endswith("把") or (predicate and before.endswith("的")):
+        if before.endswith(("把", "含")) or (predicate and before.endswith("的")):
             return "clause_wording"  # 把体重减轻至…, 恢复原先的胖了
     elif target[:1] in _VERB_HEAD and _VERB_BEFORE.search(before):
         return "clause_wording"
@@ -247,6 +248,8 @@ def awkward(
         return "negation"  # 不反酸 → 不胃里冒酸: the negation belongs inside the lay wording
     elif _lead_site(target) and (_DEGREE_BEFORE.search(before) or before.endswith("的")):
         return "degree_adverb"  # 很乏力 → 很全身无力, 很重的口臭 → 很重的嘴巴臭
+    elif target.startswith(("总", "老", "经常", "一直")) and _OFTEN_BEFORE.search(before):
+        return "repetition"  # 总是尿频 → 总是老想尿尿, 有点尿频 → 有点总想小便
     src_site = _lead_site(source)
     if not into_colloquial and not src_site and _lead_site_end(before):
         return "site"  # 胃发烧 is a burning stomach, 胃怕冷 a stomach that dislikes cold: no fever, no chills

@@ -184,6 +184,8 @@ def test_rewrites_that_garble_the_sentence_are_skipped(core_lexicon):
         "胃发烧好几天": "site",  # a burning stomach, not a fever
         "两周来上腹部隐隐作痛，总是觉得很乏力": None,
         "想把体重减轻到六十公斤": "clause_wording",
+        "这周一点儿没胃口": "degree_adverb",  # "no appetite at all", not a mild anorexia
+        "这类食品里含胆固醇高，少碰": "clause_wording",
     }
     for text, reason in cases.items():
         if reason is None:
@@ -195,6 +197,11 @@ def test_rewrites_that_garble_the_sentence_are_skipped(core_lexicon):
         next(t for t, r in cases.items() if r is None), core_lexicon, "to_colloquial", Counter()
     ):
         assert m.key != "乏力" or not any(c.startswith(("全身", "浑身", "身上")) for c in m.candidates)
+    # 多囊 is PCOS, 多囊肝 or 多囊肾: never rewritten, and 多囊肝 is a disease of its own.
+    assert not kept("她查出多囊肝和多囊肾")[0] and not kept("多囊，月经不规律")[0] == ["多囊"]
+    # Into lay wording a frequency-led wording after a frequency or degree word would stutter.
+    assert not any(c.startswith(("总", "老")) for m in find_matches("总是尿频", core_lexicon, "to_colloquial", Counter())
+                   for c in m.candidates)  # fmt: skip
     # The same wordings where the sentence takes a clinical noun are still rewritten.
     assert kept("最近胀气，还没胃口")[0] == ["胀气", "没胃口"]
     # Into lay wording: no verb-headed wording after a verb, no site word after a bare 不.
