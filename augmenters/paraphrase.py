@@ -32,6 +32,7 @@ from medaug.schema import rows_to_table
 
 AUGMENTER = "lexicon_paraphrase"
 PARAPHRASE_FIELDS = ("instruction", "input", "output")
+ANSWER_FIELDS = frozenset({"output"})
 REJECT_PREFIX = "lexicon_paraphrase:fact_changed"
 # Particles and degree words around a bare mention (有点儿拉肚子了 → 拉肚子), stripped for whole-line lookup.
 _MENTION_EDGES = (
@@ -85,7 +86,7 @@ def noun_like(wording: str) -> bool:
 
 
 # A term followed by one of these is the head of a longer name (甲减性心脏病, 感冒灵颗粒, 骨质疏松性骨折).
-_COMPOUND_SUFFIX = "性型样灵片丸散膏液剂宁清颗胶症病屎来"
+_COMPOUND_SUFFIX = "性型样灵片丸散膏液剂宁清颗胶症病屎来冲药茶"
 # Into colloquial wording a term is rewritten only after a word boundary a lay speaker would use: text
 # start, punctuation, or a function word or verb that takes it as object (有, 没, 出现, 引起 ...); a
 # preceding noun or modifier makes it part of a compound (纵隔放疗, 感染性肺炎, 眼睑湿疹).
@@ -105,8 +106,8 @@ def _sentence(text: str, start: int, end: int) -> str:
     return text[left : min(rights) if rights else len(text)]
 
 
-_NAMED = re.compile(r"简称|俗称|又称|也称|称为|叫做|又叫|也叫|上说就是|就是指|是指")
-_NAMING = re.compile(r"(?:俗称|又称|也称|简称|称为|叫做|所谓|又叫|也叫)[为是“\"「『]?$")
+_NAMED = re.compile(r"简称|俗称|又称|也称|称为|叫做|又叫|也叫|上说就是|就是指|是指|全称")
+_NAMING = re.compile(r"(?:俗称|又称|也称|简称|称为|叫做|所谓|又叫|也叫|全称)[为是“\"「『]?$")
 
 
 def compound(text: str, start: int, end: int, *, into_colloquial: bool) -> bool:
@@ -128,12 +129,141 @@ def compound(text: str, start: int, end: int, *, into_colloquial: bool) -> bool:
     return (before.isalnum() or "\u4e00" <= before <= "\u9fff") and before not in _OPEN_BEFORE
 
 
-def _repeats(text: str, start: int, end: int, target: str) -> bool:
-    """Whether the target already stands in the same clause (恶心难耐想吐 → 恶心难耐恶心 reads as a stutter)."""
+def _repeats(text: str, start: int, end: int, target: str, source: str = "") -> bool:
+    """Whether the target already stands in the same clause or the one before it (恶心难耐想吐 → 恶心难耐恶心,
+    偶尔恶心，想吐的感觉 → 恶心，恶心的感觉 read as a stutter), or brings in a word of two characters the
+    clause already has and the source lacks (大便一次先是便秘 → 大便一次先是大便不通)."""
     a = max(text.rfind(c, 0, start) for c in "，,。；;！？!?、\n") + 1
     rights = [i for i in (text.find(c, end) for c in "，,。；;！？!?、\n") if i >= 0]
     b = min(rights) if rights else len(text)
-    return target in text[a:start] or target in text[end:b]
+    prev = max(text.rfind(c, 0, max(0, a - 1)) for c in "，,。；;！？!?、\n") + 1 if a else a
+    left = max(text.rfind(c, 0, start) for c in "。！？!?\n") + 1
+    rights = [i for i in (text.find(c, end) for c in "。！？!?\n") if i >= 0]
+    sentence = text[left:start] + "\u3000" + text[end : min(rights) if rights else len(text)]
+    if target in text[prev:start] or target in text[end:b] or target in sentence:
+        return True
+    clause = text[a:start] + text[end:b]
+    return any(
+        target[i : i + 2] in clause and target[i : i + 2] not in source for i in range(len(target) - 1)
+    )
+
+
+@cache
+def _synonyms(lexicon: Lexicon) -> dict[str, frozenset[str]]:
+    """Wording → the other wordings of its canonical term (exact synonyms)."""
+    by_term: dict[str, set[str]] = {}
+    for w, t in lexicon.canonical.items():
+        by_term.setdefault(t, {t}).add(w)
+    return {w: frozenset(ws - {w}) for ws in by_term.values() for w in ws}
+
+
+_BREAKS = "，,。；;！？!?、\n"
+
+
+def _synonym_near(text: str, start: int, end: int, key: str, lexicon: Lexicon) -> bool:
+    """Whether a synonym of the wording stands in its clause or the clauses either side (有点腹泻拉肚子,
+    恶心，想吐): a rewrite would make the two read as a stutter."""
+    syn = [w for w in _synonyms(lexicon).get(key, ()) if len(w) >= 2]
+    if not syn:
+        return False
+    a = max(text.rfind(c, 0, start) for c in _BREAKS) + 1
+    a = max(text.rfind(c, 0, max(0, a - 1)) for c in _BREAKS) + 1 if a else a
+    b = end
+    for _ in range(2):
+        nxt = [i for i in (text.find(c, b) for c in _BREAKS) if i >= 0]
+        b = min(nxt) + 1 if nxt else len(text)
+    around = text[a:start] + "\u3000" + text[end:b]
+    return any(w in around for w in syn)
+
+
+# A motion complement makes the wording a thing that moves (有胀气上来: gas coming up, not bloating).
+_MOTION_AFTER = re.compile(r"^(?:上来|上去|出来|下去|上冲|往上)")
+
+
+# Before a clinical noun no degree adverb (好胖了 → 好体重增加), and no 都/也 before a negated predicate
+# (吃什么都没胃口 → 都食欲不振).
+_DEGREE_BEFORE = re.compile(r"(?:越来越|变得|特别|非常|十分|好|很|太|挺|更|超|蛮|许多|很多|好多|大量)$")
+# A predicate with a complement (瘦了几圈, 胖了十斤): the clinical noun cannot take it.
+_COMPLEMENT_AFTER = re.compile(r"^[几一二两三四五六七八九十好很多不许些点\d]")
+_ALSO_BEFORE = re.compile(r"(?:都|也|一点儿|一点)$")  # 一点儿没胃口 is "no appetite at all"
+# An attribute of food, not a symptom: 少吃不消化和刺激性食物, 不要吃闹肚子的食物.
+_FOOD_AFTER = re.compile(r"^(?:的|性|和[^，,。；;！？!?\n]{0,6}?)(?:食物|食品|东西)")
+_FOOD_NEAR = re.compile(r"^[^，,。；;！？!?\n]{0,8}?(?:食物|食品)")
+_EATING_BEFORE = re.compile(r"吃|食|喝|忌")
+# A verb-headed colloquial wording after a verb (有犯恶心, 出现长疹子).
+_VERB_HEAD = set("犯长出起流拉打闹发冒吐喘憋")
+_VERB_BEFORE = re.compile(r"(?:有|出现|伴|伴有|伴发|见|诉|偶见)$")
+_COORD_BEFORE = re.compile(r"[和与及、跟]$")
+_OFTEN_BEFORE = re.compile(r"(?:总是|老是|经常|常常|一直|总|老|有点|有些|一点)$")
+
+
+@cache
+def _sites() -> dict[str, str]:
+    from medaug.facts import fact_words
+
+    return {w.surface: w.term for w in fact_words() if w.kind == "site"}
+
+
+def _lead_site(s: str) -> str:
+    return max((x for x in _sites() if s.startswith(x)), key=len, default="")
+
+
+def _lead_site_end(s: str) -> str:
+    return max((x for x in _sites() if s.endswith(x)), key=len, default="")
+
+
+def _site_in(s: str) -> set[str]:
+    return {c for x, c in _sites().items() if x in s}
+
+
+def awkward(
+    text: str, start: int, end: int, source: str, target: str, *, into_colloquial: bool
+) -> str | None:
+    """Why replacing text[start:end] (source) by target would garble the sentence or move a site, or None.
+    Reason codes: word_boundary (an erhua 儿 belongs to the word: 没劲儿), degree_adverb, food_attribute,
+    clause_wording (a verb-headed wording after a verb), coordination (牙齿和鼻子出血: the head is shared,
+    so rewriting the last member drops it from the others), site_repeated (腹部胀气 → 腹部腹胀), site (a
+    target that names a site the clause already names differently: 四肢的乏力 → 四肢的全身无力)."""
+    before = text[max(0, start - 4) : start]
+    if text[end : end + 1] == "儿":
+        return "word_boundary"
+    if _MOTION_AFTER.search(text[end:]):
+        return "clause_wording"
+    if not into_colloquial:
+        predicate = source[:1] in "没不" or source.endswith("了")
+        if _DEGREE_BEFORE.search(before) or (_ALSO_BEFORE.search(before) and predicate):
+            return "degree_adverb"
+        if source.endswith("了") and _COMPLEMENT_AFTER.search(text[end:]):
+            return "clause_wording"
+        a = max(text.rfind(c, 0, start) for c in "，,。；;！？!?\n") + 1
+        if _FOOD_AFTER.search(text[end:]) or (
+            _FOOD_NEAR.search(text[end:]) and _EATING_BEFORE.search(text[a:start])
+        ):
+            return "food_attribute"  # 不要吃辛辣闹肚子刺激性的食物
+        if before.endswith(("把", "含")) or (predicate and before.endswith("的")):
+            return "clause_wording"  # 把体重减轻至…, 恢复原先的胖了
+    elif target[:1] in _VERB_HEAD and _VERB_BEFORE.search(before):
+        return "clause_wording"
+    elif before.endswith("不") and _lead_site(target):
+        return "negation"  # 不反酸 → 不胃里冒酸: the negation belongs inside the lay wording
+    elif _lead_site(target) and (_DEGREE_BEFORE.search(before) or before.endswith("的")):
+        return "degree_adverb"  # 很乏力 → 很全身无力, 很重的口臭 → 很重的嘴巴臭
+    elif target.startswith(("总", "老", "经常", "一直")) and _OFTEN_BEFORE.search(before):
+        return "repetition"  # 总是尿频 → 总是老想尿尿, 有点尿频 → 有点总想小便
+    src_site = _lead_site(source)
+    if not into_colloquial and not src_site and _lead_site_end(before):
+        return "site"  # 胃发烧 is a burning stomach, 胃怕冷 a stomach that dislikes cold: no fever, no chills
+    if src_site and _COORD_BEFORE.search(before) and _lead_site_end(text[max(0, start - 5) : start - 1]):
+        return "coordination"
+    tgt_site = _lead_site(target)
+    if tgt_site:
+        canon = _sites()[tgt_site]
+        stem = before.removesuffix("部").removesuffix("的")
+        if any(stem.endswith(x) and c == canon for x, c in _sites().items()):
+            return "site_repeated"
+        if not src_site and canon not in _site_in(source) and _site_in(stem) - {canon}:
+            return "site"  # 四肢的乏力 → 四肢的全身无力
+    return None
 
 
 def allowed(c: Candidate, text: str, start: int, end: int, area: str | None) -> bool:
@@ -148,9 +278,16 @@ def allowed(c: Candidate, text: str, start: int, end: int, area: str | None) -> 
 
 
 def find_matches(
-    text: str, lexicon: Lexicon, direction: str, skipped: Counter[str], area: str | None = None
+    text: str,
+    lexicon: Lexicon,
+    direction: str,
+    skipped: Counter[str],
+    area: str | None = None,
+    *,
+    colloquial_ok: bool = True,
 ) -> list[Match]:
-    """Longest, non-overlapping, word-aligned matches that at least one candidate may safely replace."""
+    """Longest, non-overlapping, word-aligned matches that at least one candidate may safely replace.
+    colloquial_ok=False (a doctor's answer): no clinical term is rewritten into lay wording."""
     auto = lexicon.automaton(direction)
     if auto is None or not text:
         return []
@@ -191,9 +328,18 @@ def find_matches(
                 ok.append(c)
             else:
                 reason = reason or why
+        if ok and not colloquial_ok and into_colloquial:
+            ok, reason = [c for c in ok if c.target in lexicon.clinical_terms], reason or "answer_register"
+        if ok:
+            odd = [awkward(text, start, end, key, c.target, into_colloquial=into_colloquial) for c in ok]
+            reason = reason or next((w for w in odd if w), None)
+            ok = [c for c, w in zip(ok, odd, strict=True) if w is None]
         if ok and compound(text, start, end, into_colloquial=into_colloquial):
             skipped["compound"] += 1
-        elif ok and all(_repeats(text, start, end, c.target) for c in ok):
+        elif ok and (
+            not (ok := [c for c in ok if not _repeats(text, start, end, c.target, key)])
+            or _synonym_near(text, start, end, key, lexicon)
+        ):
             skipped["repetition"] += 1
         elif ok:
             out.append(Match(start, end, key, tuple(c.target for c in ok), tuple(ok)))
@@ -266,7 +412,12 @@ def variants_of(
 ) -> list[tuple[dict[str, str], list[dict[str, Any]]]]:
     """Up to `n` distinct rewrites of the row's fields, each with its exact substitutions."""
     area = row.get("area")
-    found = {f: find_matches(row[f] or "", lexicon, direction, skipped, area) for f in fields}
+    # The answer is the doctor's: lay wording there reads wrong (偶见大便不通, 胃粘膜充血、浮肿), so only the
+    # asker's fields are made colloquial.
+    found = {
+        f: find_matches(row[f] or "", lexicon, direction, skipped, area, colloquial_ok=f not in ANSWER_FIELDS)
+        for f in fields
+    }
     slots = [(f, m) for f in fields for m in found[f]]
     if not slots:
         return []

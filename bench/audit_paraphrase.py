@@ -6,7 +6,10 @@ core lexicon through augmenters.pipeline.augment_table's paraphraser (fact check
 variants per direction are printed with every substitution in context, for a reader to judge. Fixed
 seeds: the same command gives the same sample. Nothing is written into the repository.
 
-Run: python bench/audit_paraphrase.py [--data ../shared/data] [--n 60] [--seed 12] > /tmp/audit.txt
+--source fresh draws from toyhom rows (--rows, 5000: by default) instead (patient questions and doctor answers no rule was tuned
+on; the round-8 audit of docs/lexicon.md).
+
+Run: python bench/audit_paraphrase.py [--data ../shared/data] [--n 60] [--seed 12] [--source fresh] > /tmp/audit.txt
 """
 
 from __future__ import annotations
@@ -21,6 +24,24 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 from collections import Counter  # noqa: E402
+
+
+def load_fresh(data: Path, rows: str = "5000:"):
+    """Toyhom rows (patient title + question, doctor answer), 5000+ by default: never read while the
+    paraphrase rules of rounds 1-7 were written or tuned (those drew from the sets of load_samples)."""
+    import csv
+
+    from medaug.schema import Sample
+
+    path = data / "toyhom_dialogue" / "样例_内科5000-6000.utf8.csv"
+    with path.open(encoding="utf-8", newline="") as f:
+        a, b = (int(x) if x else None for x in rows.split(":"))
+        picked = list(csv.DictReader(f))[a:b]
+    return [
+        Sample(instruction=(r["title"] + "。" + r["ask"])[:2000], output=r["answer"][:4000])
+        for r in picked
+        if r["ask"].strip() and r["answer"].strip()
+    ]
 
 
 def load_samples(data: Path, seed: int):
@@ -52,13 +73,19 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--seed", type=int, default=12)
+    ap.add_argument("--source", choices=("tuned", "fresh"), default="tuned",
+                    help="tuned: the MedicalGPT + IMCS-21 dev sets of rounds 1-7; fresh: toyhom rows 5000+")  # fmt: skip
+    ap.add_argument("--rows", default="5000:", help="toyhom row range for --source fresh (start:end)")
     args = ap.parse_args()
 
     from augmenters.lexicon import load_lexicon
     from augmenters.paraphrase import paraphrase_rows
     from medaug.schema import samples_to_table
 
-    rows = samples_to_table(load_samples(args.data, args.seed)).to_pylist()
+    samples = (
+        load_fresh(args.data, args.rows) if args.source == "fresh" else load_samples(args.data, args.seed)
+    )
+    rows = samples_to_table(samples).to_pylist()
     lexicon = load_lexicon()
     for direction in ("to_clinical", "to_colloquial"):
         stats: Counter[str] = Counter()

@@ -49,7 +49,9 @@ KNOWLEDGE_YAML = ROOT / "generators" / "data" / "knowledge.yaml"
 ICD_TSV = ROOT / "review_queue" / "icd10_common.tsv"
 
 TERM_KINDS = ("symptom", "finding", "disease", "procedure", "history", "drug")
-FACT_KINDS = (*TERM_KINDS, "number", "duration", "frequency")
+# "site": a side + body site that no term fact carries (左眼红肿, 右手腕骨折 with no lexicon term), so a
+# left/right swap is a change even where the vocabulary knows nothing else of the sentence.
+FACT_KINDS = (*TERM_KINDS, "number", "duration", "frequency", "site")
 CHANGES = ("lost", "added", "negation", "laterality", "site", "severity", "quality", "value")
 
 # Negation cues, as whole words of the segmentation (不 inside 不舒服 / 不想吃饭 is no cue).
@@ -58,7 +60,12 @@ NEGATION_CUES = frozenset(
     "没什么 没啥 未再 不再 排除 除外".split()
 )
 # A clause is the reach of a negation; contrast words end it inside a clause.
-CLAUSE_BREAK = re.compile(r"[，,。．！？!?；;：:\n\r\t（）()【】\[\]“”\"]+")
+# ASCII "." ends a clause unless it is a decimal point (38.5); so does "…", and a space between two Chinese
+# characters (头疼 发烧: patients type spaces where a comma would go).
+CLAUSE_BREAK = re.compile(
+    r"(?:[，,。．！？!?；;：:\n\r\t（）()【】\[\]“”\"…]|(?<!\d)\.|\.(?!\d)"
+    r"|(?<=[\u4e00-\u9fff])[ \u3000]+(?=[\u4e00-\u9fff]))+"
+)
 CONTRAST = ("但是", "但", "却", "然而", "可是", "不过", "而是")
 LATERALITY = {
     "左侧": "left", "左边": "left", "左": "left", "右侧": "right", "右边": "right", "右": "right",
@@ -101,6 +108,9 @@ _UNITS = {
     "度": "c", "片": "tablet", "粒": "capsule", "支": "unit", "袋": "sachet", "滴": "drop", "喷": "puff",
     "揿": "puff", "贴": "patch", "次": "times", "周岁": "age_year", "岁": "age_year", "个": "count",
 }  # fmt: skip
+# Side cues for site facts: the laterality words, and 两 before a site (两腿, 两眼; 两天 has no site).
+_SIDE_CUES = dict(sorted({**LATERALITY, "两": "bilateral"}.items(), key=lambda kv: -len(kv[0])))
+_SIDE_CHARS = re.compile("[左右双两单一]")
 _NUM = rf"(?:\d+(?:\.\d+)?|[{_CN_NUM}]+)"
 _DUR_ALT = "|".join(sorted(map(re.escape, _DURATION_UNITS), key=len, reverse=True))
 _UNIT_ALT = "|".join(sorted(map(re.escape, _UNITS), key=len, reverse=True))
@@ -359,9 +369,40 @@ class FactExtractor:
                 facts.append(_shift(f, start))
         return FactSet(facts)
 
-    def changes(self, a: str, b: str) -> list[FactChange]:
+    def changes(self, a: str, b: str, *, typos: bool = False) -> list[FactChange]:
         """Clauses both texts share state the same facts, so the clauses that differ are read first; only
-        if their facts differ are the whole texts compared (facts may have moved between clauses)."""
+        if their facts differ are the whole texts compared (facts may have moved between clauses).
+
+        typos=True (dedup: two users' wordings of one question): a term lost from one text whose wording
+        appears in the other with one character mistyped (咳嗽/咳漱, 恶心/恶新) is no change. The mistyped
+        window must be no word the vocabulary or the dictionary knows (头疼/头晕 stays a change), and the
+        changed character no negation, side, number or severity character. Off for paraphrases: a rewrite
+        that mistypes a term is not kept."""
+        out = self._changes(a, b)
+        for _ in range(4):  # each round repairs one mistyped term, then the texts are compared again
+            if not typos or not out:
+                return out
+            fixed = self._repair(out, a, b)
+            if fixed is None:
+                return out
+            a, b = fixed
+            out = self._changes(a, b)
+        return out
+
+    def _repair(self, out: list[FactChange], a: str, b: str) -> tuple[str, str] | None:
+        """The texts with one mistyped term written as the other text writes it, or None."""
+        for c in out:
+            if c.change == "lost" and c.before is not None:
+                fixed = _typo_fix(c.before.surface, b, self)
+                if fixed is not None:
+                    return a, fixed
+            if c.change == "added" and c.after is not None:
+                fixed = _typo_fix(c.after.surface, a, self)
+                if fixed is not None:
+                    return fixed, b
+        return None
+
+    def _changes(self, a: str, b: str) -> list[FactChange]:
         ca, cb = set(CLAUSE_BREAK.split(a or "")), set(CLAUSE_BREAK.split(b or ""))
         only_a, only_b = [c for c in ca - cb if c], [c for c in cb - ca if c]
         if not only_a and not only_b:
@@ -417,8 +458,37 @@ class FactExtractor:
             if t in FREQUENCY
         ]
         facts += _quantities(clause, covered, neg_at)
+        facts += self._sides(clause, covered, neg_at, facts)
         facts.sort(key=lambda f: f.span)
         return tuple(facts)
+
+    def _sides(self, clause: str, covered, neg_at: list[int], facts: list[Fact]) -> list[Fact]:
+        """左/右/双侧 + a body site that no fact of the clause took its side from (左眼红肿, 右手腕骨折).
+        The cue must start a word and be followed by a known site, as the rest of its word (左眼) or as the
+        next word (左侧 | 乳房), so 左右, 双方, 双胞胎, 两天 are no sides."""
+        if not _SIDE_CHARS.search(clause):
+            return []
+        bounds = self.seg.boundaries(clause)
+        out: list[Fact] = []
+        i = 0
+        while i < len(clause):
+            cue = next((c for c in _SIDE_CUES if clause.startswith(c, i)), "")
+            if not cue or i not in bounds or any(a <= i < b for a, b in covered):
+                i += 1
+                continue
+            p = i + len(cue)
+            p += clause.startswith("的", p)
+            site = max((x for x in self.sites if clause.startswith(x, p)), key=len, default="")
+            end = p + len(site)
+            if not site or end not in bounds and not any(a == end for a, _ in covered):
+                i += 1
+                continue
+            if not any(f.laterality and i < f.span[0] <= end + 1 for f in facts):
+                out.append(Fact("site", self.sites[site], negated=_negated(neg_at, clause, i),
+                                laterality=_SIDE_CUES[cue], site=self.sites[site], span=(i, end),
+                                surface=clause[i:end]))  # fmt: skip
+            i = end
+        return out
 
     def _scope_words(self, clause: str, covered) -> list[tuple[int, int, str]]:
         """Negation cues, contrast and frequency words that are words of their own, outside every hit."""
@@ -463,6 +533,37 @@ class FactExtractor:
                     covered.append((start, stop))
                     break
         return out
+
+
+_TYPO_BLOCK = set("不没无未非别勿否左右双两单侧一二三四五六七八九十百半几0123456789很极稍略重轻微剧")
+_TYPO_BLOCK |= {c for h in _HEADS for c in h}
+
+
+def _typo_fix(surface: str, text: str, ex: FactExtractor) -> str | None:
+    """`text` with `surface` restored where it holds it with exactly one character replaced, or None. The
+    window must be no known word (of the vocabulary or jieba's dictionary), and the replaced character no
+    negation, side, number, severity or pain/itch character and part of no fact read there."""
+    n = len(surface)
+    if n < 2 or surface in text:
+        return None
+    freq = ex.seg._tk.FREQ
+    covered: list[tuple[int, int]] | None = None
+    for i in range(len(text) - n + 1):
+        win = text[i : i + n]
+        diff = [k for k in range(n) if win[k] != surface[k]]
+        if len(diff) != 1:
+            continue
+        k = diff[0]
+        if win[k] in _TYPO_BLOCK or surface[k] in _TYPO_BLOCK or not "\u4e00" <= win[k] <= "\u9fff":
+            continue
+        if win in ex.words or freq.get(win):
+            continue
+        if covered is None:
+            covered = [f.span for f in ex.extract(text) if f.kind in TERM_KINDS or f.kind == "site"]
+        if any(a <= i + k < b for a, b in covered):
+            continue
+        return text[:i] + surface + text[i + n :]
+    return None
 
 
 def _clauses(text: str) -> Iterator[tuple[int, str]]:
@@ -640,6 +741,7 @@ def extract_facts(text: str) -> FactSet:
     return default_extractor().extract(text)
 
 
-def fact_changes(a: str, b: str) -> list[FactChange]:
-    """How b's clinical facts differ from a's ([] = the same facts)."""
-    return default_extractor().changes(a, b)
+def fact_changes(a: str, b: str, *, typos: bool = False) -> list[FactChange]:
+    """How b's clinical facts differ from a's ([] = the same facts); typos=True tolerates a term mistyped
+    by one character (see FactExtractor.changes)."""
+    return default_extractor().changes(a, b, typos=typos)

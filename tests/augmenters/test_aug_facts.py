@@ -81,3 +81,37 @@ def test_changes_name_the_fact_kind(a, b, code):
 def test_changes_compare_whole_texts_when_clauses_move():
     assert fact_changes("咳嗽，发热", "发热，咳嗽") == []
     assert fact_changes("腹泻。无发热", "腹泻。发热") != []
+
+
+def test_ascii_full_stop_and_spaces_end_a_clause_but_decimals_do_not():
+    # A negation before "." does not reach the next sentence; 38.5 stays one number.
+    assert {f.term: f.negated for f in facts("没有发烧.咳嗽三天")} == {
+        "发热": True,
+        "咳嗽": False,
+        "3 day": False,
+    }
+    assert {f.term: f.negated for f in facts("没有发烧 咳嗽")} == {"发热": True, "咳嗽": False}
+    assert "38.5 c" in extract_facts("没有咳嗽.体温38.5度").terms("number")
+    assert fact_changes("没有发烧.咳嗽三天", "没有发烧。咳嗽三天") == []
+
+
+def test_side_of_a_site_no_term_covers_is_a_fact():
+    (side,) = facts("左眼红肿", "site")
+    assert (side.term, side.laterality) == ("眼", "left")
+    assert [c.code for c in fact_changes("右手腕骨折三天", "左手腕骨折三天")] == ["site_laterality"]
+    assert [c.code for c in fact_changes("两腿无力", "腿无力")] == ["site_lost"]
+    # No side where the cue is part of another word or no site follows; a side a term took is not repeated.
+    for text in ("左右两边都疼", "双胞胎", "两天头疼", "右侧", "左氧氟沙星"):
+        assert not facts(text, "site"), text
+    assert not facts("左膝关节疼", "site") and facts("左膝关节疼", "symptom")[0].laterality == "left"
+
+
+def test_typos_are_tolerated_only_when_asked_and_only_as_typos():
+    assert [c.code for c in fact_changes("咳嗽有痰", "咳漱有痰")] == ["symptom_lost"]
+    assert fact_changes("咳嗽有痰", "咳漱有痰", typos=True) == []
+    assert fact_changes("头疼恶心", "头疼恶新", typos=True) == []
+    # A real change is no typo: another known word, a negation, a pain word, a number.
+    for a, b in [("头疼", "头晕"), ("肚子疼", "肚子痒"), ("乏力", "无力"), ("咳嗽三天", "咳漱五天")]:
+        assert fact_changes(a, b, typos=True), (a, b)
+    # The repaired text is compared as a whole: the typo does not hide a lost negation.
+    assert [c.code for c in fact_changes("没有咳嗽", "咳漱", typos=True)] == ["symptom_negation"]

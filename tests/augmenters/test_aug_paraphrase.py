@@ -164,3 +164,61 @@ def test_fact_change_rejects_with_both_fact_sets(core_lexicon):
     assert d["facts_before"]["instruction"] and d["facts_after"]["instruction"]
     assert {c["code"] for c in d["changes"]} >= {"symptom_lost"}
     assert stats[f"paraphrase_rejected_{reason.rsplit(':', 1)[1]}"] == 1
+
+
+def test_rewrites_that_garble_the_sentence_are_skipped(core_lexicon):
+    from augmenters.paraphrase import find_matches
+
+    def kept(text: str, direction: str = "to_clinical") -> tuple[list[str], Counter]:
+        skipped: Counter = Counter()
+        return [m.key for m in find_matches(text, core_lexicon, direction, skipped)], skipped
+
+    cases = {
+        "这半年人变得好胖了": "degree_adverb",  # 好体重增加
+        "他吃啥都没胃口": "degree_adverb",  # 都食欲不振
+        "一个月人都瘦了两圈": "degree_adverb",
+        "她的牙齿和鼻子出血": "coordination",  # 牙齿和鼻出血: the shared head is lost
+        "整天浑身没劲儿": "word_boundary",  # 乏力儿
+        "少吃油炸和不消化和生冷食物": "food_attribute",  # an attribute of food, not a symptom
+        "最近腹部胀气": "site",  # 腹部腹胀
+        "胃发烧好几天": "site",  # a burning stomach, not a fever
+        "两周来上腹部隐隐作痛，总是觉得很乏力": None,
+        "想把体重减轻到六十公斤": "clause_wording",
+        "这周一点儿没胃口": "degree_adverb",  # "no appetite at all", not a mild anorexia
+        "这类食品里含胆固醇高，少碰": "clause_wording",
+    }
+    for text, reason in cases.items():
+        if reason is None:
+            continue
+        keys, skipped = kept(text)
+        assert not keys and skipped[reason] >= 1, (text, keys, dict(skipped))
+    # Into lay wording a site-led wording takes no degree adverb: 很乏力 → 很全身无力 is not offered.
+    for m in find_matches(
+        next(t for t, r in cases.items() if r is None), core_lexicon, "to_colloquial", Counter()
+    ):
+        assert m.key != "乏力" or not any(c.startswith(("全身", "浑身", "身上")) for c in m.candidates)
+    # 多囊 is PCOS, 多囊肝 or 多囊肾: never rewritten, and 多囊肝 is a disease of its own.
+    assert not kept("她查出多囊肝和多囊肾")[0] and not kept("多囊，月经不规律")[0] == ["多囊"]
+    # Into lay wording a frequency-led wording after a frequency or degree word would stutter.
+    assert not any(c.startswith(("总", "老")) for m in find_matches("总是尿频", core_lexicon, "to_colloquial", Counter())
+                   for c in m.candidates)  # fmt: skip
+    # The same wordings where the sentence takes a clinical noun are still rewritten.
+    assert kept("最近胀气，还没胃口")[0] == ["胀气", "没胃口"]
+    # Into lay wording: no verb-headed wording after a verb, no site word after a bare 不.
+    assert not kept("宝宝身上有皮疹", "to_colloquial")[0]
+    after_not = find_matches("胃胀，打嗝，不反酸", core_lexicon, "to_colloquial", Counter())
+    assert all(not c.startswith("胃") for m in after_not for c in m.candidates)  # not 不胃里冒酸
+    assert any(c.startswith("胃") for m in find_matches("胃胀，反酸", core_lexicon, "to_colloquial", Counter())
+               for c in m.candidates)  # fmt: skip
+
+
+def test_the_doctors_answer_is_never_made_colloquial(core_lexicon):
+    row = _row("医生您好，我最近腹痛，还恶心")
+    row["output"] = "考虑急性胃肠炎，若腹痛加重或出现恶心、呕吐，请及时就诊。"
+    out = paraphrase_rows([row], core_lexicon, variants=4, seed=3, direction="to_colloquial")
+    assert out and all(r["output"] == row["output"] for r in out)
+    assert any(r["instruction"] != row["instruction"] for r in out)
+    # Into clinical wording the answer may still be normalised.
+    row["output"] = "拉肚子的话多喝水。"
+    out = paraphrase_rows([row], core_lexicon, variants=2, seed=3, direction="to_clinical")
+    assert any("腹泻" in r["output"] for r in out)
