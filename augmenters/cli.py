@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _load(lexicons: list[Path] | None, no_core: bool):
-    from augmenters.lexicon import LexiconError, load_lexicon
+    from medaug.lexicon import LexiconError, load_lexicon
 
     try:
         return load_lexicon(lexicons or [], include_core=not no_core)
@@ -105,7 +105,7 @@ def coverage(
 ) -> None:
     """Share of the pairs whose mention the lexicon normalises exactly to the standard term."""
     from augmenters.coverage import pair_coverage
-    from augmenters.lexicon import LexiconError
+    from medaug.lexicon import LexiconError
 
     try:
         cov = pair_coverage(pairs, _load(lexicon, no_core))
@@ -132,9 +132,9 @@ def augment(
     import yaml
     from pydantic import ValidationError
 
-    from augmenters.lexicon import LexiconError
     from augmenters.pipeline import AugmentConfig, augment_table
     from medaug.io import InputError, read_samples, write_parquet, write_samples_jsonl
+    from medaug.lexicon import LexiconError
     from medaug.schema import samples_to_table, table_to_samples
 
     if output.suffix not in (".parquet", ".jsonl"):

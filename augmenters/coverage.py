@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from augmenters.lexicon import Lexicon, read_pairs
 from augmenters.normalize import Normaliser
+from medaug.lexicon import Lexicon, read_pairs
 
 
 @dataclass

@@ -8,8 +8,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import BinaryIO, TextIO
 
-from augmenters.lexicon import Lexicon
 from augmenters.paraphrase import normalize_line
+from medaug.lexicon import Lexicon
 
 
 class LineError(ValueError):

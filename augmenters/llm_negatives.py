@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from augmenters.derive import derive_row, rng_for
-from augmenters.guards import drug_automaton
 from augmenters.llm_paraphrase import llm_provenance, llm_result
 from augmenters.negative_verify import Proof, check_wrong
 from augmenters.negatives import DRUG_DOSE, NegativeKnowledge, load_negative_knowledge
+from medaug.guards import drug_automaton
 from medaug.schema import NEGATIVE_VERDICT, ErrorType, Label, conform_table
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from augmenters.derive import derive_row
-from augmenters.lexicon import Lexicon
 from augmenters.preserve import PreservationCheck
+from medaug.lexicon import Lexicon
 from medaug.run import StageStats
 from medaug.schema import conform_table, rows_to_table
 from medaug.stage import StageResult, reject_table

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from augmenters.guards import DRUGS_FILE
+from medaug.guards import DRUGS_FILE
 
 DATA = Path(__file__).parent / "data"
 NEGATIVES_FILE = DATA / "negatives.yaml"

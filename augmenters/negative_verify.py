@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from augmenters.guards import negated
 from augmenters.negative_kb import NegativeKnowledge, entity_extractor, load_negative_knowledge, sexes
+from medaug.guards import negated
 from medaug.schema import ErrorType
 
 _HYPOTHETICAL = re.compile(

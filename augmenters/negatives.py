@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from augmenters.derive import derive_row, rng_for
-from augmenters.guards import negated
-from augmenters.lexicon import Lexicon
 from augmenters.negative_kb import (
     NEGATIVES_FILE,
     NegativeKnowledge,
@@ -29,6 +27,8 @@ from augmenters.negative_kb import (
     sexes,
     stated,
 )
+from medaug.guards import negated
+from medaug.lexicon import Lexicon
 from medaug.schema import NEGATIVE_VERDICT, ErrorType, Label
 
 __all__ = [

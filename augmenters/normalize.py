@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from augmenters.lexicon import Lexicon
 from augmenters.paraphrase import _strip_edges
 from augmenters.temperature import fever_grade, temperature
+from medaug.lexicon import Lexicon
 
 RELATION_WEIGHT = {"exact": 1.0, "broader": 1.0, "narrower": 0.6, "related": 0.5}
 TOP = 15  # wordings looked at per mention
@@ -48,7 +48,7 @@ class Normaliser:
         self.lexicon = lexicon
         # The user's lexicons (every source but the shipped core) name the standard vocabulary (the IMCS-21
         # terms when its pairs are given): their terms are the candidates and their mapping wins a lookup.
-        from augmenters.lexicon import CORE_LEXICON
+        from medaug.lexicon import CORE_LEXICON
 
         core = {"medaug-core", CORE_LEXICON.name}
         user = {e.source for e in lexicon.entries} - core

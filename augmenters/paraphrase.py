@@ -5,7 +5,7 @@ A match must cover whole words of the jieba segmentation (很困难 holds no 很
 known wording (伴发烧心: 发烧 or 烧心 — ambiguous, so neither is touched). A match is rewritten only by an
 exact mapping, or by a narrower/broader one whose context rule holds for this sample (the variant then
 records the specificity change in its augmentation detail). Every candidate also passes the guards
-(augmenters/guards.py: numbers, doses, durations, drugs, ICD codes, laterality, negation scope, kind).
+(medaug/guards.py: numbers, doses, durations, drugs, ICD codes, laterality, negation scope, kind).
 Then the variant's clinical facts (medaug/facts.py) must equal its parent's, except for the recorded
 specificity changes: otherwise it is rejected with a reason code naming the fact kind that changed, and
 the rejection carries both fact sets.
@@ -24,10 +24,10 @@ from typing import Any
 import pyarrow as pa
 
 from augmenters.derive import derive_row, rng_for
-from augmenters.guards import check_candidate, check_substitution, protected_spans
-from augmenters.lexicon import MIN_MATCH_LEN, Candidate, Lexicon
 from augmenters.temperature import fever_grade
 from medaug.facts import CLAUSE_BREAK, FactExtractor, lexicon_words, segmenter, table_words
+from medaug.guards import check_candidate, check_substitution, protected_spans
+from medaug.lexicon import MIN_MATCH_LEN, Candidate, Lexicon
 from medaug.schema import rows_to_table
 
 AUGMENTER = "lexicon_paraphrase"
@@ -272,7 +272,7 @@ def allowed(c: Candidate, text: str, start: int, end: int, area: str | None) -> 
         return True
     if c.relation == "related" or not c.context:
         return False
-    from augmenters.guards import parse_context
+    from medaug.guards import parse_context
 
     return parse_context(c.context).holds(text, start, end, area)
 

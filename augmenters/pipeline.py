@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from augmenters.lexicon import DIRECTIONS, Lexicon, cached_lexicon
 from augmenters.negatives import negative_rows
 from augmenters.paraphrase import PARAPHRASE_FIELDS, paraphrase_rows
 from augmenters.refusals import make_refusals
+from medaug.lexicon import DIRECTIONS, Lexicon, cached_lexicon
 from medaug.run import StageStats
 from medaug.schema import ErrorType, conform_table, rows_to_table, samples_to_table
 from medaug.stage import StageResult, reject_table

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from augmenters.lexicon import Lexicon
 from medaug.facts import FactChange, FactExtractor
+from medaug.lexicon import Lexicon
 
 
 class PreservationCheck:

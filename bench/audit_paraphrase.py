@@ -78,8 +78,8 @@ def main() -> None:
     ap.add_argument("--rows", default="5000:", help="toyhom row range for --source fresh (start:end)")
     args = ap.parse_args()
 
-    from augmenters.lexicon import load_lexicon
     from augmenters.paraphrase import paraphrase_rows
+    from medaug.lexicon import load_lexicon
     from medaug.schema import samples_to_table
 
     samples = (

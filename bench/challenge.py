@@ -83,8 +83,8 @@ def main() -> None:
     ap.add_argument("--show", action="store_true", help="print every failure")
     args = ap.parse_args()
 
-    from augmenters.lexicon import load_lexicon
     from augmenters.paraphrase import find_matches
+    from medaug.lexicon import load_lexicon
 
     lexicon = load_lexicon()
     turns = load_turns(args.data)

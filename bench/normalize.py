@@ -27,8 +27,8 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     args = ap.parse_args()
 
-    from augmenters.lexicon import load_lexicon, read_pairs
     from augmenters.normalize import Normaliser, accuracy
+    from medaug.lexicon import load_lexicon, read_pairs
 
     imcs = args.data / "imcs21_symptom_norm"
     train, dev = imcs / "imcs_train.csv", read_pairs(imcs / "imcs_dev.csv")

@@ -53,9 +53,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=5_000, help="samples for the pipeline run")
     args = ap.parse_args()
 
-    from augmenters.lexicon import MIN_MATCH_LEN, load_lexicon
     from augmenters.paraphrase import apply, fact_extractor, find_matches
     from augmenters.pipeline import AugmentConfig, augment_table
+    from medaug.lexicon import MIN_MATCH_LEN, load_lexicon
     from medaug.schema import Area, Sample, samples_to_table
 
     qa = load_texts(args.data)

@@ -38,11 +38,11 @@ MATERIAL_MODULES = (
     "augmenters.llm_paraphrase",
     "augmenters.llm_negatives",
     "augmenters.paraphrase",
-    "augmenters.lexicon",
+    "medaug.lexicon",
     "augmenters.preserve",
     "augmenters.negatives",
 )
-MATERIAL_DATA = (REPO / "generators" / "data", REPO / "augmenters" / "data", DEMO_SEEDS)
+MATERIAL_DATA = (REPO / "generators" / "data", REPO / "augmenters" / "data", REPO / "medaug" / "data", DEMO_SEEDS)
 
 
 @dataclass(frozen=True)
@@ -168,10 +168,10 @@ def _demo_rows() -> list[dict[str, Any]]:
 
 def paraphrase_examples(rows: list[dict[str, Any]]) -> list[Example]:
     """Lexicon rewrites that the preservation check accepts (others are not taught)."""
-    from augmenters.lexicon import load_lexicon
     from augmenters.llm_paraphrase import MODES, build_request
     from augmenters.paraphrase import normalize_line
     from augmenters.preserve import PreservationCheck
+    from medaug.lexicon import load_lexicon
 
     lexicon = load_lexicon()
     check = PreservationCheck(lexicon)

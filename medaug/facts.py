@@ -21,8 +21,8 @@ with the fact before and after; `.code` (e.g. `symptom_negation`, `drug_lost`) i
 record. Facts are read clause by clause (a negation's scope ends at a clause break or a contrast word), and
 clauses are cached, so checking a paraphrase against its parent re-reads only the clauses that changed.
 
-Vocabulary: the shipped lexicon (augmenters/data/core_lexicon.tsv: symptoms, findings, diseases,
-procedures, with their exact variants), the drug list (augmenters/data/drugs.tsv), the knowledge table
+Vocabulary: the shipped lexicon (medaug/data/core_lexicon.tsv: symptoms, findings, diseases,
+procedures, with their exact variants), the drug list (medaug/data/drugs.tsv), the knowledge table
 (generators/data/knowledge.yaml: diseases, clinical symptoms, drugs), the review queue's ICD-10 list
 (review_queue/icd10_common.tsv) and medaug/data/fact_words.tsv (body sites, protected compounds). Matching
 is word-aware: a vocabulary hit that cuts a word of the jieba segmentation is not a fact (很困难 holds no
@@ -44,7 +44,7 @@ import ahocorasick
 
 ROOT = Path(__file__).resolve().parents[1]
 FACT_WORDS = Path(__file__).parent / "data" / "fact_words.tsv"
-DRUGS_TSV = ROOT / "augmenters" / "data" / "drugs.tsv"
+DRUGS_TSV = ROOT / "medaug" / "data" / "drugs.tsv"
 KNOWLEDGE_YAML = ROOT / "generators" / "data" / "knowledge.yaml"
 ICD_TSV = ROOT / "review_queue" / "icd10_common.tsv"
 
@@ -296,13 +296,13 @@ def fact_words() -> tuple[Word, ...]:
 def shipped_words() -> list[Word]:
     """The default vocabulary: core lexicon (exact variants → their term), drugs, knowledge table, ICD list,
     body sites and protected compounds. Earlier sources win for a surface."""
-    from augmenters.lexicon import load_lexicon
+    from medaug.lexicon import load_lexicon
 
     return [*lexicon_words(load_lexicon()), *table_words()]
 
 
 def lexicon_words(lexicon) -> list[Word]:
-    """Surfaces of an augmenters.lexicon.Lexicon: a term and its exact variants share the term as canonical;
+    """Surfaces of an medaug.lexicon.Lexicon: a term and its exact variants share the term as canonical;
     a narrower/broader/related variant is a fact of its own."""
     out: list[Word] = []
     for e in lexicon.entries:

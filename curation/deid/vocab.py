@@ -21,8 +21,8 @@ import yaml
 from curation.deid.lists import DATA_DIR, surnames
 
 _REPO = Path(__file__).resolve().parents[2]
-_DRUGS = _REPO / "augmenters" / "data" / "drugs.tsv"
-_LEXICON = _REPO / "augmenters" / "data" / "core_lexicon.tsv"
+_DRUGS = _REPO / "medaug" / "data" / "drugs.tsv"
+_LEXICON = _REPO / "medaug" / "data" / "core_lexicon.tsv"
 _KNOWLEDGE = _REPO / "generators" / "data" / "knowledge.yaml"
 _MIN_FREQ = 3  # jieba frequencies: below this a "word" is as likely a name as a word
 _NAME_TAG_MIN_FREQ = 300

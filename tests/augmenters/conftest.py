@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from augmenters.lexicon import load_lexicon
+from medaug.lexicon import load_lexicon
 from medaug.schema import Area, Sample, Task
 
 MI_Q = "患者男，58岁，胸口疼30分钟，出一身冷汗，心电图示ST段抬高，应该怎么处理？"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from augmenters.lexicon import Lexicon, LexiconEntry
 from augmenters.paraphrase import find_matches, normalize_line
+from medaug.lexicon import Lexicon, LexiconEntry
 
 
 def lex(*entries: tuple[str, list[str]]) -> Lexicon:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from augmenters.lexicon import CORE_LEXICON, LexiconError, load_lexicon, load_lexicon_file, read_pairs
 from augmenters.paraphrase import normalize_line
+from medaug.lexicon import CORE_LEXICON, LexiconError, load_lexicon, load_lexicon_file, read_pairs
 from medaug.schema import Area
 
 HEADER = "term\tvariants\trelation\tkind\tdirection\tarea\tcontext\tsource"

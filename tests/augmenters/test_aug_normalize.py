@@ -3,8 +3,8 @@ never a negated mention, and its accuracy on real IMCS-21 pairs (train loaded, d
 
 from __future__ import annotations
 
-from augmenters.lexicon import load_lexicon, read_pairs
 from augmenters.normalize import Normaliser, accuracy, normalize_text
+from medaug.lexicon import load_lexicon, read_pairs
 
 
 def test_exact_then_ranked_then_left_alone(tmp_path):

@@ -145,7 +145,7 @@ def test_scope_and_modifiers_survive(core_lexicon):
 
 
 def test_fact_change_rejects_with_both_fact_sets(core_lexicon):
-    from augmenters.lexicon import Lexicon, LexiconEntry
+    from medaug.lexicon import Lexicon, LexiconEntry
 
     # A deliberately bad lexicon: 发热 'exact' to a wording that is really a different symptom.
     bad = Lexicon(

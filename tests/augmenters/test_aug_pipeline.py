@@ -64,7 +64,7 @@ def test_bad_config_names_the_field(bad, where):
 
 
 def test_missing_lexicon_file_is_named(samples, tmp_path):
-    from augmenters.lexicon import LexiconError
+    from medaug.lexicon import LexiconError
 
     with pytest.raises(LexiconError, match="nope.tsv"):
         augment_table(samples_to_table(samples), AugmentConfig(lexicons=[tmp_path / "nope.tsv"]))

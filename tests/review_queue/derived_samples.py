@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 @cache
 def derived() -> tuple[Sample, Sample, Sample]:
     """(seed, wrong-diagnosis negative, lexicon paraphrase), made by augmenters.negatives / .paraphrase."""
-    from augmenters.lexicon import load_lexicon
     from augmenters.negatives import negative_rows
     from augmenters.paraphrase import paraphrase_rows
+    from medaug.lexicon import load_lexicon
 
     row = samples_to_table([SEED]).to_pylist()[0]
     neg = negative_rows([row], {ErrorType.wrong_diagnosis: 1.0})

@@ -9,7 +9,7 @@ to each variant: exact (same meaning), narrower (the term is more specific), bro
 related (neither: only for normalisation). kind is symptom / finding / disease / procedure / history; both
 sides of an entry are of that kind, so a mapping never turns a symptom into a diagnosis. direction says
 which way the entry may be used; context names the rule that must hold before a non-exact entry is used
-(`area=cardiovascular;near=压|紧`, see augmenters/guards.py), empty for none.
+(`area=cardiovascular;near=压|紧`, see medaug/guards.py), empty for none.
 
 Positive paraphrases use exact mappings only, or narrower/broader ones whose context rule holds (the
 derived sample records it). One wording never has two exact meanings: a file that says so is an error.
@@ -104,7 +104,7 @@ def _entry(
             f"{path}:{line}: field 'area' is {area!r}, expected one of {list(Area.__members__)}"
         )
     if context:
-        from augmenters.guards import ContextRuleError, parse_context
+        from medaug.guards import ContextRuleError, parse_context
 
         try:
             parse_context(context)
