@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from augmenters.derive import derive_row, rng_for
 from augmenters.temperature import fever_grade
-from medaug.facts import CLAUSE_BREAK, FactExtractor, lexicon_words, segmenter, table_words
+from medaug.facts import CLAUSE_BREAK, FactExtractor, Segmenter, lexicon_words, table_words
 from medaug.guards import check_candidate, check_substitution, protected_spans
 from medaug.lexicon import MIN_MATCH_LEN, Candidate, Lexicon
 from medaug.schema import rows_to_table
@@ -68,11 +68,13 @@ def _clause_bounds(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def word_aligned(text: str, start: int, end: int, clauses: list[tuple[int, int]]) -> bool:
+def word_aligned(
+    text: str, start: int, end: int, clauses: list[tuple[int, int]], seg: Segmenter
+) -> bool:
     """Whether text[start:end] begins and ends on word boundaries of its clause."""
     for a, b in clauses:
         if a <= start and end <= b:
-            return segmenter().aligned(text[a:b], start - a, end - a)
+            return seg.aligned(text[a:b], start - a, end - a)
     return False
 
 
@@ -307,7 +309,7 @@ def find_matches(
             continue
         if clauses is None:
             clauses = _clause_bounds(text)
-        if not word_aligned(text, start, end, clauses):
+        if not word_aligned(text, start, end, clauses, fact_extractor(lexicon).seg):
             skipped["word_boundary"] += 1
             continue
         if spans is None:

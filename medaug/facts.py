@@ -203,10 +203,11 @@ WINDOW = 8  # characters of context either side when a span's edges must be segm
 
 
 class Segmenter:
-    """jieba (HMM off: fast and deterministic) with the vocabulary as its user dictionary; one per process,
-    shared by every extractor and the paraphraser. Thread-safe for adding words."""
+    """jieba (HMM off: fast and deterministic) with a vocabulary as its user dictionary. One per vocabulary
+    (`segmenter(words)`), so how a text is cut never depends on which other lexicons the process loaded
+    earlier. Thread-safe for adding words."""
 
-    def __init__(self) -> None:
+    def __init__(self, words: Iterable[str] = ()) -> None:
         import jieba
 
         jieba.setLogLevel(logging.WARNING)
@@ -216,6 +217,7 @@ class Segmenter:
         self._lock = threading.Lock()
         self._cache = lru_cache(maxsize=1 << 17)(self._tokens)
         self._crossed = lru_cache(maxsize=1 << 18)(self._crossed_uncached)
+        self.add_words(words)
 
     def add_words(self, words: Iterable[str]) -> None:
         # Words, not phrases: a long wording (肿瘤引起的疼) in the dictionary would outweigh the words it
@@ -273,9 +275,17 @@ class Segmenter:
         return start - w0 in b and end - w0 in b
 
 
-@cache
-def segmenter() -> Segmenter:
-    return Segmenter()
+@lru_cache(maxsize=8)
+def _segmenter_for(words: frozenset[str]) -> Segmenter:
+    return Segmenter(sorted(words))
+
+
+def segmenter(words: Iterable[str] | None = None) -> Segmenter:
+    """The segmenter for this vocabulary (default: the shipped one); each holds jieba's dictionary (tens of
+    MB), and a process rarely uses more than two vocabularies."""
+    if words is None:
+        return default_extractor().seg
+    return _segmenter_for(frozenset(w for w in words if 2 <= len(w) <= MAX_USER_WORD))
 
 
 @cache
@@ -357,8 +367,7 @@ class FactExtractor:
         for w in (*NEGATION_CUES, *CONTRAST, *FREQUENCY):
             self._scope_auto.add_word(w, w)
         self._scope_auto.make_automaton()
-        self.seg = segmenter()
-        self.seg.add_words(s for s, w in self.words.items() if w.kind != "site")
+        self.seg = segmenter(s for s, w in self.words.items() if w.kind != "site")
         self._clause = lru_cache(maxsize=cache_size)(self._extract_clause)
 
     # -- public -----------------------------------------------------------------------------------------

@@ -115,3 +115,15 @@ def test_typos_are_tolerated_only_when_asked_and_only_as_typos():
         assert fact_changes(a, b, typos=True), (a, b)
     # The repaired text is compared as a whole: the typo does not hide a lost negation.
     assert [c.code for c in fact_changes("没有咳嗽", "咳漱", typos=True)] == ["symptom_negation"]
+
+
+def test_an_extractor_built_earlier_does_not_change_how_another_cuts():
+    """Each vocabulary has its own segmenter: a user lexicon loaded first in the process (here one that
+    makes 两腿 and 腿无力 words) must not change the shipped extractor's facts."""
+    from medaug.facts import FactExtractor, Word, default_extractor
+
+    default_extractor()
+    FactExtractor([Word("腿无力", "symptom", "下肢乏力"), Word("两腿", "symptom", "两腿")])
+    # texts no earlier test cut (the extractors cache clauses)
+    assert [c.code for c in fact_changes("两腿无力已经九天", "腿无力已经九天")] == ["site_lost"]
+    assert segmenter() is default_extractor().seg
