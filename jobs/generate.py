@@ -248,8 +248,14 @@ def plan_run(
     prompt index (quotas.novelty.index) and is then recorded there, so the next run plans new prompts.
     """
     saved = load_plan(folder)
-    old_quotas = previous.get("config", {}).get("quotas") if previous else None
     new_quotas = cfg.model_dump(mode="json")["quotas"]
+    # the quotas the saved plan was made with (a first attempt that failed before its manifest was written
+    # has only these), else those of the manifest (a run started before plans were saved)
+    quotas_file = folder.path / PLAN_DIR / "quotas.json"
+    if saved is not None and quotas_file.exists():
+        old_quotas = json.loads(quotas_file.read_text(encoding="utf-8"))
+    else:
+        old_quotas = previous.get("config", {}).get("quotas") if previous else None
     changes = quota_changes(old_quotas, new_quotas) if old_quotas is not None else []
     if changes and saved is not None and all(c.startswith("added ") for c in changes):
         # settings of a newer medaug version: the saved plan is the run's plan whatever they say
@@ -264,18 +270,19 @@ def plan_run(
                 f"run {folder.run_id} exists with different quotas: {what}. Its finished shards hold prompts of "
                 "the run's own plan and this config plans other prompts, so resuming would mix two plans. Start "
                 "a new run (another --run-id, or none for a fresh id), or resume with the run's quotas (in "
-                f"{folder.manifest_path}) and the medaug version that started it."
+                f"{quotas_file if quotas_file.exists() else folder.manifest_path}) and the medaug version that "
+                "started it."
             )
         print(f"[generate] run {folder.run_id}: quotas differ ({'; '.join(changes)}), but the new plan has the "
               "same prompts in every finished shard: resuming with it", flush=True)  # fmt: skip
-        save_plan(folder, *fresh)
+        save_plan(folder, *fresh, quotas=new_quotas)
         saved = fresh
     if saved is not None:
         prompts, report = saved
         print(f"[generate] run {folder.run_id}: the plan saved in {folder.path / PLAN_DIR}", flush=True)
     else:
         prompts, report = _new_plan(cfg, templates, diseases)
-        save_plan(folder, prompts, report)
+        save_plan(folder, prompts, report, quotas=new_quotas)
     _record_plan(cfg, folder, prompts)
     return prompts, report
 
@@ -349,8 +356,10 @@ def _record_plan(cfg: GenerateConfig, folder: RunFolder, prompts: list[PromptRow
     print(f"[generate] recorded {added} prompts in the prompt index {index.path}", flush=True)
 
 
-def save_plan(folder: RunFolder, prompts: list[PromptRow], report: PlanReport) -> None:
-    """<run>/plan/report.json, then prompts.parquet (written last, atomically: its presence means saved)."""
+def save_plan(
+    folder: RunFolder, prompts: list[PromptRow], report: PlanReport, *, quotas: dict[str, Any]
+) -> None:
+    """<run>/plan/report.json and quotas.json, then prompts.parquet (last, atomically: its presence means saved)."""
     import os
 
     import pyarrow.parquet as pq
@@ -359,6 +368,7 @@ def save_plan(folder: RunFolder, prompts: list[PromptRow], report: PlanReport) -
     d.mkdir(parents=True, exist_ok=True)
     (d / "indexed").unlink(missing_ok=True)  # a replaced plan is recorded in the prompt index again
     (d / "report.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False), encoding="utf-8")
+    (d / "quotas.json").write_text(json.dumps(quotas, ensure_ascii=False), encoding="utf-8")
     rows = [prompt_to_dict(p) | {"slots": json.dumps(p.slots, ensure_ascii=False)} for p in prompts]
     tmp = d / "prompts.parquet.tmp"
     pq.write_table(pa.Table.from_pylist(rows, schema=PLAN_SCHEMA), tmp, compression="zstd")

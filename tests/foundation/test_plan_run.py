@@ -94,7 +94,9 @@ def test_resuming_an_older_run_says_what_changed_and_what_to_do(make_cfg):
     assert "run old exists with different quotas: quotas.novelty: not in the run's quotas" in msg
     assert "quotas.seeded: not in the run's quotas" in msg and "Start a new run (another --run-id" in msg
     assert not (folder.path / PLAN_DIR / "prompts.parquet").exists()
-    with pytest.raises(ConfigError, match=r"quotas\.total: 24 in the run, 48 here"):  # a change names both values
+    with pytest.raises(
+        ConfigError, match=r"quotas\.total: 24 in the run, 48 here"
+    ):  # a change names both values
         _plan(cfg, "old", _old_manifest(cfg, total=24))
 
 
@@ -112,3 +114,14 @@ def test_the_prompt_index_needs_a_folder_of_its_own(make_cfg, tmp_path):
     cfg = make_cfg(tmp_path / "idx", total=24, curate={"dedup_index": str(tmp_path / "idx")})
     with pytest.raises(ConfigError, match="needs a folder of its own"):
         _plan(cfg, "x")
+
+
+def test_a_first_attempt_that_failed_early_keeps_its_quotas_with_the_plan(make_cfg):
+    # no manifest yet (written at the end of an attempt): the quotas saved with the plan are compared
+    first, _ = _plan(make_cfg(None, total=48), "early")
+    bigger, _ = _plan(make_cfg(None, total=96), "early")  # nothing finished: the new quotas are planned
+    assert len(bigger) == 96 and len(first) == 48
+    folder = RunFolder(make_cfg(None).run.output_dir, "early")
+    _finished_shard(folder, [p.prompt_id for p in bigger[:8]])
+    with pytest.raises(ConfigError, match=r"quotas\.total: 96 in the run, 48 here.*plan/quotas\.json"):
+        _plan(make_cfg(None, total=48), "early")
