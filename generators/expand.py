@@ -58,6 +58,9 @@ class Novelty(BaseModel):
     enabled: bool = True
     threshold: float = Field(default=0.85, gt=0.0, le=1.0)
     attempts: int = Field(default=6, ge=1, le=100)  # draws per planned prompt before it is skipped
+    # a persistent prompt index (a curation.dedup index folder of its own): the generate job plans away from
+    # every prompt recorded there by earlier runs and records this run's plan in it (origin "plan:<run id>")
+    index: str | None = None
 
 
 class Quotas(BaseModel):
@@ -129,6 +132,15 @@ class PlanReport:
             "quota_misses": self.quota_misses,
             "distinct": self.distinct,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlanReport:
+        """The report as saved with a run's plan (to_dict's inverse), for a resumed run's summary."""
+        return cls(
+            requested=d["requested"], planned=d["planned"], redrawn=d["near_duplicates_redrawn"],
+            skipped=d["skipped_near_duplicates"], index_hits=d["index_hits"], novelty=d["novelty"],
+            out_of_variety=d["cells_out_of_variety"], quota_misses=d["quota_misses"], distinct=d["distinct"],
+        )  # fmt: skip
 
 
 def allocate(total: int, weights: dict[Any, float]) -> dict[Any, int]:

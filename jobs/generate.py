@@ -18,14 +18,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from generators.expand import PromptRow, plan
+from generators.expand import PlanReport, PromptRow, novelty_text, plan
 from generators.knowledge import Disease, load_comorbidities, load_knowledge
 from generators.templates import Template, load_templates
 from generators.worker import FAILURE_SCHEMA, GenerationWorker, prompt_to_dict
 from jobs.config import ConfigError, GenerateConfig, LLMSection, job_parser, load_config, run_overrides
 from medaug.io import write_parquet
 from medaug.run import RunFolder, StageStats, build_manifest, new_run_id, summary_table
-from medaug.schema import now_utc
+from medaug.schema import Area, Sex, Task, now_utc
 
 STAGE = "generate"
 
@@ -108,15 +108,9 @@ def run_generate(cfg: GenerateConfig, *, max_shards: int | None = None) -> dict[
     run_id = cfg.run.run_id or new_run_id("gen")
     folder = RunFolder(cfg.run.output_dir, run_id).prepare()
     previous = folder.load_manifest()
-    config_dump = cfg.model_dump(mode="json")
-    if previous and previous.get("config", {}).get("quotas") != config_dump["quotas"]:
-        raise ConfigError(f"run {run_id} exists with different quotas; use a new run id")
-
     templates = load_templates(cfg.templates)
     diseases = load_knowledge(cfg.knowledge)
-    prompts, plan_report = plan(
-        templates, diseases, load_comorbidities(cfg.knowledge), cfg.quotas, cfg.run.seed
-    )
+    prompts, plan_report = plan_run(cfg, folder, previous, templates, diseases)
     size = cfg.run.shard_size
     shards = [
         (i, [prompt_to_dict(p) for p in prompts[s : s + size]])
@@ -226,6 +220,207 @@ def run_generate(cfg: GenerateConfig, *, max_shards: int | None = None) -> dict[
     return finish_manifest(
         folder, cfg, started, previous, wall, len(prompts), len(shards), extra_stages, bias
     )
+
+
+# ---------------------------------------------------------------- the run's plan
+
+PLAN_DIR = "plan"
+PLAN_ORIGIN = "plan:{run_id}"  # origin of a run's prompts in the prompt index
+
+
+def plan_run(
+    cfg: GenerateConfig,
+    folder: RunFolder,
+    previous: dict[str, Any],
+    templates: list[Template],
+    diseases: list[Disease],
+) -> tuple[list[PromptRow], PlanReport]:
+    """The run's prompts: those its first attempt saved in <run>/plan/, else a new plan, saved there.
+
+    Saved, because a resume must run the same prompts even when the prompt index has grown since (other
+    runs recorded theirs) or medaug's expander changed. A new plan stays away from every prompt in the
+    prompt index (quotas.novelty.index) and is then recorded there, so the next run plans new prompts.
+    """
+    saved = load_plan(folder)
+    new_quotas = cfg.model_dump(mode="json")["quotas"]
+    # the quotas the saved plan was made with (a first attempt that failed before its manifest was written
+    # has only these), else those of the manifest (a run started before plans were saved)
+    quotas_file = folder.path / PLAN_DIR / "quotas.json"
+    if saved is not None and quotas_file.exists():
+        old_quotas = json.loads(quotas_file.read_text(encoding="utf-8"))
+    else:
+        old_quotas = previous.get("config", {}).get("quotas") if previous else None
+    changes = quota_changes(old_quotas, new_quotas) if old_quotas is not None else []
+    if changes and saved is not None and all(c.startswith("added ") for c in changes):
+        # settings of a newer medaug version: the saved plan is the run's plan whatever they say
+        print(
+            f"[generate] run {folder.run_id}: {'; '.join(changes)}; the run keeps its saved plan", flush=True
+        )
+    elif changes:
+        fresh = _new_plan(cfg, templates, diseases)
+        if not _plan_matches_finished(folder, fresh[0], cfg.run.shard_size):
+            what = "; ".join(c.split(" ", 1)[1] for c in changes)
+            raise ConfigError(
+                f"run {folder.run_id} exists with different quotas: {what}. Its finished shards hold prompts of "
+                "the run's own plan and this config plans other prompts, so resuming would mix two plans. Start "
+                "a new run (another --run-id, or none for a fresh id), or resume with the run's quotas (in "
+                f"{quotas_file if quotas_file.exists() else folder.manifest_path}) and the medaug version that "
+                "started it."
+            )
+        print(f"[generate] run {folder.run_id}: quotas differ ({'; '.join(changes)}), but the new plan has the "
+              "same prompts in every finished shard: resuming with it", flush=True)  # fmt: skip
+        save_plan(folder, *fresh, quotas=new_quotas)
+        saved = fresh
+    if saved is not None:
+        prompts, report = saved
+        print(f"[generate] run {folder.run_id}: the plan saved in {folder.path / PLAN_DIR}", flush=True)
+    else:
+        prompts, report = _new_plan(cfg, templates, diseases)
+        save_plan(folder, prompts, report, quotas=new_quotas)
+    _record_plan(cfg, folder, prompts)
+    return prompts, report
+
+
+def quota_changes(old: Any, new: Any, path: str = "quotas") -> list[str]:
+    """What differs between the run's quotas and this config's, one line each ("added|removed|changed path: ...")."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new), key=str):
+            p = f"{path}.{k}"
+            if k not in old:
+                out.append(f"added {p}: not in the run's quotas (a setting this medaug version added), "
+                           f"{json.dumps(new[k], ensure_ascii=False)} here")  # fmt: skip
+            elif k not in new:
+                out.append(
+                    f"removed {p}: {json.dumps(old[k], ensure_ascii=False)} in the run, not in this config"
+                )
+            else:
+                out += quota_changes(old[k], new[k], p)
+        return out
+    if old == new:
+        return []
+    return [
+        f"changed {path}: {json.dumps(old, ensure_ascii=False)} in the run, {json.dumps(new, ensure_ascii=False)} here"
+    ]
+
+
+def _prompt_index(cfg: GenerateConfig) -> Any:
+    path = cfg.quotas.novelty.index
+    if not path or not cfg.quotas.novelty.enabled:
+        return None
+    if (
+        cfg.curate is not None
+        and cfg.curate.dedup_index
+        and Path(cfg.curate.dedup_index).resolve() == Path(path).resolve()
+    ):
+        # prompt-only entries in the samples' index would make curation drop samples with short outputs
+        raise ConfigError(
+            f"quotas.novelty.index and curate.dedup_index are both {path}: the prompt index needs a folder of its own"
+        )
+    from curation.dedup import DedupIndex
+
+    return DedupIndex(path)
+
+
+def _new_plan(
+    cfg: GenerateConfig, templates: list[Template], diseases: list[Disease]
+) -> tuple[list[PromptRow], PlanReport]:
+    index = _prompt_index(cfg)
+    if index is not None:
+        print(
+            f"[generate] planning away from {len(index)} prompts in the prompt index {index.path}", flush=True
+        )
+    return plan(templates, diseases, load_comorbidities(cfg.knowledge), cfg.quotas, cfg.run.seed, index=index)
+
+
+def _record_plan(cfg: GenerateConfig, folder: RunFolder, prompts: list[PromptRow]) -> None:
+    """The plan's prompts into the prompt index, as question-only samples (once: a marker file says it is done)."""
+    index = _prompt_index(cfg)
+    marker = folder.path / PLAN_DIR / "indexed"
+    if index is None or marker.exists():
+        return
+    n = len(prompts)
+    table = pa.table({
+        "id": [p.prompt_id for p in prompts], "instruction": [novelty_text(p) for p in prompts],
+        "input": [""] * n, "output": [""] * n, "label": ["positive"] * n,
+        "task": [p.task.value for p in prompts], "area": [p.area.value for p in prompts],
+    })  # fmt: skip
+    added = index.add(table, origin=PLAN_ORIGIN.format(run_id=folder.run_id))
+    marker.write_text(str(index.path), encoding="utf-8")
+    print(f"[generate] recorded {added} prompts in the prompt index {index.path}", flush=True)
+
+
+def save_plan(
+    folder: RunFolder, prompts: list[PromptRow], report: PlanReport, *, quotas: dict[str, Any]
+) -> None:
+    """<run>/plan/report.json and quotas.json, then prompts.parquet (last, atomically: its presence means saved)."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    d = folder.path / PLAN_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "indexed").unlink(missing_ok=True)  # a replaced plan is recorded in the prompt index again
+    (d / "report.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False), encoding="utf-8")
+    (d / "quotas.json").write_text(json.dumps(quotas, ensure_ascii=False), encoding="utf-8")
+    rows = [prompt_to_dict(p) | {"slots": json.dumps(p.slots, ensure_ascii=False)} for p in prompts]
+    tmp = d / "prompts.parquet.tmp"
+    pq.write_table(pa.Table.from_pylist(rows, schema=PLAN_SCHEMA), tmp, compression="zstd")
+    os.replace(tmp, d / "prompts.parquet")
+
+
+def load_plan(folder: RunFolder) -> tuple[list[PromptRow], PlanReport] | None:
+    import pyarrow.parquet as pq
+
+    d = folder.path / PLAN_DIR
+    if not (d / "prompts.parquet").exists():
+        return None
+    report = PlanReport.from_dict(json.loads((d / "report.json").read_text(encoding="utf-8")))
+    prompts = [
+        PromptRow(
+            **(
+                r
+                | {
+                    "task": Task(r["task"]),
+                    "area": Area(r["area"]),
+                    "sex": Sex(r["sex"]),
+                    "slots": json.loads(r["slots"]),
+                }
+            )
+        )  # fmt: skip
+        for r in pq.read_table(d / "prompts.parquet").to_pylist()
+    ]
+    return prompts, report
+
+
+PLAN_SCHEMA = pa.schema([
+    ("prompt_id", pa.string()), ("template_id", pa.string()), ("seed_id", pa.string()), ("task", pa.string()),
+    ("area", pa.string()), ("icd10", pa.list_(pa.string())), ("age", pa.int32()), ("sex", pa.string()),
+    ("comorbidities", pa.list_(pa.string())), ("system", pa.large_string()), ("user", pa.large_string()),
+    ("slots", pa.large_string()),
+])  # fmt: skip
+
+
+def _plan_matches_finished(folder: RunFolder, prompts: list[PromptRow], size: int) -> bool:
+    """Every finished shard's prompts (samples and recorded failures) are in the same shard of `prompts`."""
+    import pyarrow.parquet as pq
+
+    finished = folder.finished_shards(STAGE)
+    if not finished:
+        return True
+    for path in finished:
+        i = int(path.stem.split("-")[1])
+        planned = {p.prompt_id for p in prompts[i * size : (i + 1) * size]}
+        ids = [
+            p["prompt_id"]
+            for p in pq.read_table(path, columns=["provenance"]).column("provenance").to_pylist()
+        ]
+        fail = folder.stage_dir(STAGE) / f"failures-{i:05d}.parquet"
+        if fail.exists():
+            ids += pq.read_table(fail, columns=["prompt_id"]).column("prompt_id").to_pylist()
+        if not ids or not set(ids) <= planned:
+            return False
+    return True
 
 
 def _greedy(llm: LLMSection) -> LLMSection:

@@ -9,11 +9,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from curation.dedup import DedupIndex
 from generators.diversity import distinct_n, diversity_report, format_report, near_duplicate_rate
-from generators.expand import Quotas, plan
+from generators.expand import Quotas, novelty_text, plan
 from generators.knowledge import load_comorbidities, load_knowledge
+from generators.novelty import NoveltyFilter
 from generators.seeded import REASON_RUN, REASON_SEED, TEMPLATE_ID, SeedNovelty, load_seeds
 from generators.templates import load_templates
+from medaug.run import RunFolder
 from medaug.schema import Label, Provenance, Sample, samples_to_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,10 +112,11 @@ def test_seeded_prompts_are_few_shot_from_the_seeds_and_keep_the_demographics(tm
 
 def test_generate_job_reports_diversity_and_runs_seeded(small_config, tiny_model, ray_local, tmp_path):
     from jobs.config import GenerateConfig, load_config
-    from jobs.generate import print_summary, run_generate
+    from jobs.generate import load_plan, print_summary, run_generate
 
     cfg = small_config(tiny_model, tmp_path, total=24, shard_size=12)
     cfg["quotas"]["seeded"] = {"file": str(DEMO_SEEDS), "share": 0.5, "shots": 1, "max_field_chars": 40}
+    cfg["quotas"]["novelty"] = {"index": str(tmp_path / "prompt-index")}
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     manifest = run_generate(load_config(GenerateConfig, path, ["run.run_id=div"]))
@@ -134,3 +138,21 @@ def test_generate_job_reports_diversity_and_runs_seeded(small_config, tiny_model
     }
     assert TEMPLATE_ID in templates or failures
     print_summary(manifest)
+    # the plan is saved with the run and recorded in the prompt index; a second run plans away from it
+    first, _ = load_plan(RunFolder(tmp_path, "div"))
+    outcomes = [
+        p["prompt_id"]
+        for f in gen.glob("shard-*.parquet")
+        for p in pq.read_table(f).column("provenance").to_pylist()
+    ]
+    outcomes += [
+        i for f in gen.glob("failures-*.parquet") for i in pq.read_table(f).column("prompt_id").to_pylist()
+    ]
+    assert sorted(outcomes) == sorted(p.prompt_id for p in first)
+    assert DedupIndex(tmp_path / "prompt-index").origins() == {"plan:div": 24}
+    run_generate(load_config(GenerateConfig, path, ["run.run_id=div2"]), max_shards=0)
+    second, rep2 = load_plan(RunFolder(tmp_path, "div2"))
+    assert rep2.index_hits > 0 and rep2.redrawn > 0
+    f = NoveltyFilter(0.85)
+    f.add([novelty_text(p) for p in first])
+    assert all(v is None for v in f.check([novelty_text(p) for p in second]))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +40,27 @@ def test_expansion_is_deterministic_and_meets_quotas():
     assert set(areas.values()) == {40}
     for r in a:
         assert "{" not in r.user and "}" not in r.user
+
+
+PLAN_IDS = """
+from generators.expand import Quotas, plan
+from generators.knowledge import load_comorbidities, load_knowledge
+from generators.templates import load_templates
+rows, _ = plan(load_templates(), load_knowledge(), load_comorbidities(), Quotas(total=480), 3)
+print(" ".join(r.prompt_id for r in rows))
+"""
+
+
+def test_the_same_seed_plans_the_same_prompts_in_another_process():
+    # a resume, a second host, the bias report's re-expansion: all rely on it, whatever the string hash seed
+    repo = Path(__file__).resolve().parents[2]
+    ids = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONPATH": str(repo)}
+        out = subprocess.run([sys.executable, "-c", PLAN_IDS], cwd=repo, env=env, capture_output=True, text=True,
+                             check=True, timeout=300)  # fmt: skip
+        ids.append(out.stdout.split())
+    assert len(ids[0]) > 400 and ids[0] == ids[1]
 
 
 def test_weighted_quotas():
