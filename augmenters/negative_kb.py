@@ -148,6 +148,7 @@ class NegativeKnowledge:
     deny_templates: tuple[dict[str, str], ...]
     deny_never: tuple[str, ...]
     labs: tuple[Lab, ...]
+    deny_enabled: bool = False  # deny templates make self-contradicting answers; see negatives.yaml
     # (disease, differential) → words of the question that rule the differential out (differential_against.yaml)
     against: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
@@ -403,6 +404,7 @@ def load_negative_knowledge(path: Path = NEGATIVES_FILE) -> NegativeKnowledge:
         opposites={a: b for a, b in raw["finding_opposites"]} | {b: a for a, b in raw["finding_opposites"]},
         deny_templates=tuple(raw["deny_templates"]),
         deny_never=tuple(raw.get("deny_never") or ()),
+        deny_enabled=bool(raw.get("deny_enabled", False)),
         labs=labs,
         against=_against(AGAINST_FILE, diseases),
     )

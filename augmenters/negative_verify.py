@@ -25,6 +25,12 @@ _HYPOTHETICAL = re.compile(
     r"会不会|是否|会引起|会导致|会引发|引起|导致|能不能|担心|害怕|怕|预防|万一|如果|若是|避免"
 )
 _GONE = r"(好了|消失|缓解|没了|好转|不.了)"
+# Told after a red flag: the patient has been seen for it since (去了医院检查，查出来是肝硬化), so the
+# question no longer carries it as an emergency still to be worked up.
+_WORKED_UP = re.compile(
+    r"(去了?|到了?|在|上)[^，。！？!?；;]{0,6}(医院|急诊|门诊)|(检查|查)出(来)?(是|了)|确诊|诊断(为|是|出)|住院|"
+    r"做了[^，。！？!?；;]{0,8}(检查|胃镜|CT|ct|心电图|造影|B超|彩超)"
+)
 _DAILY = re.compile(r"(每日|每天|一天|一日|日)(服用|用药)?(总)?(剂)?量")
 _NO_PROMISE = re.compile(r"(不能|无法|不可能|不一定|没法|难以|不敢|并非|不是|没有)\s*$")
 
@@ -66,7 +72,8 @@ def is_case(question: str, kb: NegativeKnowledge) -> bool:
 
 def asked_red_flag(question: str, kb: NegativeKnowledge):
     """A red flag the question states as this patient's current problem; one it only asks about or fears
-    (会不会引起胸口疼, 担心脑出血) does not count."""
+    (会不会引起胸口疼, 担心脑出血), or one it says has been worked up since (胸口痛…去了医院检查，查出来是
+    肝硬化), does not count."""
     from augmenters.negatives import _clause_bounds, _red_flag
 
     found = _red_flag(question, kb)
@@ -74,7 +81,7 @@ def asked_red_flag(question: str, kb: NegativeKnowledge):
         flag, cue = found
         i = question.find(cue)
         s, e = _clause_bounds(question, i)
-        if not _HYPOTHETICAL.search(question[s:e]):
+        if not _HYPOTHETICAL.search(question[s:e]) and not _WORKED_UP.search(question[e:]):
             return found
         question = question[:s] + " " * (e - s) + question[e:]
         found = _red_flag(question, kb)
@@ -317,6 +324,8 @@ def _findings(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | st
             for n in range(min(8, at), 1, -1):
                 subject = ref[at - n : at]
                 if subject + w in q and clinical_subject(subject) and not negated(q, q.find(subject + w)):
+                    if w in wrong:
+                        return "original_finding_still_stated"  # 偏高 → 偏低 once, 偏高 twice elsewhere
                     return Proof(w, opp, at,
                                  f"问题中写明“{subject}{w}”，回答却说成“{subject}{opp}”，与检查所见相反",
                                  f"flip:{w}->{opp}")  # fmt: skip
@@ -380,6 +389,11 @@ def _findings(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | st
     if part_of_disease_name(q, f.span):
         return "finding_is_part_of_a_disease_name"
     before, after, at = (edit[1], edit[2], edit[0]) if edit else ("", f.surface, 0)
+    if any(
+        m.term == denied and not m.negated and not at <= m.span[0] < at + len(after)
+        for m in ext.extract(wrong).of_kind("symptom", "finding")
+    ):
+        return "denied_finding_still_stated"  # 虽然没有胃胀，但胃胀: the answer contradicts itself
     return Proof(before, after, at, f"问题中明确有“{f.surface}”，回答却说没有，与病史矛盾", f"deny:{denied}")
 
 

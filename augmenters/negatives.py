@@ -462,6 +462,8 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
     options: list[Candidate] = []
     # 1. flip: the answer repeats "subject + polarity word" from the question
     for w, opp in kb.opposites.items():
+        if text.count(w) > 1:
+            continue  # flipped in one place only, the answer still says 偏高 elsewhere: it restates the finding
         for m in re.finditer(re.escape(w), text):
             s = m.start()
             if negated(text, s) or any(text.startswith(o, s) for o in kb.opposites if len(o) > len(w)):
@@ -496,8 +498,9 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
             f"问题给出的{lab.name}是{qm.group(1)}{lab.unit}（{side}参考范围{_fmt(lab.low)}～{_fmt(lab.high)}"
             f"{lab.unit}），回答却写成{new_txt}{lab.unit}，把{'异常' if side != '在' else '正常'}结果说反了",
             f"misquote:{lab.name}", "misquote"))  # fmt: skip
-    # 3. deny a stated finding of this patient, woven into the sentence that reasons on it
-    if stated_facts:
+    # 3. deny a stated finding of this patient, woven into the sentence that reasons on it (off by default:
+    # the answer still states the finding there, so the verifier drops it as self-contradicting)
+    if stated_facts and kb.deny_enabled:
         amentions: dict[str, list] = defaultdict(list)
         for f in ext.extract(text):
             if f.kind in ("symptom", "finding") and not f.negated:

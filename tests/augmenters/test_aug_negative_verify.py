@@ -5,6 +5,7 @@ physician audits found."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from augmenters.llm_negatives import outcomes_to_rows
 from augmenters.negative_kb import load_negative_knowledge
@@ -283,7 +284,8 @@ def test_sixth_round_denials_only_where_the_answer_speaks_of_this_patient():
         for s in range(6)
     )
     told = _mk("我吃点东西就感觉胃胀，每天吃的很少。", "您这种情况胃胀多是消化不良引起的，建议清淡饮食。")
-    made = [contradicts_findings(told, KB, Random(s)) for s in range(4)]
+    on = replace(KB, deny_enabled=True)  # off by default (audit seed 4421): see test_a_denial_..._is_dropped
+    made = [contradicts_findings(told, on, Random(s)) for s in range(4)]
     assert any(isinstance(c, Candidate) and c.strategy == "deny" for c in made)
 
 
@@ -318,3 +320,68 @@ def test_llm_request_names_the_change_the_tables_can_prove():
     adult = build_request(_mk("我30岁，发烧39度。", "可以服用布洛芬，多喝水。"), ET.wrong_drug)
     assert "改成“" not in adult.user
     assert build_request(row, ET.wrong_drug).user == req.user  # deterministic (the request key is its cache)
+
+
+# ------------------------------------------------------------------------------- audit seed 4421
+def test_a_denial_whose_answer_still_states_the_finding_is_dropped():
+    """Audit seed 4421: 0 of 15 denials valid, each sat next to the answer's own mention (虽然没有胃胀，但胃胀)."""
+    from random import Random
+
+    from augmenters.negatives import Candidate, contradicts_findings
+
+    q = "我吃点东西就感觉胃胀，每天吃的很少。"
+    ref = "您这种情况胃胀多是消化不良引起的，建议清淡饮食。"
+    for ins in ("虽然没有胃胀，但", "可以排除胃胀，", "从描述看并不存在胃胀，"):
+        wrong = ref.replace("胃胀多是", ins + "胃胀多是")
+        assert _check(q, ref, wrong, ET.contradicts_findings) == "denied_finding_still_stated", ins
+    # the denial replaces the only mention: the answer no longer says the patient has it, so it is kept
+    p = _check(q, ref, ref.replace("胃胀多是", "没有胃胀，多是"), ET.contradicts_findings)
+    assert isinstance(p, Proof) and p.pattern.startswith("deny:")
+    # and by default the rule maker weaves in no denial at all
+    made = [contradicts_findings(_mk(q, ref), KB, Random(s)) for s in range(8)]
+    assert not any(isinstance(c, Candidate) and c.strategy == "deny" for c in made)
+    # with the templates switched on, every denial made is dropped by the verifier
+    on = replace(KB, deny_enabled=True)
+    denials = [c for s in range(8) if isinstance(c := contradicts_findings(_mk(q, ref), on, Random(s)), Candidate)
+               and c.strategy == "deny"]  # fmt: skip
+    assert denials and all(_check(q, ref, c.output, ET.contradicts_findings) == "denied_finding_still_stated"
+                           for c in denials)  # fmt: skip
+
+
+def test_a_flip_that_leaves_the_original_value_elsewhere_is_dropped():
+    """Audit seed 4421: 偏高 → 偏低 in one line while 胆红素偏高 stayed twice in the same answer."""
+    from random import Random
+
+    from augmenters.negatives import Candidate, contradicts_findings
+
+    q = "我患乙肝，肝功上总胆红素偏高，有什么危害？"
+    ref = "你好胆红素偏高就是黄疸。总胆红素偏高病情严重就要及时救治，否则会致使总胆红素偏高再次病发。"
+    wrong = ref[::-1].replace("高偏", "低偏", 1)[::-1]  # the last one only
+    assert _check(q, ref, wrong, ET.contradicts_findings) == "original_finding_still_stated"
+    for s in range(8):
+        c = contradicts_findings(_mk(q, ref), KB, Random(s))
+        assert not (isinstance(c, Candidate) and c.strategy == "flip")
+    # one mention, flipped: still a valid negative
+    ref1 = "总胆红素偏高提示肝细胞受损或胆汁排泄受阻，建议复查肝功能。"
+    p = _check(q, ref1, ref1.replace("偏高", "偏低"), ET.contradicts_findings)
+    assert isinstance(p, Proof) and p.pattern == "flip:偏高->偏低"
+
+
+def test_a_red_flag_the_question_says_was_worked_up_since_needs_no_referral():
+    """Audit seed 4421: a diet question on known cirrhosis; the chest pain had been seen at hospital."""
+    from random import Random
+
+    from augmenters.negatives import missing_referral
+
+    q = ("我婆婆一直都说胸口痛，吃不下饭，所以昨天就去了医院检查，查出来是得了肝硬化中期。"
+         "想知道肝硬化平时的饮食要注意什么？")  # fmt: skip
+    ref = "肝硬化患者宜低盐饮食，每日钠盐控制在1.5克以内。对于肝硬化严重患者，建议立即就诊，根据医生的意见治疗。"
+    wrong = (
+        "肝硬化患者宜低盐饮食，每日钠盐控制在1.5克以内。对于肝硬化严重患者，先在家观察一晚上，明天再决定。"
+    )
+    assert _check(q, ref, wrong, ET.missing_referral) == "referral_not_needed_by_red_flag"
+    assert all(isinstance(missing_referral(_mk(q, ref), KB, Random(s)), str) for s in range(4))
+    # a chest pain of now, not yet seen, still needs the referral
+    now = "我婆婆胸口痛两个小时了，肝硬化饮食要注意什么？"
+    p = _check(now, ref, wrong, ET.missing_referral)
+    assert isinstance(p, Proof) and "胸口痛" in p.reason

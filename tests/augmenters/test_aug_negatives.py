@@ -279,6 +279,10 @@ def _many_rows(n: int) -> list[dict]:
             "结合血糖升高和多饮，考虑2型糖尿病。口服二甲双胍{d}mg每日两次，定期复查。",
         ),
         ("我怀孕{a}周，血压偏高，头痛。", "考虑妊娠期高血压，可在医生指导下口服拉贝洛尔{d}mg，定期产检。"),
+        (  # findings the answer restates once (flip, misquote): denials are off by default
+            "我{a}岁，空腹血糖{g}mmol/L，查出来转氨酶升高，怎么办？",
+            "您的空腹血糖{g}mmol/L，转氨酶升高提示肝细胞受损，建议复查肝功能。",
+        ),
         (
             "宝宝{a}个月，拉肚子三天，大便稀。",
             "考虑轮状病毒肠炎，口服补液盐补液，蒙脱石散{d}g，尿少时请立即就医。",

@@ -128,3 +128,52 @@ def test_legal_financial_answer_fits_the_request():
         if "诉状" in s.input:
             assert "律师" in s.output and "理财" not in s.output
     assert seen >= 10
+
+
+# ------------------------------------------------------------------------------- audit seed 4421
+def test_alcohol_combinations_say_not_to_drink_and_what_to_do_if_already_combined():
+    """Audit seed 4421: "请按医生的医嘱分别使用" for 安眠药和酒 implied drinking apart from the pill was fine."""
+    cat = next(c for c in load_taxonomy() if c.name == "dangerous_combination")
+    alcohol = [v for v in cat.slots["pair"] if v["text"].endswith("和酒")]
+    assert len(alcohol) >= 4
+    for pair in alcohol:
+        for a in cat.answers:
+            text = a.format(pair=pair)
+            assert "不要喝酒" in text, (pair["text"], text)
+            assert "如果已经喝了酒" in text and "120" in text, (pair["text"], text)
+            assert "分别使用" not in text
+
+
+def test_insulin_is_never_asked_for_as_tablets():
+    cat = next(c for c in load_taxonomy() if c.name == "dosing_specific_person")
+    insulin = next(v for v in cat.slots["drug"] if v["text"] == "胰岛素")
+    seen = 0
+    for s in make_refusals(600, seed=7):
+        if _category(s) == "dosing_specific_person" and "胰岛素" in s.input:
+            seen += 1
+            assert not any(w in s.input for w in ("吃几片", "吃多少胰岛素", "吃胰岛素")), s.input
+    assert seen and insulin["take"] == "打"
+    for c in load_taxonomy():  # no class asks to eat insulin
+        for q in c.questions:
+            for v in c.slots.get("drug", ()):
+                if isinstance(v, dict) and v["text"] == "胰岛素":
+                    assert "吃" not in q.format(drug=v, person="", feeling="")
+
+
+def test_child_dosing_and_self_harm_answers_name_what_was_asked():
+    """Audit seed 4421: 318 samples of these two classes shared 5 slot-free texts."""
+    outputs: dict[str, set[str]] = defaultdict(set)
+    for s in make_refusals(600, seed=2):
+        d = json.loads(s.provenance.augmentation[0].detail)
+        cat, slots = d["category"], d["slots"]
+        if cat == "child_dosing_from_photo":
+            drug = next(x for x in ("布洛芬", "对乙酰氨基酚", "阿莫西林", "蒙脱石散", "头孢克洛", "氯雷他定")
+                        if x in s.input)  # fmt: skip
+            assert drug in s.output, (s.input, s.output)
+            outputs[cat].add(s.output)
+        elif cat == "self_harm":
+            assert "12356" in s.output and "120" in s.output  # crisis line and emergency always kept
+            named = [v for k, v in slots.items() if k in ("drug", "feeling")]
+            assert named and any(v in s.output for v in named), (s.input, s.output)
+            outputs[cat].add(s.output)
+    assert len(outputs["child_dosing_from_photo"]) >= 20 and len(outputs["self_harm"]) >= 15
