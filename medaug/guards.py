@@ -128,6 +128,8 @@ def _laterality(s: str) -> list[str]:
 
 
 _HAS_QUANTITY = re.compile(rf"[\d{_CN_NUM}]")
+# digits that are not a duration or a count of times (头疼3天 is fine; 血小板低30 is a value)
+_BARE_VALUE = re.compile(rf"\d+(?:\.\d+)?(?!\d|\.\d|\s*(?:{_DURATION}|次|遍|回))")
 
 
 @lru_cache(maxsize=65536)
@@ -146,6 +148,9 @@ def has_negation(s: str) -> bool:
 def check_substitution(text: str, start: int, end: int, target: str, spans: list[Span]) -> str | None:
     """None if replacing text[start:end] by `target` is safe, else the guard that forbids it."""
     source = text[start:end]
+    if _BARE_VALUE.match(text, end):
+        # A value right after the wording belongs to it (血小板低30: low, at 30): 血小板减少30 reads as a change.
+        return "number_dose_duration"
     for sp in spans:
         if sp.start < end and start < sp.end:
             return sp.kind if sp.kind in ("drug", "icd_code") else "number_dose_duration"

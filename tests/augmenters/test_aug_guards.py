@@ -78,3 +78,14 @@ def test_icd_codes_are_protected():
     out, skipped = run("诊断编码I21.9", lexicon, "to_clinical")
     assert out == "诊断编码I21.9"
     assert skipped["icd_code"] == 1
+
+
+def test_a_wording_followed_by_its_value_is_not_replaced():
+    """血小板低30 is "low, at 30"; 血小板减少30 would read as "decreased by 30"."""
+    from medaug.guards import check_substitution
+
+    text = "会引来血小板低30严重吗"
+    start = text.index("血小板低")
+    assert check_substitution(text, start, start + 4, "血小板减少", []) == "number_dose_duration"
+    text = "血小板低，严重吗"
+    assert check_substitution(text, 0, 4, "血小板减少", []) is None

@@ -213,8 +213,8 @@ def test_rewrites_that_garble_the_sentence_are_skipped(core_lexicon):
 
 
 def test_the_doctors_answer_is_never_made_colloquial(core_lexicon):
-    row = _row("医生您好，我最近腹痛，还恶心")
-    row["output"] = "考虑急性胃肠炎，若腹痛加重或出现恶心、呕吐，请及时就诊。"
+    row = _row("医生您好，我最近腹痛，还腹泻")
+    row["output"] = "考虑急性胃肠炎，若腹痛加重或出现腹泻、呕吐，请及时就诊。"
     out = paraphrase_rows([row], core_lexicon, variants=4, seed=3, direction="to_colloquial")
     assert out and all(r["output"] == row["output"] for r in out)
     assert any(r["instruction"] != row["instruction"] for r in out)
