@@ -460,6 +460,7 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
     qfacts = [f for f in ext.extract(question) if not f.negated]
     stated_facts = [f for f in qfacts if f.kind in ("symptom", "finding")]
     options: list[Candidate] = []
+    disease_spans = [f.span for f in ext.extract(text).of_kind("disease")]
     # 1. flip: the answer repeats "subject + polarity word" from the question
     for w, opp in kb.opposites.items():
         if text.count(w) > 1:
@@ -468,11 +469,18 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
             s = m.start()
             if negated(text, s) or any(text.startswith(o, s) for o in kb.opposites if len(o) > len(w)):
                 continue
+            if part_of_disease_name(text, m.span()) or any(a <= s < b for a, b in disease_spans):
+                continue  # 醛固酮增多症 → 醛固酮减少症 swaps a disease, it contradicts no told finding
+            if text[max(0, s - 2) : s].endswith(_NO_CATEGORY_BEFORE):
+                continue  # 弱阳性 → 弱阴性 is no category whose advice differs (阳性 ↔ 阴性 is)
             cs, _ = _clause_bounds(text, s)
             cs = max(cs, text.rfind("、", 0, s) + 1)
             for k in range(min(8, s - cs), 1, -1):
                 subject = text[s - k : s]
-                if subject + w in question and clinical_subject(subject):
+                if clinical_subject(subject) and any(
+                    not part_of_disease_name(question, q.span())
+                    for q in re.finditer(re.escape(subject + w), question)
+                ):
                     options.append(Candidate(
                         text[:s] + opp + text[m.end():], w, opp, s,
                         f"问题中写明“{subject}{w}”，回答却说成“{subject}{opp}”，与检查所见相反",
@@ -560,8 +568,13 @@ def _about_patient(text: str, span: tuple[int, int]) -> bool:
 
 
 def part_of_disease_name(question: str, span: tuple[int, int]) -> bool:
-    """The finding at `span` of the question is part of a disease's name (黄疸型肝炎, 黄疸肝炎, 过敏性…)."""
-    return bool(re.match(r"型|性(?!的)|肝炎|病(?!了|情)", question[span[1] : span[1] + 2]))
+    """The finding at `span` of the question is part of a disease's name (黄疸型肝炎, 黄疸肝炎, 过敏性…,
+    醛固酮增多症, 血小板减少症)."""
+    return bool(re.match(r"型|性(?!的)|肝炎|病(?!了|情)|症(?!状)", question[span[1] : span[1] + 2]))
+
+
+# A qualifier before a flipped result word that makes the flip no real category change (弱阳性 → 弱阴性).
+_NO_CATEGORY_BEFORE = ("弱", "可疑", "临界", "弱弱")
 
 
 def clinical_subject(subject: str) -> bool:
@@ -667,6 +680,10 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
                     continue
                 if m.start() and text[m.start() - 1] in r.get("not_after", ()):
                     continue
+                ss, se = _sentence_bounds(text, m.start())
+                rest = text[ss : m.start()] + "|" + text[m.end() : se]
+                if any(w in rest for w in r.get("unless_in_sentence", ())):
+                    continue  # 一定是X，需要进一步检查确诊: the sentence would contradict itself
                 options[r["id"]] += [(m.start(), m.end(), to) for to in r["to"]]
     drugs = [f.span[0] for f in facts.of_kind("drug", "procedure")]
     clause_ends = [i for i, ch in enumerate(text) if ch in _CLAUSE_END]

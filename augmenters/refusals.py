@@ -33,6 +33,18 @@ class Category:
     questions: tuple[str, ...]
     answers: tuple[str, ...]
     slots: dict[str, tuple[SlotValue, ...]]
+    question_ids: tuple[str, ...] = ()
+    fits: tuple[frozenset[str] | None, ...] = ()  # per answer: the question ids it fits (None: any)
+
+    def fitting(self, question: int) -> list[int]:
+        """Indices of the answers that may answer question `question`: declared to fit it (or declaring
+        nothing) and using no slot the question lacks."""
+        qid, used = self.question_ids[question], _placeholders(self.questions[question])
+        return [
+            i
+            for i, a in enumerate(self.answers)
+            if (self.fits[i] is None or qid in self.fits[i]) and _placeholders(a) <= used
+        ]
 
 
 def _placeholders(template: str) -> set[str]:
@@ -77,7 +89,21 @@ def load_taxonomy(path: Path = REFUSALS_FILE) -> tuple[Category, ...]:
     cats = []
     for name, c in raw["categories"].items():
         slots = {k: tuple(v) for k, v in (c.get("slots") or {}).items()}
-        cat = Category(name, Area(c["area"]), tuple(c["questions"]), tuple(c["answers"]), slots)
+        qs = [q if isinstance(q, dict) else {"id": str(i), "text": q} for i, q in enumerate(c["questions"])]
+        ans = [a if isinstance(a, dict) else {"text": a} for a in c["answers"]]
+        qids = tuple(str(q["id"]) for q in qs)
+        fits = tuple(frozenset(map(str, a["fits"])) if "fits" in a else None for a in ans)
+        if unknown := set().union(*(f for f in fits if f)) - set(qids):
+            raise ValueError(f"{path}: category {name}: answers fit unknown question id(s) {sorted(unknown)}")
+        cat = Category(
+            name,
+            Area(c["area"]),
+            tuple(q["text"] for q in qs),
+            tuple(a["text"] for a in ans),
+            slots,
+            qids,
+            fits,
+        )
         if len(set(cat.questions)) < MIN_WORDINGS or len(set(cat.answers)) < MIN_WORDINGS:
             raise ValueError(
                 f"{path}: category {name}: needs at least {MIN_WORDINGS} distinct questions and answers"
@@ -86,7 +112,8 @@ def load_taxonomy(path: Path = REFUSALS_FILE) -> tuple[Category, ...]:
         for q in cat.questions:
             if missing := _placeholders(q) - slots.keys():
                 raise ValueError(f"{path}: category {name}: question uses unknown slot(s) {sorted(missing)}")
-            if not any(_placeholders(a) <= _placeholders(q) for a in cat.answers):
+        for qi, q in enumerate(cat.questions):
+            if not cat.fitting(qi):
                 raise ValueError(f"{path}: category {name}: no answer fits question {q[:30]!r}")
         cats.append(cat)
     return tuple(cats)
@@ -96,14 +123,16 @@ def make_refusal(index: int, seed: int = 0) -> Sample:
     rng = random.Random(f"{seed}:{AUGMENTER}:{index}")
     cats = load_taxonomy()
     cat = cats[index % len(cats)]
-    question = rng.choice(cat.questions)
+    qi = rng.randrange(len(cat.questions))
+    question = cat.questions[qi]
     used = _placeholders(question)
     values = {k: rng.choice(cat.slots[k]) for k in sorted(used)}
-    answer = rng.choice([a for a in cat.answers if _placeholders(a) <= used])
+    ai = rng.choice(cat.fitting(qi))
+    answer = cat.answers[ai]
     detail = {
         "category": cat.name,
-        "question": cat.questions.index(question),
-        "answer": cat.answers.index(answer),
+        "question": qi,
+        "answer": ai,
         "slots": {k: v["text"] if isinstance(v, dict) and "text" in v else v for k, v in values.items()},
     }
     return Sample(

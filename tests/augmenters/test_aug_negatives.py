@@ -400,3 +400,49 @@ def test_stopping_on_ones_own_is_only_promised_where_the_drug_must_not_be_stoppe
     for seed in range(20):
         c = overclaiming(row, KB, random.Random(seed))
         assert not (isinstance(c, Candidate) and c.pattern == "stop_safely")
+
+
+def _candidates(maker, row, n=30):
+    return [c for s in range(n) if isinstance(c := maker(row, KB, random.Random(s)), Candidate)]
+
+
+def test_certainty_is_not_claimed_where_the_sentence_still_hedges_or_of_a_complaint():
+    """Audit seed 6607: 考虑为胃脘痞满，需要有进一步仔细检查确诊 → 一定是胃脘痞满，需要…确诊 contradicts itself,
+    and 胃脘痞满 only names the complaint (胃胀): no certainty claim there."""
+    hedged = _mk(
+        "胃胀吃晚饭后尤为明显总想打嗝，偶尔有轻微胀痛的感觉",
+        "根据你的叙述考虑为慢性胃炎，需要有进一步仔细检查确诊。建议到消化科就诊，遵医嘱服用药物治疗，清淡饮食。",
+    )
+    complaint = _mk(
+        "胃胀吃晚饭后尤为明显总想打嗝，偶尔有轻微胀痛的感觉",
+        "根据你的叙述从中医理论角度考虑为胃脘痞满。建议到中医院脾胃病科就诊，遵医嘱服用中药治疗，清淡饮食。",
+    )
+    for row in (hedged, complaint):
+        cs = _candidates(overclaiming, row)
+        assert not [c for c in cs if c.pattern.startswith("certainty")], [c.after for c in cs]
+    plain = _mk(
+        "胃胀吃晚饭后尤为明显总想打嗝，偶尔有轻微胀痛的感觉",
+        "根据你的叙述考虑为慢性胃炎。建议到消化科就诊，遵医嘱服用药物治疗，清淡饮食。",
+    )
+    assert any(c.pattern.startswith("certainty") for c in _candidates(overclaiming, plain, 60))
+
+
+def test_no_flip_inside_a_disease_name_or_of_a_weak_result():
+    """醛固酮增多症 → 醛固酮减少症 swaps a disease (no finding was told); 弱阳性 → 弱阴性 is no category whose
+    advice differs (audit seed 6607)."""
+    disease = _mk(
+        "我血压总是持高不下，全身乏力，朋友说很像是醛固酮增多的症状。醛固酮增多症临床表现是我这样的吗？",
+        "醛固酮增多症临床表现多见头晕、头痛、肌无力，针对您叙述的症状不能确诊，建议到医院检查。",
+    )
+    weak = _mk(
+        "家里有乙肝的，检查发现小孩子乙肝抗体弱阳性，抗体可以保持多长时间？",
+        "孩子的乙肝抗体弱阳性，证明免疫力已经不是很好了，需要补打乙肝疫苗。",
+    )
+    for row in (disease, weak):
+        flips = [c for c in _candidates(contradicts_findings, row) if c.strategy == "flip"]
+        assert not flips, [c.output[:30] for c in flips]
+    real = _mk(
+        "家里有乙肝的，检查发现小孩子乙肝抗体阳性，抗体可以保持多长时间？",
+        "孩子的乙肝抗体阳性，说明有保护力，一般不需要补打乙肝疫苗。",
+    )
+    assert any(c.strategy == "flip" for c in _candidates(contradicts_findings, real))

@@ -177,3 +177,53 @@ def test_child_dosing_and_self_harm_answers_name_what_was_asked():
             assert named and any(v in s.output for v in named), (s.input, s.output)
             outputs[cat].add(s.output)
     assert len(outputs["child_dosing_from_photo"]) >= 20 and len(outputs["self_harm"]) >= 15
+
+
+def _pairs(n: int = 1500, seed: int = 6607):
+    for s in make_refusals(n, seed=seed):
+        d = json.loads(s.provenance.augmentation[0].detail)
+        yield d, s
+
+
+def test_every_pair_the_maker_produces_is_a_declared_fit():
+    """An answer declares the questions it fits (audit seed 6607: a fentanyl-patch stacking question got the
+    tail about 老人疼痛 and 绕过处方获取); the maker pairs only within those fits."""
+    cats = {c.name: c for c in load_taxonomy()}
+    assert any(any(f is not None for f in c.fits) for c in cats.values())
+    for d, _ in _pairs():
+        c = cats[d["category"]]
+        assert d["answer"] in c.fitting(d["question"]), (c.name, d)
+
+
+def test_child_dosing_answer_fits_a_caregiver_who_cannot_reach_the_parents():
+    seen = 0
+    for d, s in _pairs():
+        if d["category"] == "child_dosing_from_photo" and "联系不上" in s.input:
+            seen += 1
+            assert "联系孩子的家长" not in s.output and "家长带孩子" not in s.output, s.output
+            assert "照片" not in s.output, s.output
+            assert "药师" in s.output and "120" in s.output, s.output
+        elif d["category"] == "child_dosing_from_photo" and "照片" not in s.input:
+            assert "照片" not in s.output, (s.input, s.output)
+    assert seen >= 3
+
+
+def test_controlled_drug_answers_address_what_was_asked():
+    patch = sleep = 0
+    for d, s in _pairs():
+        if d["category"] != "controlled_drugs":
+            continue
+        if "老人" not in s.input:
+            assert "老人疼痛" not in s.output, (s.input, s.output)
+        if "贴" in s.input and "加到" in s.input:
+            patch += 1
+            assert "不要自己加贴" in s.output or "不能建议您加" in s.output, s.output
+            assert "过量" in s.output and "120" in s.output and "呼吸" in s.output, s.output
+            assert "绕过处方" not in s.output
+        if "睡不着" in s.input:
+            sleep += 1
+            assert "失眠" in s.output and ("睡眠门诊" in s.output or "精神心理科" in s.output), s.output
+            assert not any(w in s.input for w in ("吗啡", "芬太尼", "羟考酮", "可待因")), s.input
+        if "吃" in s.input:
+            assert "贴剂" not in s.input, s.input  # a patch is worn, not eaten
+    assert patch >= 3 and sleep >= 3
