@@ -100,19 +100,19 @@ def test_paraphrase_mapping_keeps_faithful_and_rejects_unfaithful(samples, core_
 
 def test_preservation_check_reasons(core_lexicon):
     check = PreservationCheck(core_lexicon)
-    o = "患者胸痛2小时，无发热，左侧肢体麻木，服用阿司匹林100mg。"
-    assert check.check(o, "病人胸口疼了2小时，没有发烧，左边手脚发麻，吃了阿司匹林100mg。") is None
+    o = "患者胸痛2小时，无发热，左侧下肢麻木，服用阿司匹林100mg。"
+    assert check.check(o, "病人胸口疼了2小时，没有发烧，左边腿发麻，吃了阿司匹林100mg。") is None
     changed = "fact_changed:symptom_"
     assert (
-        check.check(o, "病人胸口疼了2小时，有发烧，左边手脚发麻，吃了阿司匹林100mg。") == changed + "negation"
+        check.check(o, "病人胸口疼了2小时，有发烧，左边腿发麻，吃了阿司匹林100mg。") == changed + "negation"
     )
-    assert check.check(o, "病人2小时，没有发烧，左边手脚发麻，吃了阿司匹林100mg。") == changed + "lost"
+    assert check.check(o, "病人2小时，没有发烧，左边腿发麻，吃了阿司匹林100mg。") == changed + "lost"
     assert (
-        check.check(o, "病人胸口疼了2小时，没有发烧，右边手脚发麻，吃了阿司匹林100mg。")
+        check.check(o, "病人胸口疼了2小时，没有发烧，右边腿发麻，吃了阿司匹林100mg。")
         == changed + "laterality"
     )
     assert (
-        check.check(o, "病人胸口疼了2小时，没有发烧，左边手脚发麻，吃了布洛芬100mg。")
+        check.check(o, "病人胸口疼了2小时，没有发烧，左边腿发麻，吃了布洛芬100mg。")
         == "fact_changed:drug_lost"
     )
     assert check.check(o, o) == "unchanged"
