@@ -7,7 +7,9 @@ term the first one maps is chained through (流鼻涕 → 流涕 → 鼻流涕).
 the wordings that map to it (term and variants of any relation, weighted by relation), of edit-distance
 ratio + 0.2 × partial ratio (rapidfuzz, all wordings at once), plus 0.1 × the posterior of a character
 1-2-gram naive Bayes model of wording → term fitted when the normaliser is built. Nothing is downloaded;
-building takes a few seconds. Temperatures (烧到39.5, 38度多) are graded the way the first lexicon grades
+building takes a few seconds. A mention is ranked as written and without its quantities and degree words
+(三天没拉 → 没拉); an exact hit in another lexicon whose term is not a standard term (出冷汗 with IMCS-21
+loaded) is ranked with the mention among the standard terms, and stands only if none is near. Temperatures (烧到39.5, 38度多) are graded the way the first lexicon grades
 its own temperature mentions (nearest value), or else by augmenters/temperature.py.
 """
 
@@ -39,6 +41,22 @@ class Normalised:
 
 def _grams(s: str) -> list[str]:
     return list(s) + [s[i : i + 2] for i in range(len(s) - 1)]
+
+
+# Counts, durations and degree words say how much or how long, not what (三四天没拉 is constipation, 有点咳
+# a cough): they are dropped from a mention before it is ranked. Temperatures are graded before this.
+_QUANTITY = re.compile(
+    r"[0-9０-９一二两三四五六七八九十几半每]+(?:个)?多?(?:天|日|周|星期|月|年|次|回|顿|小时|分钟)(?:了|多|左右)?"
+)
+_DEGREE = re.compile(
+    r"有点儿|有点|有些|一点点|一点|稍微|轻微的|轻微|特别|非常|比较|挺|老是|总是|经常|一直|偶尔"
+)
+
+
+def clean_mention(m: str) -> str:
+    """The mention without its quantities and degree words: the concept is what is normalised."""
+    out = _DEGREE.sub("", _QUANTITY.sub("", m)).strip("，,。；;的了 ")
+    return out or m
 
 
 class Normaliser:
@@ -128,13 +146,16 @@ class Normaliser:
         p = process.cdist(mentions, self.wordings, scorer=fuzz.partial_ratio, dtype=np.float32, workers=-1)
         return (r + PARTIAL_WEIGHT * p) / 100
 
-    def _rank(self, m: str, sims: np.ndarray) -> tuple[str | None, float]:
-        best = np.zeros(len(self.terms))
-        for j in np.argsort(-sims)[:TOP]:
-            for t, w in self.table[self.wordings[j]].items():
-                k = self._term_index[t]
-                best[k] = max(best[k], sims[j] * min(w, 1.0))
-        score = best + NB_WEIGHT * self._nb_posterior(m)
+    def _rank(self, forms: list[str], sims: list[np.ndarray]) -> tuple[str | None, float]:
+        """Best term over the mention's forms (as written, and without quantities and degree words)."""
+        score = np.zeros(len(self.terms))
+        for m, row in dict(zip(forms, sims, strict=True)).items():
+            best = np.zeros(len(self.terms))
+            for j in np.argsort(-row)[:TOP]:
+                for t, w in self.table[self.wordings[j]].items():
+                    k = self._term_index[t]
+                    best[k] = max(best[k], row[j] * min(w, 1.0))
+            score = np.maximum(score, best + NB_WEIGHT * self._nb_posterior(m))
         k = int(np.argmax(score))
         return self.terms[k], float(score[k])
 
@@ -143,13 +164,23 @@ class Normaliser:
         if not m:
             return Normalised(None, 0.0, "empty")
         for cand in dict.fromkeys((m, _strip_edges(m))):
-            for table in (self.first, self.table_all):
-                if cand in table:
-                    if cand in self.targets and table[cand].get(cand):
-                        return Normalised(cand, 1.0, "exact")
-                    return Normalised(table[cand].most_common(1)[0][0], 1.0, "exact")
+            if cand in self.first:
+                if cand in self.targets and self.first[cand].get(cand):
+                    return Normalised(cand, 1.0, "exact")
+                return Normalised(self.first[cand].most_common(1)[0][0], 1.0, "exact")
+            # Another lexicon's term for it is a standard term only if the user's vocabulary has it; else
+            # that term is ranked against the user's wordings with the mention (出冷汗 → 出冷汗? → 出汗).
+            if cand in self.table_all:
+                term = self.table_all[cand].most_common(1)[0][0]
+                if cand in self.targets and self.table_all[cand].get(cand):
+                    term = cand
+                if term in self.targets:
+                    return Normalised(term, 1.0, "exact")
+                return self._bridge_to(term)
             if cand in self.lexicon.clinical_terms:  # a standard term of some lexicon stays itself
-                return Normalised(cand, 1.0, "exact")
+                if cand in self.targets or not self.targets:
+                    return Normalised(cand, 1.0, "exact")
+                return self._bridge_to(cand)
         t = temperature(m)
         if t is not None and len(self._temps) >= 5:
             near = min(abs(v - t) for v, _ in self._temps)
@@ -160,15 +191,28 @@ class Normaliser:
             return Normalised(grade, 1.0, "fever")
         return None
 
+    @staticmethod
+    def _bridge_to(term: str) -> Normalised:
+        """Not an answer: the term another lexicon gives, ranked with the mention among the standard terms."""
+        return Normalised(term, 0.0, "bridge")
+
     def normalise_many(self, mentions: list[str]) -> list[Normalised]:
         out: list[Normalised | None] = [self._lookup(m.strip()) for m in mentions]
-        todo = [i for i, r in enumerate(out) if r is None]
+        bridge = {i: r.term for i, r in enumerate(out) if r is not None and r.how == "bridge"}
+        todo = [i for i, r in enumerate(out) if r is None or r.how == "bridge"]
         if todo:
             cores = [_strip_edges(mentions[i].strip()) for i in todo]
-            sims = self._matrix(cores)
+            cleaned = [_strip_edges(clean_mention(c)) for c in cores]
+            bridged = [bridge.get(i) or c for i, c in zip(todo, cores, strict=True)]
+            sims, sims_clean = self._matrix(cores), self._matrix(cleaned)
+            sims_bridge = self._matrix(bridged)
             for k, i in enumerate(todo):
-                term, score = self._rank(cores[k], sims[k])
+                forms = [cores[k], cleaned[k], bridged[k]]
+                term, score = self._rank(forms, [sims[k], sims_clean[k], sims_bridge[k]])
                 how = "ranked" if score >= self.threshold else "below_threshold"
+                if how == "below_threshold" and i in bridge:  # no standard term near: the other lexicon's
+                    out[i] = Normalised(bridge[i], 1.0, "exact")
+                    continue
                 if how == "ranked" and not self._bare(mentions[i]):
                     how = "not_bare"
                 out[i] = Normalised(term if how == "ranked" else None, score, how)
