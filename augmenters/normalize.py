@@ -5,7 +5,8 @@ The lexicon loaded first names the standard vocabulary (with IMCS-21 pairs loade
 its terms are the candidates, its mapping wins an exact lookup, and a wording of a later lexicon whose
 term the first one maps is chained through (流鼻涕 → 流涕 → 鼻流涕). A candidate term scores the best, over
 the wordings that map to it (term and variants of any relation, weighted by relation), of edit-distance
-ratio + 0.2 × partial ratio (rapidfuzz, all wordings at once), plus 0.1 × the posterior of a character
+ratio + 0.2 × partial ratio (rapidfuzz, all wordings at once), plus 0.1 × the scores of its other wordings
+among the 15 nearest (a vote of the near neighbours), plus 0.1 × the posterior of a character
 1-2-gram naive Bayes model of wording → term fitted when the normaliser is built. Nothing is downloaded;
 building takes a few seconds. A mention is ranked as written and without its quantities and degree words
 (三天没拉 → 没拉); an exact hit in another lexicon whose term is not a standard term (出冷汗 with IMCS-21
@@ -29,6 +30,9 @@ from medaug.lexicon import Lexicon
 RELATION_WEIGHT = {"exact": 1.0, "broader": 1.0, "narrower": 0.6, "related": 0.5}
 TOP = 15  # wordings looked at per mention
 PARTIAL_WEIGHT, NB_WEIGHT = 0.2, 0.1
+# Each further near wording of the same term adds this share of its score: a term that many of the top
+# wordings map to (大便干, 大便干硬, 粑粑干 → one term) is better supported than one lone near wording.
+SUM_WEIGHT = 0.1
 THRESHOLD = 0.3  # below this score the mention is left as it is
 
 
@@ -151,10 +155,13 @@ class Normaliser:
         score = np.zeros(len(self.terms))
         for m, row in dict(zip(forms, sims, strict=True)).items():
             best = np.zeros(len(self.terms))
+            total = np.zeros(len(self.terms))
             for j in np.argsort(-row)[:TOP]:
                 for t, w in self.table[self.wordings[j]].items():
                     k = self._term_index[t]
                     best[k] = max(best[k], row[j] * min(w, 1.0))
+                    total[k] += row[j] * min(w, 1.0)
+            best = best + SUM_WEIGHT * (total - best)
             score = np.maximum(score, best + NB_WEIGHT * self._nb_posterior(m))
         k = int(np.argmax(score))
         return self.terms[k], float(score[k])
