@@ -10,8 +10,9 @@ among the 15 nearest (a vote of the near neighbours), plus 0.1 × the posterior 
 1-2-gram naive Bayes model of wording → term fitted when the normaliser is built. Nothing is downloaded;
 building takes a few seconds. A mention is ranked as written and without its quantities and degree words
 (三天没拉 → 没拉); an exact hit in another lexicon whose term is not a standard term (出冷汗 with IMCS-21
-loaded) is ranked with the mention among the standard terms, and stands only if none is near. Temperatures (烧到39.5, 38度多) are graded the way the first lexicon grades
-its own temperature mentions (nearest value), or else by augmenters/temperature.py.
+loaded) has that term ranked among the standard terms, and it stands unless one scores ≥ BRIDGE_THRESHOLD.
+Temperatures (烧到39.5, 38度多) are graded the way the first lexicon grades its own temperature mentions
+(nearest value), or else by augmenters/temperature.py.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ PARTIAL_WEIGHT, NB_WEIGHT = 0.2, 0.1
 # wordings map to (大便干, 大便干硬, 粑粑干 → one term) is better supported than one lone near wording.
 SUM_WEIGHT = 0.1
 THRESHOLD = 0.3  # below this score the mention is left as it is
+# Another lexicon's exact term (the core's 心悸 for 心慌) gives way to a standard term only when that term is
+# about as near as a wording of it (score ≥ 1: 出冷汗 → 出汗); 心悸 is not traded for 恶心 at 0.7.
+BRIDGE_THRESHOLD = 1.0
 
 
 @dataclass(frozen=True)
@@ -200,26 +204,31 @@ class Normaliser:
 
     @staticmethod
     def _bridge_to(term: str) -> Normalised:
-        """Not an answer: the term another lexicon gives, ranked with the mention among the standard terms."""
+        """Not an answer yet: the term another lexicon gives, to be ranked among the standard terms."""
         return Normalised(term, 0.0, "bridge")
 
     def normalise_many(self, mentions: list[str]) -> list[Normalised]:
         out: list[Normalised | None] = [self._lookup(m.strip()) for m in mentions]
-        bridge = {i: r.term for i, r in enumerate(out) if r is not None and r.how == "bridge"}
-        todo = [i for i, r in enumerate(out) if r is None or r.how == "bridge"]
+        # Another lexicon's term, not a standard one: rank it among the standard terms; it stands unless one
+        # of them is near enough.
+        bridge = [i for i, r in enumerate(out) if r is not None and r.how == "bridge"]
+        if bridge:
+            terms = [out[i].term or "" for i in bridge]
+            for i, t, row in zip(bridge, terms, self._matrix(terms), strict=True):
+                term, score = self._rank([t], [row])
+                out[i] = (
+                    Normalised(term, score, "ranked")
+                    if score >= BRIDGE_THRESHOLD
+                    else Normalised(t, 1.0, "exact")
+                )
+        todo = [i for i, r in enumerate(out) if r is None]
         if todo:
             cores = [_strip_edges(mentions[i].strip()) for i in todo]
             cleaned = [_strip_edges(clean_mention(c)) for c in cores]
-            bridged = [bridge.get(i) or c for i, c in zip(todo, cores, strict=True)]
             sims, sims_clean = self._matrix(cores), self._matrix(cleaned)
-            sims_bridge = self._matrix(bridged)
             for k, i in enumerate(todo):
-                forms = [cores[k], cleaned[k], bridged[k]]
-                term, score = self._rank(forms, [sims[k], sims_clean[k], sims_bridge[k]])
+                term, score = self._rank([cores[k], cleaned[k]], [sims[k], sims_clean[k]])
                 how = "ranked" if score >= self.threshold else "below_threshold"
-                if how == "below_threshold" and i in bridge:  # no standard term near: the other lexicon's
-                    out[i] = Normalised(bridge[i], 1.0, "exact")
-                    continue
                 if how == "ranked" and not self._bare(mentions[i]):
                     how = "not_bare"
                 out[i] = Normalised(term if how == "ranked" else None, score, how)
