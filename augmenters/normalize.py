@@ -225,9 +225,14 @@ class Normaliser:
         if todo:
             cores = [_strip_edges(mentions[i].strip()) for i in todo]
             cleaned = [_strip_edges(clean_mention(c)) for c in cores]
-            sims, sims_clean = self._matrix(cores), self._matrix(cleaned)
+            sims = self._matrix(cores)
+            changed = [k for k in range(len(todo)) if cleaned[k] != cores[k]]  # most mentions: none
+            sims_clean = dict(zip(changed, self._matrix([cleaned[k] for k in changed]), strict=True))
             for k, i in enumerate(todo):
-                term, score = self._rank([cores[k], cleaned[k]], [sims[k], sims_clean[k]])
+                forms, rows = [cores[k]], [sims[k]]
+                if k in sims_clean:
+                    forms, rows = [cores[k], cleaned[k]], [sims[k], sims_clean[k]]
+                term, score = self._rank(forms, rows)
                 how = "ranked" if score >= self.threshold else "below_threshold"
                 if how == "ranked" and not self._bare(mentions[i]):
                     how = "not_bare"
