@@ -5,10 +5,14 @@ The lexicon loaded first names the standard vocabulary (with IMCS-21 pairs loade
 its terms are the candidates, its mapping wins an exact lookup, and a wording of a later lexicon whose
 term the first one maps is chained through (流鼻涕 → 流涕 → 鼻流涕). A candidate term scores the best, over
 the wordings that map to it (term and variants of any relation, weighted by relation), of edit-distance
-ratio + 0.2 × partial ratio (rapidfuzz, all wordings at once), plus 0.1 × the posterior of a character
+ratio + 0.2 × partial ratio (rapidfuzz, all wordings at once), plus 0.1 × the scores of its other wordings
+among the 15 nearest (a vote of the near neighbours), plus 0.1 × the posterior of a character
 1-2-gram naive Bayes model of wording → term fitted when the normaliser is built. Nothing is downloaded;
-building takes a few seconds. Temperatures (烧到39.5, 38度多) are graded the way the first lexicon grades
-its own temperature mentions (nearest value), or else by augmenters/temperature.py.
+building takes a few seconds. A mention is ranked as written and without its quantities and degree words
+(三天没拉 → 没拉); an exact hit in another lexicon whose term is not a standard term (出冷汗 with IMCS-21
+loaded) has that term ranked among the standard terms, and it stands unless one scores ≥ BRIDGE_THRESHOLD.
+Temperatures (烧到39.5, 38度多) are graded the way the first lexicon grades its own temperature mentions
+(nearest value), or else by augmenters/temperature.py.
 """
 
 from __future__ import annotations
@@ -27,7 +31,13 @@ from medaug.lexicon import Lexicon
 RELATION_WEIGHT = {"exact": 1.0, "broader": 1.0, "narrower": 0.6, "related": 0.5}
 TOP = 15  # wordings looked at per mention
 PARTIAL_WEIGHT, NB_WEIGHT = 0.2, 0.1
+# Each further near wording of the same term adds this share of its score: a term that many of the top
+# wordings map to (大便干, 大便干硬, 粑粑干 → one term) is better supported than one lone near wording.
+SUM_WEIGHT = 0.1
 THRESHOLD = 0.3  # below this score the mention is left as it is
+# Another lexicon's exact term (the core's 心悸 for 心慌) gives way to a standard term only when that term is
+# about as near as a wording of it (score ≥ 1: 出冷汗 → 出汗); 心悸 is not traded for 恶心 at 0.7.
+BRIDGE_THRESHOLD = 1.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,22 @@ class Normalised:
 
 def _grams(s: str) -> list[str]:
     return list(s) + [s[i : i + 2] for i in range(len(s) - 1)]
+
+
+# Counts, durations and degree words say how much or how long, not what (三四天没拉 is constipation, 有点咳
+# a cough): they are dropped from a mention before it is ranked. Temperatures are graded before this.
+_QUANTITY = re.compile(
+    r"[0-9０-９一二两三四五六七八九十几半每]+(?:个)?多?(?:天|日|周|星期|月|年|次|回|顿|小时|分钟)(?:了|多|左右)?"
+)
+_DEGREE = re.compile(
+    r"有点儿|有点|有些|一点点|一点|稍微|轻微的|轻微|特别|非常|比较|挺|老是|总是|经常|一直|偶尔"
+)
+
+
+def clean_mention(m: str) -> str:
+    """The mention without its quantities and degree words: the concept is what is normalised."""
+    out = _DEGREE.sub("", _QUANTITY.sub("", m)).strip("，,。；;的了 ")
+    return out or m
 
 
 class Normaliser:
@@ -128,13 +154,19 @@ class Normaliser:
         p = process.cdist(mentions, self.wordings, scorer=fuzz.partial_ratio, dtype=np.float32, workers=-1)
         return (r + PARTIAL_WEIGHT * p) / 100
 
-    def _rank(self, m: str, sims: np.ndarray) -> tuple[str | None, float]:
-        best = np.zeros(len(self.terms))
-        for j in np.argsort(-sims)[:TOP]:
-            for t, w in self.table[self.wordings[j]].items():
-                k = self._term_index[t]
-                best[k] = max(best[k], sims[j] * min(w, 1.0))
-        score = best + NB_WEIGHT * self._nb_posterior(m)
+    def _rank(self, forms: list[str], sims: list[np.ndarray]) -> tuple[str | None, float]:
+        """Best term over the mention's forms (as written, and without quantities and degree words)."""
+        score = np.zeros(len(self.terms))
+        for m, row in dict(zip(forms, sims, strict=True)).items():
+            best = np.zeros(len(self.terms))
+            total = np.zeros(len(self.terms))
+            for j in np.argsort(-row)[:TOP]:
+                for t, w in self.table[self.wordings[j]].items():
+                    k = self._term_index[t]
+                    best[k] = max(best[k], row[j] * min(w, 1.0))
+                    total[k] += row[j] * min(w, 1.0)
+            best = best + SUM_WEIGHT * (total - best)
+            score = np.maximum(score, best + NB_WEIGHT * self._nb_posterior(m))
         k = int(np.argmax(score))
         return self.terms[k], float(score[k])
 
@@ -143,13 +175,23 @@ class Normaliser:
         if not m:
             return Normalised(None, 0.0, "empty")
         for cand in dict.fromkeys((m, _strip_edges(m))):
-            for table in (self.first, self.table_all):
-                if cand in table:
-                    if cand in self.targets and table[cand].get(cand):
-                        return Normalised(cand, 1.0, "exact")
-                    return Normalised(table[cand].most_common(1)[0][0], 1.0, "exact")
+            if cand in self.first:
+                if cand in self.targets and self.first[cand].get(cand):
+                    return Normalised(cand, 1.0, "exact")
+                return Normalised(self.first[cand].most_common(1)[0][0], 1.0, "exact")
+            # Another lexicon's term for it is a standard term only if the user's vocabulary has it; else
+            # that term is ranked against the user's wordings with the mention (出冷汗 → 出冷汗? → 出汗).
+            if cand in self.table_all:
+                term = self.table_all[cand].most_common(1)[0][0]
+                if cand in self.targets and self.table_all[cand].get(cand):
+                    term = cand
+                if term in self.targets:
+                    return Normalised(term, 1.0, "exact")
+                return self._bridge_to(term)
             if cand in self.lexicon.clinical_terms:  # a standard term of some lexicon stays itself
-                return Normalised(cand, 1.0, "exact")
+                if cand in self.targets or not self.targets:
+                    return Normalised(cand, 1.0, "exact")
+                return self._bridge_to(cand)
         t = temperature(m)
         if t is not None and len(self._temps) >= 5:
             near = min(abs(v - t) for v, _ in self._temps)
@@ -160,14 +202,37 @@ class Normaliser:
             return Normalised(grade, 1.0, "fever")
         return None
 
+    @staticmethod
+    def _bridge_to(term: str) -> Normalised:
+        """Not an answer yet: the term another lexicon gives, to be ranked among the standard terms."""
+        return Normalised(term, 0.0, "bridge")
+
     def normalise_many(self, mentions: list[str]) -> list[Normalised]:
         out: list[Normalised | None] = [self._lookup(m.strip()) for m in mentions]
+        # Another lexicon's term, not a standard one: rank it among the standard terms; it stands unless one
+        # of them is near enough.
+        bridge = [i for i, r in enumerate(out) if r is not None and r.how == "bridge"]
+        if bridge:
+            terms = [out[i].term or "" for i in bridge]
+            for i, t, row in zip(bridge, terms, self._matrix(terms), strict=True):
+                term, score = self._rank([t], [row])
+                out[i] = (
+                    Normalised(term, score, "ranked")
+                    if score >= BRIDGE_THRESHOLD
+                    else Normalised(t, 1.0, "exact")
+                )
         todo = [i for i, r in enumerate(out) if r is None]
         if todo:
             cores = [_strip_edges(mentions[i].strip()) for i in todo]
+            cleaned = [_strip_edges(clean_mention(c)) for c in cores]
             sims = self._matrix(cores)
+            changed = [k for k in range(len(todo)) if cleaned[k] != cores[k]]  # most mentions: none
+            sims_clean = dict(zip(changed, self._matrix([cleaned[k] for k in changed]), strict=True))
             for k, i in enumerate(todo):
-                term, score = self._rank(cores[k], sims[k])
+                forms, rows = [cores[k]], [sims[k]]
+                if k in sims_clean:
+                    forms, rows = [cores[k], cleaned[k]], [sims[k], sims_clean[k]]
+                term, score = self._rank(forms, rows)
                 how = "ranked" if score >= self.threshold else "below_threshold"
                 if how == "ranked" and not self._bare(mentions[i]):
                     how = "not_bare"

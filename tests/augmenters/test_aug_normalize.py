@@ -45,3 +45,15 @@ def test_imcs_dev_accuracy_beats_exact_lookup(shared_data):
     core = accuracy(Normaliser(load_lexicon()), dev)["accuracy"]
     assert with_train > lookup + 0.3  # 0.71 vs 0.29 when written
     assert core > 0.2  # 0.25 when written (0.08 before the normaliser)
+
+
+def test_another_lexicons_term_is_ranked_into_the_users_vocabulary(tmp_path):
+    """With the user's pairs loaded, their terms are the standard: the core's term for a mention (出冷汗 is a
+    core term) is ranked among them, not returned as if it were one of them."""
+    p = tmp_path / "pairs.csv"
+    p.write_text(
+        "原始词\t标准词\n汗多\t出汗\n出汗多\t出汗\n拉肚子\t腹泻\n肚子疼得厉害\t腹痛\n", encoding="utf-8"
+    )
+    n = Normaliser(load_lexicon([p]))
+    assert n.normalise("出冷汗").term == "出汗"
+    assert n.normalise("心慌").term == "心悸"  # nothing near in the user's terms: the core's answer stands
