@@ -37,7 +37,7 @@ def _pairs(keys: np.ndarray, nodes: np.ndarray, lengths: np.ndarray, cfg: DedupC
 
 @ray.remote(num_returns=2)
 def _verify(pairs: np.ndarray, texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
-    return verify_pairs(pairs, texts, cfg)
+    return verify_pairs(pairs, texts, cfg, workers=1)  # one task per CPU already
 
 
 class RayEngine:

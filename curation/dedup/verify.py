@@ -1,5 +1,12 @@
 """Verification of candidate pairs: rapidfuzz similarity (the scorer the threshold is defined on),
-then, for pairs that pass it, the clinical facts of the raw texts."""
+then, for pairs that pass it, the clinical facts of the raw texts.
+
+Before any edit distance is computed, two exact lower bounds drop the pairs that cannot pass:
+the length difference, and the bag distance over character counts hashed into 64 buckets (an
+edit changes one count on each side by one, a swap none, so it never exceeds the Levenshtein or
+OSA distance; hashing characters together only lowers it). On the 1 M benchmark the bag bound
+rules out ~95 % of the pairs that share an LSH band, at ~1 µs a pair against ~7 µs for the
+distance, and rules out nothing that would have been accepted."""
 
 from __future__ import annotations
 
@@ -12,16 +19,51 @@ from rapidfuzz.distance import OSA, Levenshtein
 from curation.dedup.config import DedupConfig
 
 _CHUNK = 1 << 20
+_BAG_BUCKETS = 64  # a power of two
+_BAG_PAIRS = 1 << 16  # pairs per slice of the bag test (two 4 MB count blocks)
+_BAG_TEXTS = 1 << 16  # texts per slice when counting characters
 
 
-def verify_pairs(pairs: np.ndarray, texts: Sequence[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+def char_counts(texts: Sequence[str]) -> np.ndarray:
+    """(len(texts), 64) uint8 character counts per hashed bucket, saturated at 255."""
+    shift = np.uint32(32 - _BAG_BUCKETS.bit_length() + 1)
+    out = np.empty((len(texts), _BAG_BUCKETS), dtype=np.uint8)
+    for lo in range(0, len(texts), _BAG_TEXTS):
+        part = texts[lo : lo + _BAG_TEXTS]
+        lengths = np.fromiter((len(t) for t in part), dtype=np.int64, count=len(part))
+        codes = np.frombuffer("".join(part).encode("utf-32-le"), dtype=np.uint32)
+        bucket = (codes * np.uint32(0x9E3779B1)) >> shift  # Fibonacci hashing, wraps in uint32
+        cell = np.repeat(np.arange(len(part), dtype=np.int64) * _BAG_BUCKETS, lengths) + bucket
+        counts = np.bincount(cell, minlength=len(part) * _BAG_BUCKETS)
+        out[lo : lo + len(part)] = np.minimum(counts, 255).reshape(len(part), _BAG_BUCKETS)
+    return out
+
+
+def bag_distance(pairs: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per pair, a lower bound on its edit distance: max(chars only in a, chars only in b) over
+    the bucket counts. With s = sum |ca - cb| and d = sum (ca - cb) that is (s + |d|) / 2."""
+    out = np.empty(len(pairs), dtype=np.int64)
+    for lo in range(0, len(pairs), _BAG_PAIRS):
+        p = pairs[lo : lo + _BAG_PAIRS]
+        diff = counts[p[:, 0]].astype(np.int16) - counts[p[:, 1]]
+        out[lo : lo + len(p)] = (
+            np.abs(diff).sum(1, dtype=np.int64) + np.abs(diff.sum(1, dtype=np.int64))
+        ) // 2
+    return out
+
+
+def verify_pairs(
+    pairs: np.ndarray, texts: Sequence[str], cfg: DedupConfig, workers: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Pairs whose normalised Levenshtein similarity is >= cfg.threshold, or that differ by at most
     cfg.typos characters in a long enough text (see DedupConfig), and their similarity scores.
 
     A length filter goes first: similarity can never exceed min/max length, and the edit
-    distance is at least the length difference, so most chance collisions are dropped
-    without computing a distance.
+    distance is at least the length difference; then the bag distance (see the module note).
+    Most chance collisions are dropped without computing a distance. `workers` (default
+    cfg.workers) is rapidfuzz's thread count for the distances.
     """
+    workers = cfg.workers if workers is None else workers
     threshold = cfg.threshold
     if len(pairs) == 0:
         return pairs.reshape(0, 2), np.empty(0, dtype=np.float32)
@@ -33,6 +75,13 @@ def verify_pairs(pairs: np.ndarray, texts: Sequence[str], cfg: DedupConfig) -> t
     allowed = np.minimum(cfg.typos, short // cfg.typo_chars)  # edits a pair may differ by, whatever the ratio
     ok = (short >= threshold * np.maximum(la, lb) - 1e-9) | (np.abs(la - lb) <= allowed)
     pairs, allowed, la, lb = pairs[ok], allowed[ok], la[ok], lb[ok]
+    if len(pairs):
+        # most edits a pair may differ by and still pass either test (the epsilon errs on keeping)
+        most = np.maximum(np.floor((1.0 - threshold) * np.maximum(la, lb) + 1e-6).astype(np.int64), allowed)
+        nodes, local = np.unique(pairs, return_inverse=True)
+        local = local.reshape(-1, 2)
+        ok = bag_distance(local, char_counts([texts[i] for i in nodes.tolist()])) <= most
+        pairs, allowed, la, lb = pairs[ok], allowed[ok], la[ok], lb[ok]
     scores = np.zeros(len(pairs), dtype=np.float32)
     keep = np.zeros(len(pairs), dtype=bool)
     for lo in range(0, len(pairs), _CHUNK):  # element-wise in C (rapidfuzz cpdist), a chunk at a time
@@ -40,7 +89,12 @@ def verify_pairs(pairs: np.ndarray, texts: Sequence[str], cfg: DedupConfig) -> t
         qa = [texts[i] for i in pairs[sl, 0].tolist()]
         qb = [texts[i] for i in pairs[sl, 1].tolist()]
         got = process.cpdist(
-            qa, qb, scorer=Levenshtein.normalized_similarity, score_cutoff=threshold, dtype=np.float32
+            qa,
+            qb,
+            scorer=Levenshtein.normalized_similarity,
+            score_cutoff=threshold,
+            dtype=np.float32,
+            workers=workers,
         )
         scores[sl] = got
         keep[sl] = got >= threshold
@@ -50,12 +104,37 @@ def verify_pairs(pairs: np.ndarray, texts: Sequence[str], cfg: DedupConfig) -> t
         if try_typos.size:
             ta = [qa[i] for i in try_typos.tolist()]
             tb = [qb[i] for i in try_typos.tolist()]
-            edits = process.cpdist(ta, tb, scorer=OSA.distance, score_cutoff=cfg.typos, dtype=np.int64)
+            edits = process.cpdist(
+                ta, tb, scorer=OSA.distance, score_cutoff=cfg.typos, dtype=np.int64, workers=workers
+            )
             hit = try_typos[edits <= k[try_typos]]
             keep[lo + hit] = True
             for i in hit.tolist():
                 scores[lo + i] = Levenshtein.normalized_similarity(qa[i], qb[i])
     return pairs[keep], scores[keep]
+
+
+class FactCheck:
+    """`same_facts` for one pair at a time, asked only when the pair decides a drop
+    (keep_greedy's `agree`); counts the pairs it checked and those whose facts differ."""
+
+    def __init__(self, pairs: np.ndarray, raw: Sequence[str | None]):
+        self.pairs, self.raw = pairs, raw
+        self.checked = self.differ = 0
+
+    def __call__(self, edge: int) -> bool:
+        if edge >= len(self.pairs):  # edges past the verified pairs need no check (exact matches)
+            return True
+        a, b = (int(x) for x in self.pairs[edge])
+        ra, rb = self.raw[a], self.raw[b]
+        if ra is None or rb is None or ra == rb:
+            return True
+        from medaug.facts import fact_changes
+
+        self.checked += 1
+        same = not fact_changes(ra, rb)
+        self.differ += not same
+        return same
 
 
 def same_facts(pairs: np.ndarray, raw: Sequence[str | None]) -> np.ndarray:
