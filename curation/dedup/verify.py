@@ -68,20 +68,35 @@ def verify_pairs(
     if len(pairs) == 0:
         return pairs.reshape(0, 2), np.empty(0, dtype=np.float32)
     lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    la, lb = lengths[pairs[:, 0]], lengths[pairs[:, 1]]
     # typos allowed per the shorter text's own characters (the field separators do not count)
-    seps = np.fromiter((t.count("\x1e") for t in texts), dtype=np.int64, count=len(texts))
-    short = np.minimum(la - seps[pairs[:, 0]], lb - seps[pairs[:, 1]])
-    allowed = np.minimum(cfg.typos, short // cfg.typo_chars)  # edits a pair may differ by, whatever the ratio
-    ok = (short >= threshold * np.maximum(la, lb) - 1e-9) | (np.abs(la - lb) <= allowed)
-    pairs, allowed, la, lb = pairs[ok], allowed[ok], la[ok], lb[ok]
-    if len(pairs):
+    own = lengths - np.fromiter((t.count("\x1e") for t in texts), dtype=np.int64, count=len(texts))
+    # character counts only for the texts that occur in a pair
+    used = np.zeros(len(texts), dtype=bool)
+    used[pairs.ravel()] = True
+    nodes = np.flatnonzero(used)
+    del used
+    slot = np.full(len(texts), -1, dtype=np.int64)
+    slot[nodes] = np.arange(nodes.size)
+    counts = char_counts([texts[i] for i in nodes.tolist()])
+    del nodes
+    parts = []
+    for lo in range(0, len(pairs), _CHUNK):  # the bounds, a slice of pairs at a time
+        p = pairs[lo : lo + _CHUNK]
+        la, lb = lengths[p[:, 0]], lengths[p[:, 1]]
+        short = np.minimum(own[p[:, 0]], own[p[:, 1]])
+        allowed = np.minimum(
+            cfg.typos, short // cfg.typo_chars
+        )  # edits a pair may differ by, whatever the ratio
+        ok = (short >= threshold * np.maximum(la, lb) - 1e-9) | (np.abs(la - lb) <= allowed)
+        p, allowed, la, lb = p[ok], allowed[ok], la[ok], lb[ok]
         # most edits a pair may differ by and still pass either test (the epsilon errs on keeping)
         most = np.maximum(np.floor((1.0 - threshold) * np.maximum(la, lb) + 1e-6).astype(np.int64), allowed)
-        nodes, local = np.unique(pairs, return_inverse=True)
-        local = local.reshape(-1, 2)
-        ok = bag_distance(local, char_counts([texts[i] for i in nodes.tolist()])) <= most
-        pairs, allowed, la, lb = pairs[ok], allowed[ok], la[ok], lb[ok]
+        ok = bag_distance(slot[p], counts) <= most
+        parts.append(p[ok])
+    del counts, slot
+    pairs = np.concatenate(parts)
+    la, lb = lengths[pairs[:, 0]], lengths[pairs[:, 1]]
+    allowed = np.minimum(cfg.typos, np.minimum(own[pairs[:, 0]], own[pairs[:, 1]]) // cfg.typo_chars)
     scores = np.zeros(len(pairs), dtype=np.float32)
     keep = np.zeros(len(pairs), dtype=bool)
     for lo in range(0, len(pairs), _CHUNK):  # element-wise in C (rapidfuzz cpdist), a chunk at a time
