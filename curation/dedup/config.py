@@ -33,6 +33,8 @@ class DedupConfig:
       numbers, drugs, doses...), checked on the raw texts of pairs that passed the similarity,
       and only for the pairs that decide which sample is kept (cluster.py).
     workers: threads for the edit distances (rapidfuzz; -1 = every core); Ray tasks use 1.
+    fact_workers: forked processes that check the facts of many verified pairs at once (not
+      inside Ray; at most one per core); 1 checks them in this process.
     """
 
     threshold: float = 0.85
@@ -50,6 +52,7 @@ class DedupConfig:
     typo_chars: int = 5
     check_facts: bool = True
     workers: int = -1
+    fact_workers: int = 2
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -65,6 +68,7 @@ class DedupConfig:
             "chunk_rows",
             "ray_min_rows",
             "typo_chars",
+            "fact_workers",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"dedup {name} must be >= 1, got {getattr(self, name)}")

@@ -143,7 +143,9 @@ def run_dedup(table: pa.Table, cfg: DedupConfig, index: DedupIndex | None, engin
     edges, scores = engine.verify(cand, texts, cfg)
     n_verified = len(edges)
     facts = (
-        FactCheck(edges, _raw_texts(table, reps, edges, hits.raw)) if cfg.check_facts and n_verified else None
+        FactCheck(edges, _raw_texts(table, reps, edges, hits.raw), cfg.fact_workers)
+        if cfg.check_facts and n_verified
+        else None
     )
     if m:  # exact matches with the index need no verification
         rep_pos = {int(k): i for i, k in enumerate(feats.exact[reps].tolist())}

@@ -10,6 +10,9 @@ distance, and rules out nothing that would have been accepted."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -129,13 +132,54 @@ def verify_pairs(
     return pairs[keep], scores[keep]
 
 
+# below this many verified pairs the facts are checked in this process, one pair when asked
+PARALLEL_MIN_PAIRS = 20_000
+_FORK_STATE: tuple[np.ndarray, Sequence[str | None]] | None = None
+
+
+def _facts_slice(bounds: tuple[int, int]) -> np.ndarray:
+    assert _FORK_STATE is not None
+    pairs, raw = _FORK_STATE
+    return same_facts(pairs[bounds[0] : bounds[1]], raw)
+
+
+def _can_fork() -> bool:
+    """Not inside a Ray worker or driver (forking a process that runs Ray's threads is unsafe)."""
+    ray = sys.modules.get("ray")
+    return os.name == "posix" and not (ray is not None and ray.is_initialized())
+
+
+def facts_in_processes(pairs: np.ndarray, raw: Sequence[str | None], procs: int) -> np.ndarray | None:
+    """`same_facts` of every pair, computed by `procs` forked processes (they inherit the texts
+    and the built extractor); None when that is not worth it or not safe here."""
+    global _FORK_STATE
+    procs = min(procs, os.cpu_count() or 1)
+    if procs < 2 or len(pairs) < PARALLEL_MIN_PAIRS or not _can_fork():
+        return None
+    from medaug.facts import default_extractor
+
+    default_extractor()  # built once, before the fork
+    step = 2000
+    bounds = [(lo, min(len(pairs), lo + step)) for lo in range(0, len(pairs), step)]
+    _FORK_STATE = (pairs, raw)
+    try:
+        with multiprocessing.get_context("fork").Pool(procs) as pool:
+            return np.concatenate(pool.map(_facts_slice, bounds, chunksize=4))
+    finally:
+        _FORK_STATE = None
+
+
 class FactCheck:
     """`same_facts` for one pair at a time, asked only when the pair decides a drop
-    (keep_greedy's `agree`); counts the pairs it checked and those whose facts differ."""
+    (keep_greedy's `agree`); counts the pairs it checked and those whose facts differ.
 
-    def __init__(self, pairs: np.ndarray, raw: Sequence[str | None]):
+    With `procs` >= 2 and many pairs, every pair is checked up front in forked processes: ~25 %
+    more checks than are asked for, on every core instead of one (same answers)."""
+
+    def __init__(self, pairs: np.ndarray, raw: Sequence[str | None], procs: int = 1):
         self.pairs, self.raw = pairs, raw
         self.checked = self.differ = 0
+        self.known = facts_in_processes(pairs, raw, procs)
 
     def __call__(self, edge: int) -> bool:
         if edge >= len(self.pairs):  # edges past the verified pairs need no check (exact matches)
@@ -144,10 +188,13 @@ class FactCheck:
         ra, rb = self.raw[a], self.raw[b]
         if ra is None or rb is None or ra == rb:
             return True
-        from medaug.facts import fact_changes
-
         self.checked += 1
-        same = not fact_changes(ra, rb)
+        if self.known is not None:
+            same = bool(self.known[edge])
+        else:
+            from medaug.facts import fact_changes
+
+            same = not fact_changes(ra, rb)
         self.differ += not same
         return same
 

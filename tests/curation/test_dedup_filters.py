@@ -115,3 +115,24 @@ def test_a_lazy_edge_check_keeps_what_removing_the_edges_first_keeps() -> None:
         eager = keep_greedy(prio, edges[~bad], scores[~bad], fixed=fixed)
         assert np.array_equal(lazy[0], eager[0]) and np.array_equal(lazy[1], eager[1])
         assert 0 < len(set(asked)) < len(edges)  # asked only where a drop was at stake
+
+
+def test_facts_checked_in_processes_match_the_checks_in_this_process(monkeypatch) -> None:
+    import curation.dedup.verify as verify
+
+    raw = [
+        "患者男，58岁，近三个月食欲减退，体重减少5Kg。",
+        "患者男，58岁，近三个月食欲正常，体重无明显变化。",
+        "八珍益母片用法：口服，一次2-3片，一日2次。",
+        "香连化滞丸用法：口服，一次2丸，一日2次。",
+        "孩子发烧38度5，吃了退烧药还是反复。",
+        "孩子发烧38度5，吃了退烧药还是反复反复。",
+        None,
+    ]
+    pairs = np.asarray([(a, b) for a in range(len(raw)) for b in range(a + 1, len(raw))] * 3)
+    monkeypatch.setattr(verify, "PARALLEL_MIN_PAIRS", 1)
+    forked = verify.facts_in_processes(pairs, raw, procs=2)
+    assert forked is not None and np.array_equal(forked, verify.same_facts(pairs, raw))
+    assert 0 < forked.sum() < len(pairs)
+    monkeypatch.setattr(verify, "PARALLEL_MIN_PAIRS", len(pairs) + 1)
+    assert verify.facts_in_processes(pairs, raw, procs=2) is None  # too few to be worth a fork
