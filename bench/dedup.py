@@ -16,14 +16,15 @@ question title plus 2-4 answer sentences, with 25% derived from an earlier sampl
 exact copy, a width/punctuation/spacing variant, scattered character edits (up to 12%), or
 a sentence added/removed. Nothing derived from the data is written anywhere.
 
-Recorded on the shared 2-core dev machine (other jobs running; threshold 0.85, 24 bands x 3 rows):
-  python bench/dedup.py --sizes 20000,100000,1000000   (3 min 40 s wall, peak RSS 7.5 GB)
-  n=20000  ours 0.95 s  recall 0.9994 precision 1.0000 | datasketch 6.7 s (7.1x) recall 1.0 | all-pairs 45-92 s
-  ours n=100000: 5.6 s (~18 k samples/s)
-  ours n=1000000: 153 s (6.5 k samples/s; 40 M LSH candidates, as shared sentences recur ~150x at this size)
-  RESULT n=20000 recall=0.9994 precision=1.0000 ours_s=0.95 datasketch_s=6.71 allpairs_s=91.67
-         speedup_vs_datasketch=7.1 speedup_vs_allpairs=96.8 datasketch_recall=1.0000 ours_s_100000=5.8
-         (1 M run: ours_s_1000000=153.1)
+With --baseline-tree DIR (another checkout of the code) and --baseline-sizes, those scale sizes
+also run with that code in a fresh process, and the rejected rows of both are compared exactly.
+
+Recorded on the shared 2-core dev machine (load 5-8 from other jobs; threshold 0.85, 24 bands x 3 rows;
+figures and the baseline in bench/RESULTS.md):
+  python bench/dedup.py --sizes 20000,200000,1000000 --baseline-tree /tmp/base --baseline-sizes 200000
+  n=20000  ours 2.7 s  recall 0.9933 precision 0.9975 | datasketch 69 s (25.8x) | all-pairs 236 s
+  n=200000 ours 24.2 CPU-s vs baseline 35.8 (identical rejected rows)
+  n=1000000 ours 143.5 CPU-s (274 s wall at load 5.6), peak RSS 4.25 GB; baseline 360 CPU-s, 7.4 GB
 """
 
 from __future__ import annotations
