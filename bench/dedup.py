@@ -16,25 +16,29 @@ question title plus 2-4 answer sentences, with 25% derived from an earlier sampl
 exact copy, a width/punctuation/spacing variant, scattered character edits (up to 12%), or
 a sentence added/removed. Nothing derived from the data is written anywhere.
 
-Recorded on the shared 2-core dev machine (other jobs running; threshold 0.85, 24 bands x 3 rows):
-  python bench/dedup.py --sizes 20000,100000,1000000   (3 min 40 s wall, peak RSS 7.5 GB)
-  n=20000  ours 0.95 s  recall 0.9994 precision 1.0000 | datasketch 6.7 s (7.1x) recall 1.0 | all-pairs 45-92 s
-  ours n=100000: 5.6 s (~18 k samples/s)
-  ours n=1000000: 153 s (6.5 k samples/s; 40 M LSH candidates, as shared sentences recur ~150x at this size)
-  RESULT n=20000 recall=0.9994 precision=1.0000 ours_s=0.95 datasketch_s=6.71 allpairs_s=91.67
-         speedup_vs_datasketch=7.1 speedup_vs_allpairs=96.8 datasketch_recall=1.0000 ours_s_100000=5.8
-         (1 M run: ours_s_1000000=153.1)
+With --baseline-tree DIR (another checkout of the code) and --baseline-sizes, those scale sizes
+also run with that code in a fresh process, and the rejected rows of both are compared exactly.
+
+Recorded on the shared 2-core dev machine (load 5-8 from other jobs; threshold 0.85, 24 bands x 3 rows;
+figures and the baseline in bench/RESULTS.md):
+  python bench/dedup.py --sizes 20000,200000,1000000 --baseline-tree /tmp/base --baseline-sizes 200000
+  n=20000  ours 2.7 s  recall 0.9933 precision 0.9975 | datasketch 69 s (25.8x) | all-pairs 236 s
+  n=200000 ours 24.2 CPU-s vs baseline 35.8 (identical rejected rows)
+  n=1000000 ours 143.5 CPU-s (274 s wall at load 5.6), peak RSS 4.25 GB; baseline 360 CPU-s, 7.4 GB
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import os
 import random
 import re
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -335,13 +339,67 @@ def pair_merges(pairs: list[tuple[str, str, str]], cfg: DedupConfig) -> dict[str
     return out
 
 
+def rejected_digest(rejected: pa.Table) -> str:
+    """One hash of every rejected row (id, reason, detail), to compare two runs exactly."""
+    rows = zip(*(rejected.column(c).to_pylist() for c in ("id", "reason", "detail")), strict=True)
+    return hashlib.sha256("\n".join("\t".join(r) for r in rows).encode()).hexdigest()
+
+
+def scale_run(table: pa.Table, cfg: DedupConfig):
+    """dedup_table on `table`: (result, wall s, CPU s of this process and its finished children)."""
+    t0, c0 = time.perf_counter(), _cpu()
+    res = dedup_table(table, cfg)
+    return res, time.perf_counter() - t0, _cpu() - c0
+
+
+def _cpu() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def baseline_run(tree: Path, size: int, threshold: float) -> dict:
+    """The same scale step with another checkout of the code (PYTHONPATH=tree), in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--scale-only",
+        str(size),
+        "--threshold",
+        str(threshold),
+    ]
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def scale_only(size: int, args: argparse.Namespace) -> None:
+    """Child side of baseline_run: one scale step, one JSON line (this file's synthetic data)."""
+    titles, sents = load_sentences(args.data)
+    table = synthesize(size, titles, sents)
+    normalize_for_dedup("", "none")
+    res, t, cpu = scale_run(table, DedupConfig(threshold=args.threshold))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps({"s": t, "cpu": cpu, "peak_gb": peak, "rejected_sha": rejected_digest(res.rejected)}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--sizes", default="20000,100000", help="first: full comparison; rest: ours only")
     ap.add_argument("--questions", type=int, default=4000, help="real questions given surface variants")
     ap.add_argument("--threshold", type=float, default=0.85)
+    ap.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="a checkout of the code to compare against at scale (git archive <commit> | tar -x -C DIR)",
+    )
+    ap.add_argument("--baseline-sizes", default="", help="scale sizes also run with --baseline-tree")
+    ap.add_argument("--scale-only", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.scale_only:
+        scale_only(args.scale_only, args)
+        return
+    baseline_sizes = {int(x) for x in args.baseline_sizes.split(",") if x}
     sizes = [int(s) for s in args.sizes.split(",")]
     cfg = DedupConfig(threshold=args.threshold)
     before = DedupConfig(threshold=args.threshold, surface=False, typos=0, check_facts=False)
@@ -436,20 +494,34 @@ def main() -> None:
         t0 = time.perf_counter()
         big = synthesize(size, titles, sents)
         t_gen = time.perf_counter() - t0
-        t0, c0 = time.perf_counter(), time.process_time()
-        res = dedup_table(big, cfg)
-        t, cpu = time.perf_counter() - t0, time.process_time() - c0
+        res, t, cpu = scale_run(big, cfg)
         del big
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
         print(
-            f"  ours n={size}: {t:.1f} s wall, {cpu:.1f} s CPU ({size / t:,.0f} samples/s; synth {t_gen:.0f} s) "
+            f"  ours n={size}: {t:.1f} s wall, {cpu:.1f} s CPU with the fact-check processes "
+            f"({size / t:,.0f} samples/s; synth {t_gen:.0f} s) "
             f"kept {res.kept.num_rows} rejects {dict(res.stats.rejects)} candidates {res.stats.extra['candidates']} "
-            f"verified {res.stats.extra['verified']} facts_differ {res.stats.extra['facts_differ']} "
-            f"peak RSS {peak:.1f} GB, load {os.getloadavg()[0]:.1f}"
+            f"verified {res.stats.extra['verified']} facts_checked {res.stats.extra.get('facts_checked', '-')} "
+            f"facts_differ {res.stats.extra['facts_differ']} "
+            f"peak RSS {peak:.2f} GB (largest child {child:.2f} GB), load {os.getloadavg()[0]:.1f}"
         )
         result[f"ours_s_{size}"] = f"{t:.1f}"
         result[f"ours_cpu_s_{size}"] = f"{cpu:.1f}"
         result[f"peak_gb_{size}"] = f"{peak:.2f}"
+        if args.baseline_tree and size in baseline_sizes:
+            base = baseline_run(args.baseline_tree, size, args.threshold)
+            same = base["rejected_sha"] == rejected_digest(res.rejected)
+            print(
+                f"  baseline {args.baseline_tree} n={size}: {base['s']:.1f} s wall, {base['cpu']:.1f} s CPU, "
+                f"peak RSS {base['peak_gb']:.2f} GB; ours/baseline wall {t / base['s']:.2f}, "
+                f"CPU {cpu / base['cpu']:.2f}; identical rejected rows: {same}"
+            )
+            result[f"baseline_s_{size}"] = f"{base['s']:.1f}"
+            result[f"baseline_cpu_s_{size}"] = f"{base['cpu']:.1f}"
+            result[f"baseline_peak_gb_{size}"] = f"{base['peak_gb']:.2f}"
+            result[f"speedup_vs_baseline_{size}"] = f"{base['s'] / t:.2f}"
+            result[f"same_as_baseline_{size}"] = str(same)
     print("RESULT " + " ".join(f"{k}={v}" for k, v in result.items()))
 
 

@@ -1,10 +1,14 @@
 """Candidate pairs from LSH band keys: sort once, pair within equal-key runs.
 
-All pair generation is array work: for every offset d, an element and the one d
-places later form a pair when they sit in the same bucket. Buckets up to
-`max_bucket` members give all their pairs; bigger ones (shared template text) only
-pair members within `window` places in length order, since near-duplicates have
-near-equal lengths. This keeps the work linear in the input however skewed the keys.
+All pair generation is array work. Keys that occur once (the vast majority) are dropped
+after one plain sort; only the rest are ordered by (key, length, node). Buckets up to
+`max_bucket` members give all their pairs; bigger ones (shared template text) only pair
+members within `window` places in length order, since near-duplicates have near-equal
+lengths. This keeps the work linear in the input however skewed the keys.
+
+Pairs whose lengths alone rule out a verified match (verify.py can never accept them) are
+dropped as they are made, a slice at a time, and the rest are kept as one int64 code per
+pair (a * n + b), so memory follows the pairs worth verifying, not every shared bucket.
 """
 
 from __future__ import annotations
@@ -13,37 +17,88 @@ import numpy as np
 
 from curation.dedup.config import DedupConfig
 
+# element rows per slice of pair generation: bounds the transient arrays to a few hundred MB
+_SLICE_PAIRS = 1 << 22
 
-def bucket_pairs(keys: np.ndarray, nodes: np.ndarray, lengths: np.ndarray, cfg: DedupConfig) -> np.ndarray:
-    """Unique (a, b) node pairs, a < b, that share at least one band key.
+
+def length_may_match(la: np.ndarray, lb: np.ndarray, cfg: DedupConfig) -> np.ndarray:
+    """Mask of pairs whose text lengths do not rule out a match: similarity is at most
+    min/max length, and a typo match needs a length difference within cfg.typos.
+    verify_pairs applies a stricter form of the same test, so nothing it accepts is lost."""
+    short, long = np.minimum(la, lb), np.maximum(la, lb)
+    return (short >= cfg.threshold * long - 1e-9) | (long - short <= cfg.typos)
+
+
+def bucket_pairs(
+    keys: np.ndarray,
+    nodes: np.ndarray,
+    lengths: np.ndarray,
+    cfg: DedupConfig,
+    length_filter: bool = True,
+) -> np.ndarray:
+    """Unique (a, b) node pairs, a < b, that share at least one band key (and, with
+    `length_filter`, whose lengths allow a match: `length_may_match`).
 
     keys: flat uint64 band keys; nodes: the node each key belongs to; lengths: text length per key.
     """
+    empty = np.empty((0, 2), dtype=np.int64)
     if keys.size < 2:
-        return np.empty((0, 2), dtype=np.int64)
-    order = np.lexsort((nodes, lengths, keys))
-    k, v = keys[order], nodes[order]
-    # keep only keys that occur at least twice (singletons are the vast majority)
-    dup = np.zeros(k.size, dtype=bool)
+        return empty
+    # singletons out first, by one sort of the keys alone
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
     same_next = k[1:] == k[:-1]
+    dup = np.zeros(k.size, dtype=bool)
     dup[1:] |= same_next
     dup[:-1] |= same_next
-    k, v = k[dup], v[dup]
-    if k.size == 0:
-        return np.empty((0, 2), dtype=np.int64)
-    starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
-    sizes = np.diff(np.concatenate((starts, [k.size])))
-    group = np.repeat(np.arange(starts.size), sizes)
-    big = np.repeat(sizes > cfg.max_bucket, sizes)
-    out = []
-    for d in range(1, min(int(sizes.max()), cfg.max_bucket + 1)):
-        same = group[d:] == group[:-d]
-        if d > cfg.window:
-            same &= ~big[:-d]
-        if not same.any():
-            break
-        a, b = v[:-d][same], v[d:][same]
-        out.append(np.stack((np.minimum(a, b), np.maximum(a, b)), axis=1))
-    pairs = np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    return np.unique(pairs.astype(np.int64), axis=0)
+    sel, k = order[dup], k[dup]
+    del order, same_next, dup
+    if sel.size == 0:
+        return empty
+    ln, v = lengths[sel].astype(np.int64), nodes[sel].astype(np.int64)
+    del sel
+    # sel is in key order already; within a bucket, order by (length, node): one argsort of a
+    # packed int64 when it fits, else a lexsort
+    group = np.cumsum(np.concatenate(([False], k[1:] != k[:-1])), dtype=np.int64)
+    del k
+    span_v, span_l = int(v.max()) + 1, int(ln.max()) + 1
+    if (int(group[-1]) + 1) * span_l * span_v < 2**62:
+        order = np.argsort((group * span_l + ln) * span_v + v)
+    else:
+        order = np.lexsort((v, ln, group))
+    group, ln, v = group[order], ln[order], v[order]
+    del order
+    starts = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
+    del group
+    sizes = np.diff(np.concatenate((starts, [ln.size])))
+    # how many later members of its bucket each element pairs with
+    after = np.repeat(starts + sizes, sizes) - np.arange(ln.size) - 1
+    reach = np.where(np.repeat(sizes > cfg.max_bucket, sizes), np.minimum(after, cfg.window), after)
+    del after
+    n_nodes = int(v.max()) + 1
+    codes: list[np.ndarray] = []
+    ends = np.cumsum(reach)
+    lo = 0
+    while lo < reach.size:
+        hi = int(np.searchsorted(ends, (ends[lo - 1] if lo else 0) + _SLICE_PAIRS, side="right"))
+        hi = max(hi, lo + 1)
+        r = reach[lo:hi]
+        first = np.repeat(np.arange(lo, hi), r)
+        step = np.arange(first.size) - np.repeat(np.cumsum(r) - r, r) + 1
+        second = first + step
+        if length_filter:
+            ok = length_may_match(ln[first], ln[second], cfg)
+            first, second = first[ok], second[ok]
+        a, b = v[first], v[second]
+        ok = a != b
+        a, b = a[ok], b[ok]
+        codes.append(np.minimum(a, b) * n_nodes + np.maximum(a, b))
+        lo = hi
+    if not codes:
+        return empty
+    # sort and drop repeats (np.unique's hash table is ~10x slower on tens of millions of int64)
+    code = np.concatenate(codes)
+    del codes
+    code.sort()
+    code = code[np.concatenate(([True], code[1:] != code[:-1]))]
+    return np.stack((code // n_nodes, code % n_nodes), axis=1) if code.size else empty

@@ -30,7 +30,11 @@ class DedupConfig:
       the shorter text has at least typo_chars characters per allowed typo (3 typos need 15
       characters): a short question with a typo falls below any ratio threshold.
     check_facts: never merge two samples whose clinical facts differ (medaug.facts: negation,
-      numbers, drugs, doses...), checked on the raw texts of pairs that passed the similarity.
+      numbers, drugs, doses...), checked on the raw texts of pairs that passed the similarity,
+      and only for the pairs that decide which sample is kept (cluster.py).
+    workers: threads for the edit distances (rapidfuzz; -1 = every core); Ray tasks use 1.
+    fact_workers: forked processes that check the facts of many verified pairs at once (not
+      inside Ray; at most one per core); 1 checks them in this process.
     """
 
     threshold: float = 0.85
@@ -47,6 +51,8 @@ class DedupConfig:
     typos: int = 3
     typo_chars: int = 5
     check_facts: bool = True
+    workers: int = -1
+    fact_workers: int = 2
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold <= 1.0:
@@ -62,9 +68,12 @@ class DedupConfig:
             "chunk_rows",
             "ray_min_rows",
             "typo_chars",
+            "fact_workers",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"dedup {name} must be >= 1, got {getattr(self, name)}")
+        if self.workers == 0 or self.workers < -1:
+            raise ValueError(f"dedup workers must be -1 (every core) or >= 1, got {self.workers}")
         if self.shingle > 3:
             raise ValueError(f"dedup shingle must be 1..3 (packed into 64 bits), got {self.shingle}")
         if self.script not in SCRIPT_CHOICES:

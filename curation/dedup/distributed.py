@@ -3,8 +3,7 @@
 Same algorithm as the local engine, split where it parallelises: normalisation and
 MinHash per row chunk, candidate pairing per band-key partition (the shuffle by LSH
 band: every key goes to partition key % P, so all members of a bucket meet in one
-task), verification per chunk of pairs against texts placed once in the object
-store. Clustering and the keep rule stay on the driver: they are linear and cheap.
+task), verification per chunk of pairs with only the texts that chunk names. Clustering and the keep rule stay on the driver: they are linear and cheap.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ def _pairs(keys: np.ndarray, nodes: np.ndarray, lengths: np.ndarray, cfg: DedupC
 
 @ray.remote(num_returns=2)
 def _verify(pairs: np.ndarray, texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
-    return verify_pairs(pairs, texts, cfg)
+    return verify_pairs(pairs, texts, cfg, workers=1)  # one task per CPU already
 
 
 class RayEngine:
@@ -92,8 +91,13 @@ class RayEngine:
     def verify(self, pairs: np.ndarray, texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
         if len(pairs) == 0:
             return verify_pairs(pairs, texts, cfg)
-        texts_ref = ray.put(texts)
-        results = [_verify.remote(pairs[lo:hi], texts_ref, cfg) for lo, hi in self._bounds(len(pairs))]
-        edges = ray.get([e for e, _ in results])
+        # each task gets only the texts its pairs name (renumbered), not every text: a node's memory
+        # then follows its share of the pairs, not the input size
+        results, used = [], []
+        for lo, hi in self._bounds(len(pairs)):
+            nodes, local = np.unique(pairs[lo:hi], return_inverse=True)
+            used.append(nodes)
+            results.append(_verify.remote(local.reshape(-1, 2), [texts[i] for i in nodes.tolist()], cfg))
+        edges = [nodes[e] for nodes, e in zip(used, ray.get([e for e, _ in results]), strict=True)]
         scores = ray.get([s for _, s in results])
         return np.concatenate(edges), np.concatenate(scores)

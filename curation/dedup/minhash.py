@@ -15,6 +15,7 @@ from curation.dedup.config import DedupConfig
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _PAD = "\x00"
+_BLOCK_TEXTS = 1024
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -55,12 +56,20 @@ def signatures(texts: list[str], cfg: DedupConfig) -> np.ndarray:
     out = np.empty((len(texts), cfg.num_perm), dtype=np.uint32)
     for lo in range(0, len(texts), cfg.chunk_rows):
         hashes, starts = shingle_hashes(texts[lo : lo + cfg.chunk_rows], cfg.shingle)
-        buf = np.empty_like(hashes)
-        for k in range(cfg.num_perm):
-            np.multiply(hashes, a[k], out=buf)
-            np.add(buf, b[k], out=buf)
-            np.right_shift(buf, np.uint64(32), out=buf)  # multiply-shift: the high bits are the good ones
-            out[lo : lo + len(starts), k] = np.minimum.reduceat(buf, starts)
+        ends = np.append(starts[1:], hashes.size)
+        # all permutations over a block of texts whose shingles stay in cache (~1 MB), then the next
+        # block: the same arithmetic as one pass per permutation over the chunk, ~2x faster
+        for t0 in range(0, len(starts), _BLOCK_TEXTS):
+            t1 = min(len(starts), t0 + _BLOCK_TEXTS)
+            h = hashes[starts[t0] : ends[t1 - 1]]
+            at = starts[t0:t1] - starts[t0]
+            buf = np.empty_like(h)
+            block = out[lo + t0 : lo + t1]
+            for k in range(cfg.num_perm):
+                np.multiply(h, a[k], out=buf)
+                np.add(buf, b[k], out=buf)
+                np.right_shift(buf, np.uint64(32), out=buf)  # multiply-shift: the high bits are the good ones
+                block[:, k] = np.minimum.reduceat(buf, at)
     return out
 
 

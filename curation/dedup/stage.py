@@ -12,7 +12,8 @@ one per cluster). Only samples with the same label merge, and never a sample wit
 own parent or child (a paraphrase or negative built from a sample is not its
 duplicate), and never two whose clinical facts differ (negation, numbers, drugs, doses:
 medaug.facts on the raw texts), which is checked only for pairs that passed the text
-similarity, so it costs time only where there is something to decide. Every dropped
+similarity and would drop a sample (cluster.py), so it costs time only where there is
+something to decide. Every dropped
 sample names the kept one and their similarity in `detail`.
 """
 
@@ -29,7 +30,7 @@ from curation.dedup.cluster import keep_greedy
 from curation.dedup.config import DedupConfig
 from curation.dedup.features import Features, extract, raw_text
 from curation.dedup.index import KEY_PARAMS, DedupIndex, IndexHits
-from curation.dedup.verify import same_facts, verify_pairs
+from curation.dedup.verify import FactCheck, verify_pairs
 from medaug.run import StageStats
 from medaug.schema import conform_table
 from medaug.stage import StageResult, count_reasons, reject_table
@@ -141,9 +142,11 @@ def run_dedup(table: pa.Table, cfg: DedupConfig, index: DedupIndex | None, engin
     n_cand = len(cand)
     edges, scores = engine.verify(cand, texts, cfg)
     n_verified = len(edges)
-    if cfg.check_facts and n_verified:
-        agree = same_facts(edges, _raw_texts(table, reps, edges, hits.raw))
-        edges, scores = edges[agree], scores[agree]
+    facts = (
+        FactCheck(edges, _raw_texts(table, reps, edges, hits.raw), cfg.fact_workers)
+        if cfg.check_facts and n_verified
+        else None
+    )
     if m:  # exact matches with the index need no verification
         rep_pos = {int(k): i for i, k in enumerate(feats.exact[reps].tolist())}
         ex = [(rep_pos[int(e)], r + j) for j, e in enumerate(hits.exact.tolist()) if int(e) in rep_pos]
@@ -165,7 +168,9 @@ def run_dedup(table: pa.Table, cfg: DedupConfig, index: DedupIndex | None, engin
     # nodes are renumbered so the index entries are 0..m-1 for keep_greedy
     renum = np.concatenate((np.arange(m, m + r), np.arange(m)))
     prio = np.concatenate((hit_prio, m + node_rank))
-    keeper_of, score_of = keep_greedy(prio, renum[edges] if len(edges) else edges, scores, fixed=m)
+    keeper_of, score_of = keep_greedy(
+        prio, renum[edges] if len(edges) else edges, scores, fixed=m, agree=facts
+    )
 
     row_node = rep_of_row + m
     row_keeper = keeper_of[row_node]
@@ -190,7 +195,8 @@ def run_dedup(table: pa.Table, cfg: DedupConfig, index: DedupIndex | None, engin
     stats.extra = {
         "candidates": n_cand,
         "verified": n_verified,
-        "facts_differ": n_verified - int(len(edges)),
+        "facts_checked": facts.checked if facts else 0,
+        "facts_differ": facts.differ if facts else 0,
         "index_hits": m,
         "engine": engine.name,
     }
