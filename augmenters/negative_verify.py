@@ -70,6 +70,31 @@ def is_case(question: str, kb: NegativeKnowledge) -> bool:
     return any(c in question for c in kb.case_cues)
 
 
+# A red flag told as a day or more ago (昨天突然抽搐) is over: a referral for it is no emergency unless it
+# recurs or goes on (又, 反复, 现在还, 一直); 突然 alone says how it began, not that it is happening now.
+_PAST_DAYS = re.compile(
+    r"昨天|昨晚|昨日|前天|前晚|上周|上个?星期|上个?月|去年|[\d一二两三四五六七八九十几数]+(?:天|日|周|个?星期|个?月|年)(?:前|以前|之前)"
+)
+_RECURS = re.compile(r"又|再次|反复|还在|仍然|仍|一直|现在|今天|今早|刚才|刚刚|正在|持续|不停|至今|到现在")
+
+
+def past_episode(question: str, i: int) -> bool:
+    """The red flag at `i` is told as an episode a day or more ago (昨天…突然抽搐) that has not come back."""
+    from augmenters.negatives import _sentence_bounds
+
+    s, e = _sentence_bounds(question, i)
+    return bool(_PAST_DAYS.search(question[s:i])) and not _RECURS.search(question[s:])
+
+
+def past_red_flag(question: str, kb: NegativeKnowledge) -> bool:
+    """The question tells a red flag only as a past episode (no current one): no referral negative is made,
+    and the answer's safety net does not stand in for it."""
+    from augmenters.negatives import _red_flag
+
+    found = _red_flag(question, kb)
+    return found is not None and past_episode(question, question.find(found[1]))
+
+
 def asked_red_flag(question: str, kb: NegativeKnowledge):
     """A red flag the question states as this patient's current problem; one it only asks about or fears
     (会不会引起胸口疼, 担心脑出血), or one it says has been worked up since (胸口痛…去了医院检查，查出来是
@@ -81,7 +106,11 @@ def asked_red_flag(question: str, kb: NegativeKnowledge):
         flag, cue = found
         i = question.find(cue)
         s, e = _clause_bounds(question, i)
-        if not _HYPOTHETICAL.search(question[s:e]) and not _WORKED_UP.search(question[e:]):
+        if (
+            not _HYPOTHETICAL.search(question[s:e])
+            and not _WORKED_UP.search(question[e:])
+            and not past_episode(question, i)
+        ):
             return found
         question = question[:s] + " " * (e - s) + question[e:]
         found = _red_flag(question, kb)
@@ -419,6 +448,8 @@ def _referral(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | st
         if lost_outside:
             return "content_lost_outside_the_referral"
     found, where = asked_red_flag(q, kb), "问题中"
+    if found is None and past_red_flag(q, kb):
+        return "red_flag_not_current"
     if found is None:
         for m in _SENTENCE.finditer(ref):
             if any(m.start() <= i < m.end() for i, _ in cues) and (found := _red_flag(m.group(), kb)):

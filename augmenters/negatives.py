@@ -618,10 +618,12 @@ def missing_referral(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Ran
     hit = [(s, e) for s, e in sentences if any(s <= c < e for c, _ in cues)]
     if len(hit) == len(sentences):
         return "answer_is_only_referral"
-    from augmenters.negative_verify import asked_red_flag
+    from augmenters.negative_verify import asked_red_flag, past_red_flag
 
     flag = asked_red_flag(_question(row), kb)  # 会不会引起胸口疼 asks, it does not tell a red flag
     where = "问题中"
+    if flag is None and past_red_flag(_question(row), kb):
+        return "red_flag_not_current"  # 昨天突然抽搐, over since: waiting for the clinic is acceptable
     if flag is None:
         flag = next((f for s, e in hit if (f := _red_flag(text[s:e], kb))), None)
         where = "回答的安全提示中"
