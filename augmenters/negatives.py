@@ -27,6 +27,7 @@ from augmenters.negative_kb import (
     sexes,
     stated,
 )
+from medaug.facts import segmenter
 from medaug.guards import negated
 from medaug.lexicon import Lexicon
 from medaug.schema import NEGATIVE_VERDICT, ErrorType, Label
@@ -686,12 +687,17 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
                 rest = text[ss : m.start()] + "|" + text[m.end() : se]
                 if any(w in rest for w in r.get("unless_in_sentence", ())):
                     continue  # 一定是X，需要进一步检查确诊: the sentence would contradict itself
+                if not segmenter().aligned(text, m.start(), m.end()):
+                    continue  # 绝大部分人 → 绝每一位患者: never a swap inside a longer word
                 options[r["id"]] += [(m.start(), m.end(), to) for to in r["to"]]
     drugs = [f.span[0] for f in facts.of_kind("drug", "procedure")]
     clause_ends = [i for i, ch in enumerate(text) if ch in _CLAUSE_END]
     for end in clause_ends[:-1] if clause_ends and clause_ends[-1] >= len(text.rstrip()) - 1 else clause_ends:
         s, _ = _clause_bounds(text, end - 1 if end else 0)
+        s = _clause_start(text, s, end)
         clause = text[s:end]
+        if _no_place_for_a_promise(text, s, end):
+            continue
         if clause and (any(s <= d < end for d in drugs) or any(w in clause for w in _TREATMENT_CLAUSE)):
             if any(w in clause for w in kb.warning_cues):
                 continue
@@ -718,6 +724,45 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
         "也不能免去必要的复查和医生指导",
         rid, "replace" if e > s else "insert",
     )  # fmt: skip
+
+
+# Inside a clause a "." between non-digits (medical texts often end sentences with it) or a "：" also ends
+# what the promise would follow: 传播.传染的危险人群包括：做手术者 is a list of risk groups, not advice.
+_SOFT_END = re.compile(r"(?<!\d)\.(?!\d)|[：:]")
+# A clause right next to the promise that already says the symptom goes (停药后即可消失) or the disease
+# heals (有可能会痊愈): the promise would repeat or contradict it.
+_GOES_AWAY = re.compile(r"消失|缓解|好转|减轻|消退|痊愈|全愈|治愈|恢复|康复|控制")
+# An item of a list: short, and not itself advice (静脉药瘾者, 女性溢乳).
+_LIST_ITEM_LEN = 8
+
+
+def _clause_start(text: str, s: int, end: int) -> int:
+    """Where the clause text[s:end] really starts once a soft end (a CJK "." or "：") inside it counts."""
+    ends = [m.end() for m in _SOFT_END.finditer(text, s, end)]
+    return ends[-1] if ends else s
+
+
+def _no_place_for_a_promise(text: str, s: int, end: int) -> bool:
+    """A promise after text[s:end] would sit inside an enumeration (the clause or its neighbour carries 、,
+    or the clause and both neighbours are short list items), or next to a clause that already says the
+    symptom goes away."""
+    clause = text[s:end]
+    ns, ne = _clause_bounds(text, end + 1)
+    nxt = text[ns:ne] if end + 1 < len(text) else ""
+    ps, _ = _clause_bounds(text, max(s - 2, 0))
+    prev = text[ps : max(s - 1, 0)] if s > 0 else ""
+    nxt_soft = _SOFT_END.search(nxt)
+    nxt = nxt[: nxt_soft.start()] if nxt_soft else nxt
+    prev = prev[_clause_start(prev, 0, len(prev)) :]
+    if "、" in clause or "、" in nxt:
+        return True
+
+    def item(t: str) -> bool:
+        return 0 < len(t.strip()) <= _LIST_ITEM_LEN and not _ADVICE.search(t)
+
+    if len(clause) <= _LIST_ITEM_LEN + 2 and item(nxt) and item(prev):
+        return True
+    return bool(_GOES_AWAY.search(nxt) or _GOES_AWAY.search(clause))
 
 
 _ADVICE = re.compile(r"建议|可以|可(?!能)|需要|应|宜|请|坚持|配合|首选|选用|推荐")

@@ -452,3 +452,37 @@ def test_no_flip_inside_a_disease_name_or_of_a_weak_result():
         "孩子的乙肝抗体阳性，说明有保护力，一般不需要补打乙肝疫苗。",
     )
     assert any(c.strategy == "flip" for c in _candidates(contradicts_findings, real))
+
+
+# Audit seed 7919: promises spliced into a list of risk groups, into a list of side effects that goes on to
+# say they go away, and a swap inside 绝大部分人.
+_RISK_GROUPS = (
+    "丙肝可因接触感染性血液而传播,也可经性接触传播.传染的危险人群包括：做手术者,静脉药瘾者,"
+    "感染者的家庭成员及接触血液的医务人员.很多丙肝感染者并无症状."
+)
+_SIDE_EFFECTS = (
+    "本药有抗雄激素作用，用药剂量较大时可引起男性乳房发育、女性溢乳、性欲减退等，停药后即可消失；"
+    "还可诱发剥脱性皮炎。"
+)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_overclaiming_never_inside_an_enumeration_or_next_to_a_clause_that_says_it_goes(seed):
+    for answer in (_RISK_GROUPS, _SIDE_EFFECTS):
+        c = overclaiming(_mk("丙肝会传染吗？", answer), KB, random.Random(seed))
+        assert not isinstance(c, Candidate) or c.strategy != "insert", c.output
+
+
+def test_overclaiming_never_replaces_inside_a_longer_word():
+    answer = "两种疫苗间隔的时间是28天,绝大部分人都记为一个月.建议按时接种。"
+    for seed in range(20):
+        c = overclaiming(_mk("两种疫苗间隔多长？", answer), KB, random.Random(seed))
+        assert not isinstance(c, Candidate) or "绝大部分人" not in c.before + c.output[:30], c.output
+        assert not isinstance(c, Candidate) or "绝每一位" not in c.output and "绝所有" not in c.output
+
+
+def test_overclaiming_still_follows_a_treatment_clause():
+    answer = "建议口服奥美拉唑治疗，饭后服用，平时饮食清淡，注意休息。"
+    outs = [overclaiming(_mk("胃痛怎么办？", answer), KB, random.Random(s)) for s in range(10)]
+    inserted = [c for c in outs if isinstance(c, Candidate) and c.strategy == "insert"]
+    assert inserted and all(c.start == answer.find("，") for c in inserted)
