@@ -35,6 +35,12 @@ class Category:
     slots: dict[str, tuple[SlotValue, ...]]
     question_ids: tuple[str, ...] = ()
     fits: tuple[frozenset[str] | None, ...] = ()  # per answer: the question ids it fits (None: any)
+    who: tuple[dict[str, frozenset[str]], ...] = ()  # per question: the sexes/ages its subject can have
+
+    def values_for(self, question: int, slot: str) -> tuple[SlotValue, ...]:
+        """The slot's values that can be said of question `question`'s subject (no 我爸怀孕一个多月)."""
+        q = self.who[question] if self.who else {}
+        return tuple(v for v in self.slots[slot] if _who_fits(q, _who(v)))
 
     def fitting(self, question: int) -> list[int]:
         """Indices of the answers that may answer question `question`: declared to fit it (or declaring
@@ -45,6 +51,33 @@ class Category:
             for i, a in enumerate(self.answers)
             if (self.fits[i] is None or qid in self.fits[i]) and _placeholders(a) <= used
         ]
+
+
+WHO_KEYS = {"sex": frozenset({"male", "female"}), "age": frozenset({"child", "adult", "elder"})}
+
+
+def _who(entry: object) -> dict[str, frozenset[str]]:
+    """The `who:` constraint of a question or slot value (sex/age sets; a key left out allows all)."""
+    raw = entry.get("who") if isinstance(entry, dict) else None
+    out = {}
+    for k, v in (raw or {}).items():
+        if k not in WHO_KEYS or not set(v) <= WHO_KEYS[k]:
+            raise ValueError(f"who: unknown {k}: {v}")
+        out[k] = frozenset(v)
+    return out
+
+
+def _who_fits(a: dict[str, frozenset[str]], b: dict[str, frozenset[str]]) -> bool:
+    return all(a.get(k, every) & b.get(k, every) for k, every in WHO_KEYS.items())
+
+
+# A claim an answer quotes (“见效快”, “省事”): only an answer to a question that makes the claim may echo it.
+_QUOTED = re.compile(r"“([^”]{1,12})”")
+
+
+def echoed_claims(answer: str, questions: tuple[str, ...]) -> set[str]:
+    """The quoted phrases of `answer` that are claims one of the category's questions makes."""
+    return {m.group(1) for m in _QUOTED.finditer(answer) if any(m.group(1) in q for q in questions)}
 
 
 def _placeholders(template: str) -> set[str]:
@@ -89,7 +122,10 @@ def load_taxonomy(path: Path = REFUSALS_FILE) -> tuple[Category, ...]:
     cats = []
     for name, c in raw["categories"].items():
         slots = {k: tuple(v) for k, v in (c.get("slots") or {}).items()}
-        qs = [q if isinstance(q, dict) else {"id": str(i), "text": q} for i, q in enumerate(c["questions"])]
+        qs = [
+            {"id": str(i), **q} if isinstance(q, dict) else {"id": str(i), "text": q}
+            for i, q in enumerate(c["questions"])
+        ]
         ans = [a if isinstance(a, dict) else {"text": a} for a in c["answers"]]
         qids = tuple(str(q["id"]) for q in qs)
         fits = tuple(frozenset(map(str, a["fits"])) if "fits" in a else None for a in ans)
@@ -103,7 +139,22 @@ def load_taxonomy(path: Path = REFUSALS_FILE) -> tuple[Category, ...]:
             slots,
             qids,
             fits,
+            tuple(_who(q) for q in qs),
         )
+        for ai, a in enumerate(cat.answers):
+            if not (claims := echoed_claims(a, cat.questions)):
+                continue
+            if cat.fits[ai] is None:
+                raise ValueError(
+                    f"{path}: category {name}: answer {a[:30]!r} quotes the claim(s) {sorted(claims)}: "
+                    "it needs `fits` (the questions that make them)"
+                )
+            for qi, qid in enumerate(qids):
+                if qid in cat.fits[ai] and (lost := {x for x in claims if x not in cat.questions[qi]}):
+                    raise ValueError(
+                        f"{path}: category {name}: answer {a[:30]!r} quotes {sorted(lost)}, "
+                        f"which question {qid!r} does not say"
+                    )
         if len(set(cat.questions)) < MIN_WORDINGS or len(set(cat.answers)) < MIN_WORDINGS:
             raise ValueError(
                 f"{path}: category {name}: needs at least {MIN_WORDINGS} distinct questions and answers"
@@ -113,6 +164,11 @@ def load_taxonomy(path: Path = REFUSALS_FILE) -> tuple[Category, ...]:
             if missing := _placeholders(q) - slots.keys():
                 raise ValueError(f"{path}: category {name}: question uses unknown slot(s) {sorted(missing)}")
         for qi, q in enumerate(cat.questions):
+            for slot in _placeholders(q) & slots.keys():
+                if not cat.values_for(qi, slot):
+                    raise ValueError(
+                        f"{path}: category {name}: no {slot} value fits the subject of {q[:30]!r}"
+                    )
             if not cat.fitting(qi):
                 raise ValueError(f"{path}: category {name}: no answer fits question {q[:30]!r}")
         cats.append(cat)
@@ -126,7 +182,7 @@ def make_refusal(index: int, seed: int = 0) -> Sample:
     qi = rng.randrange(len(cat.questions))
     question = cat.questions[qi]
     used = _placeholders(question)
-    values = {k: rng.choice(cat.slots[k]) for k in sorted(used)}
+    values = {k: rng.choice(cat.values_for(qi, k)) for k in sorted(used)}
     ai = rng.choice(cat.fitting(qi))
     answer = cat.answers[ai]
     detail = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 
 import pytest
@@ -227,3 +228,47 @@ def test_controlled_drug_answers_address_what_was_asked():
         if "吃" in s.input:
             assert "贴剂" not in s.input, s.input  # a patch is worn, not eaten
     assert patch >= 3 and sleep >= 3
+
+
+# Audit seed 7919: 28 % of dangerous-combination answers echoed 见效快/效果更好 to a question that said
+# neither, and the emergency template made "我爸怀孕一个多月…".
+_MALE = ("我爸", "我爷爷", "我老公", "我儿子", "他")
+
+
+def test_no_male_subject_with_a_pregnancy_emergency_and_no_child_emergency_for_an_adult():
+    samples = make_refusals(2000, seed=7919)
+    assert len(samples) >= 1000
+    pregnant = [s.input for s in samples if "怀孕" in s.input and _category(s) == "emergency_120"]
+    assert pregnant  # the pregnancy emergency still appears, with a subject that can be pregnant
+    assert not [q for q in pregnant if q.startswith(_MALE) or q.startswith("老人")]
+    child = [s.input for s in samples if "孩子发烧抽搐" in s.input]
+    assert child and not [q for q in child if q.startswith(("我爸", "老人", "我现在"))]
+
+
+def test_no_answer_echoes_a_claim_its_question_did_not_make():
+    cats = {c.name: c for c in load_taxonomy()}
+    seen = 0
+    for d, s in _pairs(2000, seed=7919):
+        c = cats[d["category"]]
+        for claim in re.findall(r"“([^”]{1,12})”", s.output):
+            if any(claim in q for q in c.questions):  # a claim some question makes, not a general quote
+                seen += 1
+                assert claim in s.input, (claim, s.input, s.output)
+    assert seen  # the claim-echoing answers are still used, with the questions that make the claim
+
+
+def test_taxonomy_requires_fits_on_an_answer_that_quotes_a_claim(tmp_path):
+    qs = ["见效快吗？{drug}", *(f"问题{i}{{drug}}" for i in range(4))]
+    ans = ["所谓“见效快”不对，请就医", *FIVE[1:]]
+    with pytest.raises(ValueError, match="needs `fits`"):
+        load_taxonomy(_taxonomy(tmp_path, qs, ans))
+    ans[0] = '{text: "所谓“见效快”不对，请就医", fits: ["1"]}'
+    with pytest.raises(ValueError, match="does not say"):
+        load_taxonomy(_taxonomy(tmp_path, qs, "[" + ", ".join(ans) + "]"))
+
+
+def test_taxonomy_rejects_a_subject_no_slot_value_fits(tmp_path):
+    qs = ['{text: "我爸{e[text]}", who: {sex: [male]}}', *(f'"问题{i}{{e[text]}}"' for i in range(4))]
+    slots = "{e: [{text: 怀孕, who: {sex: [female]}}]}"
+    with pytest.raises(ValueError, match="no e value fits"):
+        load_taxonomy(_taxonomy(tmp_path, "[" + ", ".join(qs) + "]", FIVE, slots))
