@@ -696,7 +696,7 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
         s, _ = _clause_bounds(text, end - 1 if end else 0)
         s = _clause_start(text, s, end)
         clause = text[s:end]
-        if _no_place_for_a_promise(text, s, end):
+        if _no_place_for_a_promise(text, s, end, drugs):
             continue
         if clause and (any(s <= d < end for d in drugs) or any(w in clause for w in _TREATMENT_CLAUSE)):
             if any(w in clause for w in kb.warning_cues):
@@ -731,7 +731,10 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
 _SOFT_END = re.compile(r"(?<!\d)\.(?!\d)|[：:]")
 # A clause right next to the promise that already says the symptom goes (停药后即可消失) or the disease
 # heals (有可能会痊愈): the promise would repeat or contradict it.
-_GOES_AWAY = re.compile(r"消失|缓解|好转|减轻|消退|痊愈|全愈|治愈|恢复|康复|控制")
+_NO_TREATMENT = re.compile(r"(不需要|不需|不用|无需|无须|不必|没必要)(特殊)?(治疗|用药|吃药|手术)")
+_DRUG_FORM = re.compile(r"(片|胶囊|颗粒|丸|素|口服液|注射液|合剂|冲剂|散|膏)(等)?$")
+_TEST_ADVICE = re.compile(r"检查|复查|化验|监测|复检")
+_GOES_AWAY = re.compile(r"纾解|消失|缓解|好转|减轻|消退|痊愈|全愈|治愈|恢复|康复|控制")
 # An item of a list: short, and not itself advice (静脉药瘾者, 女性溢乳).
 _LIST_ITEM_LEN = 8
 
@@ -742,11 +745,16 @@ def _clause_start(text: str, s: int, end: int) -> int:
     return ends[-1] if ends else s
 
 
-def _no_place_for_a_promise(text: str, s: int, end: int) -> bool:
+def _no_place_for_a_promise(text: str, s: int, end: int, drugs: list[int] = ()) -> bool:
     """A promise after text[s:end] would sit inside an enumeration (the clause or its neighbour carries 、,
-    or the clause and both neighbours are short list items), or next to a clause that already says the
-    symptom goes away."""
+    the clause and both neighbours are short list items, or the next clause is just another drug:
+    口服诺氟沙星胶囊，黄连素，肠炎宁片), next to a clause that already says the symptom goes away, after a
+    clause that says no treatment is needed (不需要治疗), or after advice to get a test, not a treatment."""
     clause = text[s:end]
+    if _NO_TREATMENT.search(clause):
+        return True
+    if _TEST_ADVICE.search(clause) and not any(s <= d < end for d in drugs):
+        return True
     ns, ne = _clause_bounds(text, end + 1)
     nxt = text[ns:ne] if end + 1 < len(text) else ""
     ps, _ = _clause_bounds(text, max(s - 2, 0))
@@ -761,6 +769,8 @@ def _no_place_for_a_promise(text: str, s: int, end: int) -> bool:
         return 0 < len(t.strip()) <= _LIST_ITEM_LEN and not _ADVICE.search(t)
 
     if len(clause) <= _LIST_ITEM_LEN + 2 and item(nxt) and item(prev):
+        return True
+    if item(nxt) and (any(ns <= d < ns + len(nxt) for d in drugs) or _DRUG_FORM.search(nxt.strip())):
         return True
     return bool(_GOES_AWAY.search(nxt) or _GOES_AWAY.search(clause))
 

@@ -486,3 +486,25 @@ def test_overclaiming_still_follows_a_treatment_clause():
     outs = [overclaiming(_mk("胃痛怎么办？", answer), KB, random.Random(s)) for s in range(10)]
     inserted = [c for c in outs if isinstance(c, Candidate) and c.strategy == "insert"]
     assert inserted and all(c.start == answer.find("，") for c in inserted)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "考虑结肠炎，目前可以口服药物诺氟沙星胶囊，黄连素，肠炎宁片来治疗。饮食清淡。",  # a list of drugs
+        "根据你的叙述，肝血管瘤不需要治疗，如果有肝硬化需要对症治疗。注意休息。",  # no treatment needed
+        "你可以先吃药，在用药期间你还可以检查一下肝功能，或者也可以吃点护肝片。",  # advice to get a test
+        "需要做腹腔穿刺并输注人血白蛋白予以纾解，但肝腹水目前还没有特效药。",  # already says it relieves
+    ],
+)
+def test_overclaiming_promise_follows_treatment_advice_only(answer):
+    """Seed 9001 check: promises after 不需要治疗, inside a list of drugs, after a test, after 纾解."""
+    bad_at = {
+        answer.find("胶囊，") + 2,
+        answer.find("不需要治疗，") + 5,
+        answer.find("肝功能，") + 3,
+        answer.find("纾解，") + 2,
+    }
+    for seed in range(20):
+        c = overclaiming(_mk("怎么治疗？", answer), KB, random.Random(seed))
+        assert not isinstance(c, Candidate) or c.strategy != "insert" or c.start not in bad_at, c.output
