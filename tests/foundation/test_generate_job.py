@@ -64,7 +64,8 @@ def test_end_to_end_samples_carry_provenance(clean_run):
 
 
 def test_delimited_mode_records_every_failure(small_config, tiny_model, ray_local, tmp_path, write_config):
-    # A random model never writes the 【field】 layout unconstrained: every prompt must become a recorded failure.
+    # The random-weight model never writes the 【field】 layout unconstrained: every prompt becomes a failure,
+    # recorded after its one bounded retry.
     cfg = small_config(tiny_model, tmp_path, total=8, output_mode="delimited", max_retries=1)
     manifest = run_generate(load_config(GenerateConfig, write_config(cfg), ["run.run_id=delim"]))
     samples, failed = _outputs(tmp_path / "delim")
@@ -72,6 +73,24 @@ def test_delimited_mode_records_every_failure(small_config, tiny_model, ray_loca
     st = manifest["stages"][0]
     assert sum(st["rejects"].values()) == len(failed)
     assert st["extra"]["retries"] == len(failed)  # one bounded retry each
+
+
+def test_delimited_mode_with_the_trained_model_makes_samples(
+    small_config, trained_model, ray_local, tmp_path, write_config
+):
+    # The default mode end to end: the layout-trained tiny model writes 【field】 headers unconstrained.
+    from medaug.test_model import is_test_model_folder
+
+    cfg = small_config(trained_model, tmp_path, total=16, output_mode="delimited", max_retries=2)
+    manifest = run_generate(load_config(GenerateConfig, write_config(cfg), ["run.run_id=trained"]))
+    samples, failed = _outputs(tmp_path / "trained")
+    assert len(samples) + len(failed) == 16 and len(samples) >= 12
+    st = manifest["stages"][0]
+    assert st["rows_out"] == len(samples) and sum(st["rejects"].values()) == len(failed)
+    for s in samples:
+        assert s.instruction and s.output
+        assert '"output_mode": "delimited"' in s.provenance.sampling_params
+        assert is_test_model_folder(s.provenance.model)  # the review page marks its samples
 
 
 def _env() -> dict[str, str]:
