@@ -5,7 +5,6 @@ fact check. The text is a test model's (not medical); the mechanics are the real
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import pytest
@@ -71,7 +70,7 @@ def test_delimited_success_and_a_bounded_retry_that_succeeds(stage, requests):
 
 def test_a_failure_is_recorded_after_the_last_retry(stage, requests):
     # Four tokens cannot hold three headed fields: every try is cut off, so every request fails for good.
-    short = dataclasses.replace(stage.sampling, max_tokens=4)
+    short = stage.sampling.model_copy(update={"max_tokens": 4})
     cut = type(stage)(stage.engine_config, short, "delimited", max_retries=MAX_RETRIES, engine=stage.engine)
     stats = LLMStats()
     outcomes = cut.run(requests[:6], stats)
