@@ -93,6 +93,28 @@ def test_delimited_mode_with_the_trained_model_makes_samples(
         assert is_test_model_folder(s.provenance.model)  # the review page marks its samples
 
 
+def test_the_demo_runs_the_default_mode_on_the_trained_model(trained_model, tmp_path):
+    # trained_model: the trained build is in the cache, so the demo's folder below is a copy, not a new run.
+    import json
+
+    from jobs.generate import prepare_model
+    from jobs.tiny_model import BUILD_RECORD, build_tiny_model
+
+    cfg = load_config(GenerateConfig, REPO / "configs" / "demo.yaml", [])
+    assert cfg.llm.output_mode == "delimited" and cfg.llm.max_retries > 0
+    assert cfg.llm.build_tiny_if_missing and cfg.llm.tiny_trained
+    # An older random-weight build in the demo's folder is replaced by the trained one.
+    folder = build_tiny_model(tmp_path / "medaug-test-tiny-qwen2")
+    assert json.loads((folder / BUILD_RECORD).read_text(encoding="utf-8"))["train"] is None
+    cfg.llm.engine.model = str(folder)
+    prepare_model(cfg.llm)
+    record = json.loads((folder / BUILD_RECORD).read_text(encoding="utf-8"))
+    assert (
+        record["train"] is not None
+        and record["key"] == json.loads((trained_model / BUILD_RECORD).read_text(encoding="utf-8"))["key"]
+    )
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
