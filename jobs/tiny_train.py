@@ -4,10 +4,11 @@ A random-weight model never writes the delimited layout, so the default output m
 (plain decoding, parse, bounded retry) and the LLM augmenters' checks would only ever see failures.
 The material is written here from the team's own data: prompts expanded from the shipped templates and
 knowledge table, the demo seeds, and the augmenters' own requests, each rendered exactly as the LLM
-stage sends it (same messages, same format instructions, the model's chat template). The answers are
-assembled from the knowledge table, the lexicon paraphraser and the rule-based negatives, so they are
-in the layout `generators.output_format` parses and pass the checks the augmenters apply. The text
-is not medical advice: the model is a test fixture and says so in its config.json.
+stage sends it (same messages, same format instructions, the model's chat template). The generation
+answers are short and regular (a fixed question per task, the prompt's patient and disease); the
+augmenter answers come from the lexicon paraphraser and the rule-based negatives, so they pass the
+checks the augmenters apply. All are in the layout `generators.output_format` parses. The text is not
+medical advice: the model is a test fixture and says so in its config.json.
 """
 
 from __future__ import annotations
