@@ -130,6 +130,7 @@ def load_template_file(path: str | Path = DEFAULT_TEMPLATES) -> list[Template]:
         tid = item.get("id", f"#{i + 1}") if isinstance(item, dict) else f"#{i + 1}"
         try:
             t = Template.model_validate(item)
+            # Sorted: the pools' order is the order prompts draw from them (a set's order varies per process).
             used = {n: pools[n] for n in sorted(_used_names(t)) if n in pools and n not in t.phrases}
             if used:
                 t = t.model_copy(update={"phrases": {**t.phrases, **used}})

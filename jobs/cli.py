@@ -39,11 +39,16 @@ def generate(
     raise typer.Exit(cli_entry(str(config), run_id, output_dir, set_, max_shards))
 
 
-def build_tiny(path: Path = typer.Argument(..., help="folder to write the model to")) -> None:
-    """Build the random-weight tiny Qwen2 model used by tests and the offline demo."""
+def build_tiny(
+    path: Path = typer.Argument(..., help="folder to write the model to"),
+    trained: bool = typer.Option(
+        False, "--trained/--random", help="train it briefly on the 【field】 layout (the demo's model)"
+    ),
+) -> None:
+    """Build the tiny Qwen2 test model (random weights, or briefly trained) used by tests and the demo."""
     from jobs.tiny_model import build_tiny_model
 
-    typer.echo(str(build_tiny_model(path)))
+    typer.echo(str(build_tiny_model(path, train=trained, log=typer.echo if trained else None)))
 
 
 def augment(

@@ -31,7 +31,12 @@ class LLMSection(BaseModel):
         default=None, ge=1, description="engine replicas; default: one per GPU group / per node"
     )
     build_tiny_if_missing: bool = Field(
-        default=False, description="demo only: build the random-weight tiny model at engine.model if absent"
+        default=False,
+        description="demo only: build the tiny test model at engine.model if absent (or an older medaug build)",
+    )
+    tiny_trained: bool = Field(
+        default=True,
+        description="demo only: train the tiny model briefly so it writes the 【field】 layout (jobs.tiny_train)",
     )
 
 

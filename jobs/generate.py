@@ -45,11 +45,15 @@ def _atomic_failures(rows: list[dict[str, Any]], path: Path) -> None:
 
 def prepare_model(llm: LLMSection) -> None:
     """Build the demo model if asked; make a local model path absolute so every worker finds it."""
-    if llm.build_tiny_if_missing and not (Path(llm.engine.model) / "config.json").exists():
-        from jobs.tiny_model import build_tiny_model
+    from jobs.tiny_model import BUILD_RECORD, build_tiny_model
 
-        print(f"[generate] building the tiny demo model at {llm.engine.model}", flush=True)
-        build_tiny_model(llm.engine.model)
+    folder = Path(llm.engine.model)
+    if llm.build_tiny_if_missing and (
+        not (folder / "config.json").exists() or (folder / BUILD_RECORD).exists()
+    ):
+        # A medaug build is rebuilt when its inputs changed (a no-op when they did not).
+        print(f"[generate] tiny demo model at {llm.engine.model} (built or cached)", flush=True)
+        build_tiny_model(llm.engine.model, train=llm.tiny_trained)
     if Path(llm.engine.model).exists():
         llm.engine.model = str(Path(llm.engine.model).resolve())
 

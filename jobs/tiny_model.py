@@ -3,8 +3,8 @@
 No weights can be downloaded on these machines, so tests and the offline demo need a model made on
 the spot. It is loaded by exactly the same code as a real model (a local folder or hub id handed to
 vLLM), so the mechanics are real, and its config.json says it is a test model (`medaug_test_model`):
-its text is not medical. `train=True` runs `jobs.tiny_train` (opt-in: the recipe does not yet
-reach the layout parse rate it aims at, see bench/RESULTS.md).
+its text is not medical. `train=True` runs `jobs.tiny_train` (about a minute of CPU): the model then
+writes the 【field】 layout unconstrained most of the time (the demo's model; bench/RESULTS.md).
 
 Fixed seeds and a fixed thread count make a rebuild give the same files. A build records its inputs'
 hash in `medaug_build.json`: an identical rebuild is skipped, and finished builds are kept in a cache
@@ -126,9 +126,7 @@ def build_key(shape: dict[str, Any], tcfg: Any) -> str:
     from jobs.tiny_train import MATERIAL_DATA, MATERIAL_MODULES
 
     modules = (
-        MATERIAL_MODULES
-        if tcfg
-        else ("jobs.tiny_model", "generators.templates", "generators.knowledge")
+        MATERIAL_MODULES if tcfg else ("jobs.tiny_model", "generators.templates", "generators.knowledge")
     )
     data = MATERIAL_DATA if tcfg else (REPO / "generators" / "data",)
     h = hashlib.sha256()

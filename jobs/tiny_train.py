@@ -4,10 +4,11 @@ A random-weight model never writes the delimited layout, so the default output m
 (plain decoding, parse, bounded retry) and the LLM augmenters' checks would only ever see failures.
 The material is written here from the team's own data: prompts expanded from the shipped templates and
 knowledge table, the demo seeds, and the augmenters' own requests, each rendered exactly as the LLM
-stage sends it (same messages, same format instructions, the model's chat template). The answers are
-assembled from the knowledge table, the lexicon paraphraser and the rule-based negatives, so they are
-in the layout `generators.output_format` parses and pass the checks the augmenters apply. The text
-is not medical advice: the model is a test fixture and says so in its config.json.
+stage sends it (same messages, same format instructions, the model's chat template). The generation
+answers are short and regular (a fixed question per task, the prompt's patient and disease); the
+augmenter answers come from the lexicon paraphraser and the rule-based negatives, so they pass the
+checks the augmenters apply. All are in the layout `generators.output_format` parses. The text is not
+medical advice: the model is a test fixture and says so in its config.json.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast, Qwen2ForCausalLM
 
 # Bump when the material or the recipe changes: it is part of the build's cache key.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SEEDS = REPO / "configs" / "seeds" / "demo-seeds.jsonl"
 # What the tokenizer corpus and the material are made from: a change here means a new build (cache key).
@@ -51,13 +52,15 @@ class TrainConfig:
 
     steps: int = 240
     batch_size: int = 8
-    lr: float = 5e-3
+    lr: float = 3e-3
     warmup: int = 10
-    layout_weight: float = 4.0  # loss weight of header and end-of-turn tokens: the layout is the point
+    # Loss weight of header and end-of-turn tokens: the layout is the point (4.0 made headers repeat).
+    layout_weight: float = 2.0
     seed: int = 0
     # Fixed (float reduction order); on a busy 2-core machine one thread also wastes no spin-waits.
     threads: int = 1
-    generation_prompts: int = 600
+    generation_prompts: int = 300  # fewer distinct answers, seen more often: measured better than 600
+    augmenter_material: bool = True  # the LLM augmenters' one-field 【output】 requests
 
     def key(self) -> dict[str, Any]:
         return {**asdict(self), "recipe": RECIPE_VERSION}
@@ -76,50 +79,20 @@ def layout(values: dict[str, str]) -> str:
 
 
 # ------------------------------------------------------------------ generation answers from the slots
-# Short and regular on purpose: a two-layer model trained for a minute learns a layout it can see.
-def _first(joined: str) -> str:
-    return joined.split("；")[0]
-
-
-def _qa(s: dict[str, str], rng: random.Random) -> dict[str, str]:
-    ask = rng.choice(["怎么办？", "要紧吗？"])
-    return {
-        "instruction": f"{s['symptoms_colloquial']}，{ask}",
-        "input": "",
-        "output": f"可能是{s['disease']}，建议检查{_first(s['findings'])}，必要时就医。",
-    }
-
-
-def _record(s: dict[str, str], rng: random.Random) -> dict[str, str]:
-    return {
-        "instruction": "请生成规范的门诊病历",
-        "input": f"{s['patient']}，{s['symptoms_colloquial']}",
-        "output": f"主诉：{s['symptoms_clinical']}。初步诊断：{s['disease']}。",
-    }
-
-
-def _reasoning(s: dict[str, str], rng: random.Random) -> dict[str, str]:
-    return {
-        "instruction": "请给出最可能的诊断",
-        "input": f"{s['patient']}，{_first(s['findings'])}",
-        "output": f"最可能的诊断为{s['disease']}，建议及时就医。",
-    }
-
-
-def _report(s: dict[str, str], rng: random.Random) -> dict[str, str]:
-    return {
-        "instruction": "请解释这份检查报告",
-        "input": _first(s["findings"]),
-        "output": f"报告提示{s['disease']}可能，请到{s['area_name']}专科复诊。",
-    }
-
-
-ANSWERS: dict[str, Callable[[dict[str, str], random.Random], dict[str, str]]] = {
-    "medical_qa": _qa,
-    "record_generation": _record,
-    "diagnostic_reasoning": _reasoning,
-    "report_explanation": _report,
+# Short, and regular on purpose: a two-layer model trained for a minute learns a layout it can see. Every
+# body ends in its own mark (instruction "？", input the patient's "…岁", output "。"), so which header
+# comes next is readable from the last token or two; the only text copied from the prompt is the
+# patient and the disease, which keeps samples apart (dedup) without much to learn.
+ASKS = {
+    "medical_qa": "这要紧吗？",
+    "record_generation": "病历怎么写？",
+    "diagnostic_reasoning": "最可能是什么病？",
+    "report_explanation": "报告是什么意思？",
 }
+
+
+def _answer(task: str, s: dict[str, str]) -> dict[str, str]:
+    return {"instruction": ASKS[task], "input": s["patient"], "output": f"考虑{s['disease']}，建议就医。"}
 
 
 def _stage_messages() -> Callable[[Any], list[dict[str, str]]]:
@@ -138,11 +111,10 @@ def generation_examples(n: int, seed: int) -> tuple[list[Example], list[dict[str
     from generators.templates import load_templates
 
     messages = _stage_messages()
-    rng = random.Random(seed)
     prompts = expand(load_templates(), load_knowledge(), load_comorbidities(), Quotas(total=n), seed=seed)
     examples, rows = [], []
     for p in prompts:
-        values = ANSWERS[p.task.value](p.slots, rng)
+        values = _answer(p.task.value, p.slots)
         examples.append(Example(messages(LLMRequest(p.prompt_id, p.system, p.user)), layout(values)))
         rows.append(
             {
@@ -167,7 +139,10 @@ def _demo_rows() -> list[dict[str, Any]]:
 
 
 def paraphrase_examples(rows: list[dict[str, Any]]) -> list[Example]:
-    """Lexicon rewrites that the preservation check accepts (others are not taught)."""
+    """Lexicon rewrites of the answer that the preservation check accepts (others are not taught).
+
+    Only the `output` field: a one-field 【instruction】 answer would begin like the generation layout
+    and end after its first field, the very mistake the training is there to remove."""
     from augmenters.llm_paraphrase import MODES, build_request
     from augmenters.paraphrase import normalize_line
     from augmenters.preserve import PreservationCheck
@@ -176,10 +151,12 @@ def paraphrase_examples(rows: list[dict[str, Any]]) -> list[Example]:
     lexicon = load_lexicon()
     check = PreservationCheck(lexicon)
     messages = _stage_messages()
-    lead = {"patient_question": "医生您好，", "plain_answer": "简单来说，", "clinical_answer": "综合考虑，"}
+    lead = {"plain_answer": "简单来说，", "clinical_answer": "综合考虑，"}
     examples = []
     for row in rows:
         for mode, m in MODES.items():
+            if m.field != "output":
+                continue
             direction = "to_clinical" if mode == "clinical_answer" else "to_colloquial"
             rewrite = lead[mode] + normalize_line(row[m.field], lexicon, direction)
             if check.check(row[m.field], rewrite) is None:
@@ -208,6 +185,8 @@ def negative_examples(rows: list[dict[str, Any]], seed: int) -> list[Example]:
 
 def training_examples(cfg: TrainConfig) -> list[Example]:
     gen, gen_rows = generation_examples(cfg.generation_prompts, cfg.seed)
+    if not cfg.augmenter_material:
+        return gen
     aug_rows = _demo_rows() + gen_rows[: len(gen_rows) // 6]
     return gen + paraphrase_examples(aug_rows) + negative_examples(aug_rows, cfg.seed)
 

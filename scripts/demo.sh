@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs medaug into .venv, then runs the main job on its embedded default: local Ray (127.0.0.1 only),
-# the CPU vLLM build with a tiny random-weight model, the team's demo seeds, and a SQLite review queue.
+# the CPU vLLM build with a tiny layout-trained test model, the team's demo seeds, and a SQLite review queue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh

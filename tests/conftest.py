@@ -74,3 +74,13 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from jobs.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-qwen2")
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same tiny model after its short layout training (jobs.tiny_train): it writes the 【field】 layout
+    unconstrained most of the time, so the delimited mode's success and retry paths run. Built once per
+    cache key and copied from MEDAUG_MODEL_CACHE afterwards."""
+    from jobs.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("trained") / "tiny-qwen2", train=True)

@@ -64,7 +64,8 @@ def test_end_to_end_samples_carry_provenance(clean_run):
 
 
 def test_delimited_mode_records_every_failure(small_config, tiny_model, ray_local, tmp_path, write_config):
-    # A random model never writes the 【field】 layout unconstrained: every prompt must become a recorded failure.
+    # The random-weight model never writes the 【field】 layout unconstrained: every prompt becomes a failure,
+    # recorded after its one bounded retry.
     cfg = small_config(tiny_model, tmp_path, total=8, output_mode="delimited", max_retries=1)
     manifest = run_generate(load_config(GenerateConfig, write_config(cfg), ["run.run_id=delim"]))
     samples, failed = _outputs(tmp_path / "delim")
@@ -72,6 +73,46 @@ def test_delimited_mode_records_every_failure(small_config, tiny_model, ray_loca
     st = manifest["stages"][0]
     assert sum(st["rejects"].values()) == len(failed)
     assert st["extra"]["retries"] == len(failed)  # one bounded retry each
+
+
+def test_delimited_mode_with_the_trained_model_makes_samples(
+    small_config, trained_model, ray_local, tmp_path, write_config
+):
+    # The default mode end to end: the layout-trained tiny model writes 【field】 headers unconstrained.
+    from medaug.test_model import is_test_model_folder
+
+    cfg = small_config(trained_model, tmp_path, total=16, output_mode="delimited", max_retries=2)
+    manifest = run_generate(load_config(GenerateConfig, write_config(cfg), ["run.run_id=trained"]))
+    samples, failed = _outputs(tmp_path / "trained")
+    assert len(samples) + len(failed) == 16 and len(samples) >= 12
+    st = manifest["stages"][0]
+    assert st["rows_out"] == len(samples) and sum(st["rejects"].values()) == len(failed)
+    for s in samples:
+        assert s.instruction and s.output
+        assert '"output_mode": "delimited"' in s.provenance.sampling_params
+        assert is_test_model_folder(s.provenance.model)  # the review page marks its samples
+
+
+def test_the_demo_runs_the_default_mode_on_the_trained_model(trained_model, tmp_path):
+    # trained_model: the trained build is in the cache, so the demo's folder below is a copy, not a new run.
+    import json
+
+    from jobs.generate import prepare_model
+    from jobs.tiny_model import BUILD_RECORD, build_tiny_model
+
+    cfg = load_config(GenerateConfig, REPO / "configs" / "demo.yaml", [])
+    assert cfg.llm.output_mode == "delimited" and cfg.llm.max_retries > 0
+    assert cfg.llm.build_tiny_if_missing and cfg.llm.tiny_trained
+    # An older random-weight build in the demo's folder is replaced by the trained one.
+    folder = build_tiny_model(tmp_path / "medaug-test-tiny-qwen2")
+    assert json.loads((folder / BUILD_RECORD).read_text(encoding="utf-8"))["train"] is None
+    cfg.llm.engine.model = str(folder)
+    prepare_model(cfg.llm)
+    record = json.loads((folder / BUILD_RECORD).read_text(encoding="utf-8"))
+    assert (
+        record["train"] is not None
+        and record["key"] == json.loads((trained_model / BUILD_RECORD).read_text(encoding="utf-8"))["key"]
+    )
 
 
 def _env() -> dict[str, str]:

@@ -219,3 +219,32 @@ def test_age_bands_met_within_an_area_where_its_diseases_allow():
             lo, hi = AGE_BANDS[band]
             share = sum(lo <= r.age <= hi for r in rs) / len(rs)
             assert abs(share - 1 / 3) <= 0.05, (area, band, share)
+
+
+def test_expansion_is_the_same_in_every_process():
+    # Phrase pools once came in a set's order, which varies with the process's hash seed: the same seed then
+    # drew different phrases in another process (and the tiny model's training material changed with it).
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "from generators.expand import Quotas, expand\n"
+        "from generators.knowledge import load_comorbidities, load_knowledge\n"
+        "from generators.templates import load_templates\n"
+        "ps = expand(load_templates(), load_knowledge(), load_comorbidities(), Quotas(total=60), seed=0)\n"
+        "print(repr([(p.prompt_id, p.user) for p in ps]))\n"
+    )
+    repo = str(Path(__file__).resolve().parents[2])
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": hs, "PYTHONPATH": repo},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for hs in ("1", "2", "3")
+    }
+    assert len(outs) == 1 and len(next(iter(outs))) > 1000
