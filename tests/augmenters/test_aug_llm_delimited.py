@@ -55,7 +55,6 @@ def test_delimited_success_and_a_bounded_retry_that_succeeds(stage, requests):
     retried_ok = [o for o in outcomes if o.fields is not None and o.attempts > 1]
     failed = [o for o in outcomes if o.fields is None]
     assert len(first) >= 0.6 * len(requests)  # the trained model writes the layout unconstrained
-    assert retried_ok, "no prompt failed on its first try and parsed on a retry"
     for o in first + retried_ok:
         assert set(o.fields) == set(SAMPLE_FIELDS) and o.fields["instruction"] and o.fields["output"]
         assert o.error is None and o.raw == ""
@@ -63,6 +62,15 @@ def test_delimited_success_and_a_bounded_retry_that_succeeds(stage, requests):
         assert o.attempts == MAX_RETRIES + 1 and o.error and o.raw
     assert stats.parsed == len(first) + len(retried_ok) and sum(stats.failed.values()) == len(failed)
     assert stats.retries >= len(retried_ok) + MAX_RETRIES * len(failed)
+    if not retried_ok:
+        # At 0.8 the model rarely misses the layout, so whether one of these prompts needs a retry depends on
+        # the training material; sampled hotter, first tries miss often enough that some retry succeeds.
+        hot = stage.sampling.model_copy(update={"temperature": 1.3})
+        hotter = type(stage)(stage.engine_config, hot, "delimited", max_retries=MAX_RETRIES, engine=stage.engine)
+        retried_ok = [o for o in hotter.run(requests) if o.fields is not None and o.attempts > 1]
+        for o in retried_ok:
+            assert set(o.fields) == set(SAMPLE_FIELDS) and o.error is None and o.raw == ""
+    assert retried_ok, "no prompt failed on its first try and parsed on a retry"
     # The same seeds give the same outcomes (a resumed or redone shard writes the same samples).
     again = stage.run(requests)
     assert [(o.fields, o.attempts) for o in again] == [(o.fields, o.attempts) for o in outcomes]
