@@ -133,15 +133,23 @@ def check_wrong(
     return fn(question_of(row), ref, wrong, kb)
 
 
-# ------------------------------------------------------------------------------------------ diagnosis
-def _diagnosis(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
-    ext = entity_extractor()
+def _one_swap(ext: Any, ref: str, wrong: str, kind: str) -> tuple[Any, Any] | None:
+    """The (before, after) facts when exactly one entity of `kind` was replaced and nothing else changed."""
     changes = ext.changes(ref, wrong)
     lost = [c for c in changes if c.change == "lost"]
     added = [c for c in changes if c.change == "added"]
-    if {c.kind for c in changes} != {"disease"} or len(lost) != 1 or len(added) != 1 or len(changes) != 2:
+    if {c.kind for c in changes} != {kind} or len(lost) != 1 or len(added) != 1 or len(changes) != 2:
+        return None
+    return lost[0].before, added[0].after
+
+
+# ------------------------------------------------------------------------------------------ diagnosis
+def _diagnosis(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
+    ext = entity_extractor()
+    swap = _one_swap(ext, ref, wrong, "disease")
+    if swap is None:
         return "not_one_diagnosis_swapped"
-    x, y = lost[0].before, added[0].after
+    x, y = swap
     entry = kb.disease_surfaces.get(x.surface) or kb.disease_surfaces.get(x.term)
     d = kb.diseases_by_name.get(entry or "")
     if d is None:
@@ -174,12 +182,10 @@ def _drug(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
     from augmenters.negatives import _recommended, route_mismatch, whole_drug
 
     ext = entity_extractor()
-    changes = ext.changes(ref, wrong)
-    lost = [c for c in changes if c.change == "lost"]
-    added = [c for c in changes if c.change == "added"]
-    if {c.kind for c in changes} != {"drug"} or len(lost) != 1 or len(added) != 1 or len(changes) != 2:
+    swap = _one_swap(ext, ref, wrong, "drug")
+    if swap is None:
         return "not_one_drug_swapped"
-    sx, sy = lost[0].before.surface, added[0].after.surface
+    sx, sy = swap[0].surface, swap[1].surface
     x, y = _base_drug(sx, kb), _base_drug(sy, kb)
     if x is None or y is None:
         return "drug_not_in_tables"

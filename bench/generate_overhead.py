@@ -44,11 +44,9 @@ def main() -> int:
     ap.add_argument("--no-random", action="store_true", help="skip the random-weight comparison")
     args = ap.parse_args()
 
-    for k, v in {
-        "VLLM_CPU_KVCACHE_SPACE": "1",
-        "OMP_NUM_THREADS": "1",
-        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
-    }.items():
+    from generators.engine import CPU_ENGINE_ENV
+
+    for k, v in CPU_ENGINE_ENV.items():
         os.environ.setdefault(k, v)
     from vllm import SamplingParams
 

@@ -26,13 +26,10 @@ from augmenters.llm_paraphrase import (
 )
 from augmenters.negatives import load_negative_knowledge
 from augmenters.preserve import PreservationCheck
+from generators.engine import CPU_ENGINE_ENV
 from medaug.schema import ErrorType, samples_to_table, table_to_samples
 
-for _k, _v in {
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "OMP_NUM_THREADS": "1",
-    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
-}.items():
+for _k, _v in CPU_ENGINE_ENV.items():
     os.environ.setdefault(_k, _v)
 
 

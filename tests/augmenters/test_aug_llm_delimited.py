@@ -13,15 +13,12 @@ from augmenters.llm_negatives import ERROR_PROMPTS, llm_negatives_table, shows_e
 from augmenters.llm_paraphrase import llm_paraphrase_table
 from augmenters.negatives import load_negative_knowledge
 from augmenters.preserve import PreservationCheck
+from generators.engine import CPU_ENGINE_ENV
 from generators.llm_stage import SAMPLE_FIELDS, LLMRequest, LLMStats
 from generators.output_format import parse_output
 from medaug.schema import samples_to_table, table_to_samples
 
-for _k, _v in {
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "OMP_NUM_THREADS": "1",
-    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
-}.items():
+for _k, _v in CPU_ENGINE_ENV.items():
     os.environ.setdefault(_k, _v)
 
 MAX_RETRIES = 2

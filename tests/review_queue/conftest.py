@@ -19,3 +19,17 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QueueStore
     s = QueueStore.open(url, lease_seconds=60)
     yield s
     s.close()
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def browser():  # -> playwright Browser; one Debian chromium for every page test
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -3,11 +3,9 @@ physician minutes per approved sample, and a held stratum released from the page
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from queue_samples import make_samples
 from queue_server import serving
 
@@ -15,17 +13,6 @@ from medaug.schema import AugmentationStep
 from review_queue.decisions import Decision
 from review_queue.store import QueueStore
 from review_queue.strata import HoldPolicy, stratum_of
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def test_maintainer_sees_strata_and_releases_a_held_one(browser: Browser, tmp_path: Path) -> None:
