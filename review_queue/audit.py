@@ -25,7 +25,6 @@ lock. `verify` also replays the log against `queue_items`, `reviews`, `arbitrati
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
@@ -33,7 +32,6 @@ import logging
 import os
 import random
 import secrets
-import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,11 +39,10 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from review_queue import pgfast
-from review_queue.db import AUDIT_CHAINS, audit_head, audit_log, audit_meta
+from review_queue import pgfast, sql
+from review_queue.db import AUDIT_CHAINS
 from review_queue.errors import QueueError
 
 GENESIS = "0" * 64
@@ -148,7 +145,7 @@ def _ensure_marker(conn: Connection) -> bytes:
     key = key_for(conn.engine)
     entry = _KEYS[conn.engine]
     if entry.keyed_from is None:
-        row = conn.execute(sa.select(audit_meta).where(audit_meta.c.id == 1)).first()
+        row = conn.execute(sql.AUDIT_MARKER).first()
         if row is None:
             raise AuditKeyError(
                 "the audit log has no key marker (audit_meta): the schema predates migration 0003 "
@@ -214,7 +211,7 @@ def append(
     statement (data-modifying CTEs), so the append and the writes cost two round trips. The
     writes' bind parameter names must be distinct from each other and from `audit_*`, `head_*`.
     `durable=False` (PostgreSQL): the commit does not wait for the WAL flush, for transactions
-    a crash may forget as a whole (leases; see review_queue.store.LEASES_DURABLE); the same statement sets it.
+    a crash may forget as a whole (leases; see review_queue.leases.LEASES_DURABLE); the same statement sets it.
     """
     pg = conn.dialect.name == "postgresql"
     if not events or not pg:
@@ -233,135 +230,45 @@ def append(
         prev = h
     head = {"head_id": chain, "head_seq": seqs[-1], "head_hash": prev}
     if not pg:
-        conn.execute(audit_log.insert(), [dict(zip(_NAMES, r, strict=True)) for r in rows])
-        conn.execute(_HEAD_UPDATE, head)
+        conn.execute(sql.AUDIT_INSERT, [dict(zip(sql.AUDIT_FIELDS, r, strict=True)) for r in rows])
+        conn.execute(sql.HEAD_UPDATE, head)
         return
-    if len(rows) <= _VALUES_MAX:  # scalar parameters: cheaper to send than ten one-element arrays
-        params = {f"a{i}_{c}": v for i, r in enumerate(rows) for c, v in zip(_NAMES, r, strict=True)}
-        insert = _values_insert(len(rows))
+    if len(rows) <= sql.AUDIT_VALUES_MAX:  # scalar parameters: cheaper to send than ten one-element arrays
+        params = {
+            f"a{i}_{c}": v for i, r in enumerate(rows) for c, v in zip(sql.AUDIT_FIELDS, r, strict=True)
+        }
+        insert = sql.audit_values_insert(len(rows))
     else:
-        params = {f"audit_{c}": list(col) for c, col in zip(_NAMES, zip(*rows, strict=True), strict=True)}
-        insert = _ARRAY_INSERT
+        params = {
+            f"audit_{c}": list(col) for c, col in zip(sql.AUDIT_FIELDS, zip(*rows, strict=True), strict=True)
+        }
+        insert = sql.AUDIT_ARRAY_INSERT
     params |= head
     for _, p in writes:
         params |= p
-    pgfast.execute(conn, _combined(tuple(stmt for stmt, _ in writes), insert, durable), params)
+    pgfast.execute(conn, sql.with_writes(tuple(stmt for stmt, _ in writes), insert, durable), params)
 
 
-_COMBINED: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
-_BUILDING = threading.Lock()
-_MAX_COMBINED = 256
-
-
-def _combined(writes: tuple[Any, ...], insert: Any, durable: bool = True) -> Any:
-    """The head update with the writes and the audit insert as CTEs, built once per set of statements."""
-    key = (*map(id, (*writes, insert)), durable)
-    hit = _COMBINED.get(key)
-    if hit is None:
-        with _BUILDING:  # one thread builds it; the others at a cold start wait instead of each building it
-            return _build_combined(key, writes, insert, durable)
-    return hit[1]
-
-
-def _build_combined(key: tuple[Any, ...], writes: tuple[Any, ...], insert: Any, durable: bool) -> Any:
-    hit = _COMBINED.get(key)
-    if hit is None:
-        stmt = _HEAD_UPDATE if durable else _HEAD_UPDATE_NO_FLUSH_WAIT
-        for i, w in enumerate([*writes, insert]):
-            stmt = stmt.add_cte(w.cte(f"w{i}"))
-        if len(_COMBINED) >= _MAX_COMBINED:  # statements built per call: do not keep them
-            return stmt
-        hit = _COMBINED.setdefault(
-            key, ((*writes, insert), stmt)
-        )  # keeps them alive, so their ids stay unique
-    return hit[1]
-
-
-# Each statement has a fixed shape, so SQLAlchemy compiles it once and PostgreSQL prepares it:
-# up to _VALUES_MAX rows as VALUES with one parameter per field, more as one array per column.
-_COLUMNS = [
-    ("seq", sa.BigInteger),
-    ("at", sa.Text),
-    ("actor", sa.Text),
-    ("action", sa.Text),
-    ("item_id", sa.Text),
-    ("before", sa.Text),
-    ("after", sa.Text),
-    ("prev_hash", sa.Text),
-    ("hash", sa.Text),
-    ("chain", sa.Integer),
-]
-_NAMES = [c for c, _ in _COLUMNS]
-_VALUES_MAX = 4
-_ARRAY_INSERT = audit_log.insert().from_select(
-    _NAMES,
-    sa.select(
-        *[sa.func.unnest(sa.bindparam(f"audit_{c}", type_=postgresql.ARRAY(t))).label(c) for c, t in _COLUMNS]
-    ),
-)
-_HEAD_UPDATE = (
-    audit_head.update()
-    .where(audit_head.c.id == sa.bindparam("head_id"))
-    .values(seq=sa.bindparam("head_seq"), hash=sa.bindparam("head_hash"))
-)
-# The same, also setting synchronous_commit=off for the rest of the transaction (SET LOCAL in the
-# statement that is sent anyway, instead of one more round trip).
-_HEAD_UPDATE_NO_FLUSH_WAIT = _HEAD_UPDATE.where(
-    sa.func.set_config("synchronous_commit", "off", sa.true()).is_not(None)
-)
-
-
-@functools.cache
-def _values_insert(n: int) -> Any:
-    return audit_log.insert().values(
-        [{c: sa.bindparam(f"a{i}_{c}", type_=t) for c, t in _COLUMNS} for i in range(n)]
-    )
-
-
-# Lock the first free head; the sequence is read only after the lock is held (MATERIALIZED), so
-# within one chain seq grows in commit order.
-_FREE_HEAD = sa.text(
-    "WITH h AS MATERIALIZED (SELECT id, hash FROM audit_head ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-    "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, :n)) AS seqs FROM h"
-)
-_ONE_HEAD = sa.text(
-    "WITH h AS MATERIALIZED (SELECT id, hash FROM audit_head WHERE id = :id FOR UPDATE) "
-    "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, :n)) AS seqs FROM h"
-)
-
-
-# Every head is locked: start a new chain (its head row, inserted by this transaction, is locked by it)
-# rather than wait behind a transaction that may itself be waiting for its client. Chains only grow to
-# the peak number of concurrent writers (at most MAX_CHAINS); verify reads whatever chains exist.
-_NEW_HEAD = sa.text(
-    "WITH h AS (INSERT INTO audit_head (id, seq, hash) SELECT coalesce(max(id), 0) + 1, 0, :genesis "
-    "FROM audit_head HAVING coalesce(max(id), 0) < :max_chains ON CONFLICT (id) DO NOTHING RETURNING id, hash) "
-    "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, :n)) AS seqs FROM h"
-)
+# Chains only grow to the peak number of concurrent writers (at most MAX_CHAINS; sql.NEW_HEAD starts
+# one when every head is locked); verify reads whatever chains exist.
 MAX_CHAINS = 256
 
 
 def _lock_head(conn: Connection, n: int) -> tuple[int, str, list[int]]:
-    rows = pgfast.execute(conn, _FREE_HEAD, {"n": n})
+    rows = pgfast.execute(conn, sql.FREE_HEAD, {"n": n})
     if not rows:
-        rows = pgfast.execute(conn, _NEW_HEAD, {"n": n, "genesis": GENESIS, "max_chains": MAX_CHAINS})
+        rows = pgfast.execute(conn, sql.NEW_HEAD, {"n": n, "genesis": GENESIS, "max_chains": MAX_CHAINS})
     if (
         not rows
     ):  # a concurrent writer took that id, or the chains are at their maximum: wait for a random one
-        rows = pgfast.execute(conn, _ONE_HEAD, {"n": n, "id": random.randint(1, AUDIT_CHAINS)})
+        rows = pgfast.execute(conn, sql.ONE_HEAD, {"n": n, "id": random.randint(1, AUDIT_CHAINS)})
     row = rows[0]
     return int(row.id), row.hash, sorted(row.seqs)
 
 
 def _lock_head_sqlite(conn: Connection, n: int) -> tuple[int, str, list[int]]:
     """SQLite has one writer at a time (BEGIN IMMEDIATE): chain 1, and seq follows the largest one."""
-    row = conn.execute(
-        sa.select(
-            audit_head.c.id,
-            audit_head.c.hash,
-            sa.select(sa.func.coalesce(sa.func.max(audit_log.c.seq), 0)).scalar_subquery(),
-        ).where(audit_head.c.id == 1)
-    ).one()
+    row = conn.execute(sql.SQLITE_HEAD).one()
     last = int(row[2])
     return 1, row.hash, list(range(last + 1, last + n + 1))
 
@@ -379,9 +286,7 @@ class VerifyResult:
 def _iter_chunks(conn: Connection, chunk: int = 5000) -> Iterator[list[sa.Row[Any]]]:
     last = 0
     while True:
-        batch = conn.execute(
-            sa.select(audit_log).where(audit_log.c.seq > last).order_by(audit_log.c.seq).limit(chunk)
-        ).all()
+        batch = conn.execute(sql.AUDIT_ROWS_AFTER, {"after": last, "chunk": chunk}).all()
         if not batch:
             return
         yield batch
@@ -406,7 +311,7 @@ def verify(engine: Engine, *, max_problems: int = 100, tables: bool = True) -> V
     res = VerifyResult()
     key = key_for(engine)
     with engine.connect() as conn:
-        marker = conn.execute(sa.select(audit_meta).where(audit_meta.c.id == 1)).first()
+        marker = conn.execute(sql.AUDIT_MARKER).first()
     keyed_from = 1
     if marker is None:
         res.problems.append("the audit key marker (audit_meta) is missing: every row is checked as keyed")
@@ -441,7 +346,7 @@ def verify(engine: Engine, *, max_problems: int = 100, tables: bool = True) -> V
         if len(res.problems) >= max_problems:
             return res
     with engine.connect() as conn:
-        heads = {h.id: (int(h.seq), h.hash) for h in conn.execute(sa.select(audit_head))}
+        heads = {h.id: (int(h.seq), h.hash) for h in conn.execute(sql.AUDIT_HEADS)}
     for chain in sorted(heads.keys() | last.keys()):
         end, want = last.get(chain, (0, GENESIS)), heads.get(chain)
         if want != end:

@@ -149,6 +149,8 @@ audit_meta = sa.Table(
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """SQLite: WAL + one writer transaction (BEGIN IMMEDIATE); PostgreSQL: a pool sized for many reviewers."""
+    from review_queue import sql  # (sql is built on this module's tables)
+
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs)
 
@@ -156,15 +158,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=60000")
+            for pragma in sql.SQLITE_PRAGMAS:
+                cur.execute(pragma)
             cur.close()
 
         @sa.event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql(sql.SQLITE_BEGIN)
 
         return engine
     # At least as many connections as the service runs requests at once (FastAPI/anyio: 40 worker

@@ -27,11 +27,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from medaug.schema import NEGATIVE_VERDICT, Label, Sample
-from review_queue.db import items
+from review_queue import sql
 from review_queue.strata import is_test_model, stratum_of
 
 FIELDS = ("instruction", "input", "output")
@@ -272,14 +271,9 @@ def neighbours(engine: Engine, sample: Sample, item_id: str, skip: set[str]) -> 
     """The most similar of the recently queued items of the same area and task (normalised Indel similarity)."""
     from rapidfuzz import fuzz, process
 
-    q = (
-        sa.select(items.c.id, items.c.status, items.c.sample_json)
-        .where(items.c.area == sample.area.value, items.c.task == sample.task.value, items.c.id != item_id)
-        .order_by(items.c.pushed_at.desc())
-        .limit(NEIGHBOUR_POOL)
-    )
+    params = {"area": sample.area.value, "task": sample.task.value, "id": item_id, "pool": NEIGHBOUR_POOL}
     with engine.connect() as conn:
-        rows = [r for r in conn.execute(q) if r.id not in skip]
+        rows = [r for r in conn.execute(sql.NEIGHBOUR_CANDIDATES, params) if r.id not in skip]
     if not rows:
         return []
     texts = [_text(json.loads(r.sample_json)) for r in rows]

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from medaug.schema import Sample
+from review_queue import sql
 from review_queue.audit import text_sha256
 from review_queue.db import arbitrations, items, reviews, users
 from review_queue.decisions import Decision, finalize_sample, merge, outcome_of
@@ -264,7 +265,7 @@ class Reconciler:
             yield f"arbitrations: the arbitration of item {item_id} is in the audit log but missing from the table"
 
     def _check_users(self, conn: sa.Connection) -> Any:
-        from review_queue.store import token_fingerprint
+        from review_queue.users import token_fingerprint
 
         want = dict(self.users)
         for r in _paged(conn, users, users.c.name):
@@ -292,10 +293,8 @@ def _paged(conn: sa.Connection, table: sa.Table, key: sa.Column, chunk: int = 20
     """Every row in key order, a chunk at a time (bounded memory on a big queue)."""
     last = None
     while True:
-        q = sa.select(table).order_by(key).limit(chunk)
-        if last is not None:
-            q = q.where(key > last)
-        batch = conn.execute(q).all()
+        q = sql.table_page(table, key.name, last is not None)
+        batch = conn.execute(q, {"chunk": chunk} | ({} if last is None else {"last": last})).all()
         if not batch:
             return
         yield from batch

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from queue_samples import make_samples
 
 import review_queue.store as store_module
+import review_queue.submit as submit_module
 from medaug.schema import MAX_ID_CHARS, MAX_TEXT_CHARS
 from review_queue.decisions import Decision
 from review_queue.service import create_app
@@ -270,13 +271,13 @@ def test_correction_text_work_runs_outside_the_write_transaction(
     open_tx = _track_transactions(store)
     calls: list[tuple[str, int]] = []
     for name in ("apply", "agree", "finalize_sample"):
-        real = getattr(store_module, name)
+        real = getattr(submit_module, name)
 
         def spy(*args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
             calls.append((_name, len(open_tx)))
             return _real(*args, **kw)
 
-        monkeypatch.setattr(store_module, name, spy)
+        monkeypatch.setattr(submit_module, name, spy)
     a, b = make_samples(2)
     store.push([a, b], run_id="r")
     fix = Decision(decision="correct", output=a.output + "（已更正）")
