@@ -22,7 +22,7 @@ from medaug.guards import drug_automaton
 from medaug.schema import NEGATIVE_VERDICT, ErrorType, Label, conform_table
 
 if TYPE_CHECKING:
-    from generators.llm_stage import LLMOutcome, LLMRequest, LLMStage
+    from medaug.llm.stage import LLMOutcome, LLMRequest, LLMStage
 
 AUGMENTER = "llm_negative"
 SYSTEM = "你是医学数据标注助手，负责为模型训练构造带有特定错误的反面示例回答。这些回答只用于训练判别，不会给患者看。"
@@ -54,7 +54,7 @@ def table_hint(row: dict[str, Any], error_type: ErrorType) -> str:
 
 
 def build_request(row: dict[str, Any], error_type: ErrorType) -> LLMRequest:
-    from generators.llm_stage import LLMRequest
+    from medaug.llm.stage import LLMRequest
 
     question = row["instruction"] + (f"\n{row['input']}" if row["input"] else "")
     user = (

@@ -21,7 +21,7 @@ from medaug.schema import conform_table, rows_to_table
 from medaug.stage import StageResult, reject_table
 
 if TYPE_CHECKING:
-    from generators.llm_stage import LLMOutcome, LLMRequest, LLMStage
+    from medaug.llm.stage import LLMOutcome, LLMRequest, LLMStage
 
 AUGMENTER = "llm_paraphrase"
 SYSTEM = "你是一名严谨的医学编辑，只改写措辞，绝不改变医学含义。"
@@ -51,7 +51,7 @@ RULES = "必须保留所有症状、诊断、药物名称、剂量、数字、�
 
 
 def build_request(row: dict[str, Any], mode: str) -> LLMRequest:
-    from generators.llm_stage import LLMRequest
+    from medaug.llm.stage import LLMRequest
 
     m = MODES[mode]
     context = f"\n\n补充信息：{row['input']}" if row["input"] and m.field == "instruction" else ""

@@ -24,7 +24,7 @@ from medaug.schema import ErrorType, conform_table, rows_to_table, samples_to_ta
 from medaug.stage import StageResult, reject_table
 
 if TYPE_CHECKING:
-    from generators.llm_stage import LLMStage
+    from medaug.llm.stage import LLMStage
 
 DEFAULT_NEGATIVE_RATIOS = {et: 0.2 for et in ErrorType if et != ErrorType.other}
 

@@ -44,18 +44,18 @@ def main() -> int:
     ap.add_argument("--no-random", action="store_true", help="skip the random-weight comparison")
     args = ap.parse_args()
 
-    from generators.engine import CPU_ENGINE_ENV
+    from medaug.llm.engine import CPU_ENGINE_ENV
 
     for k, v in CPU_ENGINE_ENV.items():
         os.environ.setdefault(k, v)
     from vllm import SamplingParams
 
-    from generators.engine import EngineConfig, SamplingConfig, VLLMEngine
     from generators.expand import Quotas, expand
     from generators.knowledge import load_comorbidities, load_knowledge
-    from generators.llm_stage import request_seed
     from generators.templates import load_templates
     from generators.worker import GenerationWorker, prompt_to_dict
+    from medaug.llm.engine import EngineConfig, SamplingConfig, VLLMEngine
+    from medaug.llm.stage import request_seed
 
     model, random_model = args.model, None
     if model is None:
@@ -89,7 +89,7 @@ def main() -> int:
 
     # The raw baseline sees exactly the text the stage sends (same chat rendering, same format instructions).
     stage0 = worker("delimited").stage
-    from generators.llm_stage import LLMRequest
+    from medaug.llm.stage import LLMRequest
 
     reqs = [LLMRequest(r["prompt_id"], r["system"], r["user"]) for r in rows]
     raw_texts = [engine.render(stage0.messages(q)) for q in reqs]

@@ -14,10 +14,10 @@ from typing import Any
 import pyarrow as pa
 from pydantic import ValidationError
 
-from generators.engine import Engine, EngineConfig, SamplingConfig
 from generators.expand import PromptRow
-from generators.llm_stage import LLMOutcome, LLMRequest, LLMStage, LLMStats
-from generators.output_format import OutputMode
+from medaug.llm.engine import Engine, EngineConfig, SamplingConfig
+from medaug.llm.output_format import OutputMode
+from medaug.llm.stage import LLMOutcome, LLMRequest, LLMStage, LLMStats
 from medaug.schema import Demographics, Label, Provenance, Sample, now_utc, samples_to_table, sampling_json
 
 FAILURE_SCHEMA = pa.schema(

@@ -109,7 +109,7 @@ class AugmentWorker:
     """One engine replica running every configured augmenter, LLM ones included, over a shard of rows."""
 
     def __init__(self, llm: LLMSection, config: AugmentConfig):
-        from generators.llm_stage import LLMStage
+        from medaug.llm.stage import LLMStage
 
         self.config = config
         self.stage = LLMStage(
@@ -138,9 +138,9 @@ def _augment_with_llm(
     import pyarrow.parquet as pq
     import ray
 
-    from generators.engine import engine_actor_options
     from jobs.generate import _cluster_device, _replicas, prepare_model
     from jobs.pool import run_pool
+    from medaug.llm.engine import engine_actor_options
 
     assert cfg.llm is not None
     prepare_model(cfg.llm)

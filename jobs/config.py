@@ -10,9 +10,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from generators.counterfactual import BiasConfig
-from generators.engine import EngineConfig, SamplingConfig
 from generators.expand import Quotas
-from generators.output_format import OutputMode
+from medaug.llm.engine import EngineConfig, SamplingConfig
+from medaug.llm.output_format import OutputMode
 
 
 class ConfigError(ValueError):

@@ -83,7 +83,7 @@ def _cluster_device(llm: LLMSection) -> str:
 def make_actor_factory(llm: LLMSection, device: str, run_id: str, job_id: str | None):
     import ray
 
-    from generators.engine import engine_actor_options
+    from medaug.llm.engine import engine_actor_options
 
     engine = llm.engine.model_copy(update={"device": device})
     actor_cls = ray.remote(GenerationWorker).options(**engine_actor_options(engine, device))

@@ -194,10 +194,10 @@ def _write_model(out: Path, shape: dict[str, Any], tcfg: Any, log: Any) -> None:
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-    from generators.llm_stage import SAMPLE_FIELDS
-    from generators.output_format import header
     from jobs.tiny_train import corpus_lines, training_examples
     from jobs.tiny_train import train as train_model
+    from medaug.llm.output_format import header
+    from medaug.llm.stage import SAMPLE_FIELDS
 
     examples = training_examples(tcfg) if tcfg is not None else []
     lines = _base_lines() + corpus_lines(examples)

@@ -7,7 +7,7 @@ knowledge table, the demo seeds, and the augmenters' own requests, each rendered
 stage sends it (same messages, same format instructions, the model's chat template). The generation
 answers are short and regular (a fixed question per task, the prompt's patient and disease); the
 augmenter answers come from the lexicon paraphraser and the rule-based negatives, so they pass the
-checks the augmenters apply. All are in the layout `generators.output_format` parses. The text is not
+checks the augmenters apply. All are in the layout `medaug.llm.output_format` parses. The text is not
 medical advice: the model is a test fixture and says so in its config.json.
 """
 
@@ -34,8 +34,8 @@ MATERIAL_MODULES = (
     "generators.expand",
     "generators.templates",
     "generators.knowledge",
-    "generators.output_format",
-    "generators.llm_stage",
+    "medaug.llm.output_format",
+    "medaug.llm.stage",
     "augmenters.llm_paraphrase",
     "augmenters.llm_negatives",
     "augmenters.paraphrase",
@@ -73,7 +73,7 @@ class Example:
 
 
 def layout(values: dict[str, str]) -> str:
-    from generators.output_format import header
+    from medaug.llm.output_format import header
 
     return "\n".join(f"{header(k)}{v}" for k, v in values.items())
 
@@ -97,8 +97,8 @@ def _answer(task: str, s: dict[str, str]) -> dict[str, str]:
 
 def _stage_messages() -> Callable[[Any], list[dict[str, str]]]:
     """The stage's own message builder (delimited mode): one definition of what the model is sent."""
-    from generators.engine import EngineConfig, SamplingConfig
-    from generators.llm_stage import LLMStage
+    from medaug.llm.engine import EngineConfig, SamplingConfig
+    from medaug.llm.stage import LLMStage
 
     return LLMStage(EngineConfig(model="(training)"), SamplingConfig(), "delimited").messages
 
@@ -107,8 +107,8 @@ def generation_examples(n: int, seed: int) -> tuple[list[Example], list[dict[str
     """Expanded template prompts with answers built from their slots; also the answers as sample rows."""
     from generators.expand import Quotas, expand
     from generators.knowledge import load_comorbidities, load_knowledge
-    from generators.llm_stage import LLMRequest
     from generators.templates import load_templates
+    from medaug.llm.stage import LLMRequest
 
     messages = _stage_messages()
     prompts = expand(load_templates(), load_knowledge(), load_comorbidities(), Quotas(total=n), seed=seed)
@@ -225,8 +225,8 @@ def train(
 
     import torch
 
-    from generators.llm_stage import SAMPLE_FIELDS
-    from generators.output_format import header
+    from medaug.llm.output_format import header
+    from medaug.llm.stage import SAMPLE_FIELDS
 
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)

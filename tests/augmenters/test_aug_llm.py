@@ -26,7 +26,7 @@ from augmenters.llm_paraphrase import (
 )
 from augmenters.negatives import load_negative_knowledge
 from augmenters.preserve import PreservationCheck
-from generators.engine import CPU_ENGINE_ENV
+from medaug.llm.engine import CPU_ENGINE_ENV
 from medaug.schema import ErrorType, samples_to_table, table_to_samples
 
 for _k, _v in CPU_ENGINE_ENV.items():
@@ -35,8 +35,8 @@ for _k, _v in CPU_ENGINE_ENV.items():
 
 @pytest.fixture(scope="module")
 def stage(tiny_model):
-    from generators.engine import EngineConfig, SamplingConfig
-    from generators.llm_stage import LLMStage
+    from medaug.llm.engine import EngineConfig, SamplingConfig
+    from medaug.llm.stage import LLMStage
 
     cfg = EngineConfig(model=str(tiny_model), device="cpu", max_model_len=2048)
     # Short fields so the random model closes its JSON within max_tokens and the checks get to run.
@@ -45,7 +45,7 @@ def stage(tiny_model):
 
 
 def _outcome(key, fields, error=None):
-    from generators.llm_stage import LLMOutcome
+    from medaug.llm.stage import LLMOutcome
 
     return LLMOutcome(
         key, fields, error, attempts=1, seed=42, prompt_tokens=10, output_tokens=5, finish_reason="stop"

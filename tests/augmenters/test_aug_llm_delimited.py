@@ -13,9 +13,9 @@ from augmenters.llm_negatives import ERROR_PROMPTS, llm_negatives_table, shows_e
 from augmenters.llm_paraphrase import llm_paraphrase_table
 from augmenters.negatives import load_negative_knowledge
 from augmenters.preserve import PreservationCheck
-from generators.engine import CPU_ENGINE_ENV
-from generators.llm_stage import SAMPLE_FIELDS, LLMRequest, LLMStats
-from generators.output_format import parse_output
+from medaug.llm.engine import CPU_ENGINE_ENV
+from medaug.llm.output_format import parse_output
+from medaug.llm.stage import SAMPLE_FIELDS, LLMRequest, LLMStats
 from medaug.schema import samples_to_table, table_to_samples
 
 for _k, _v in CPU_ENGINE_ENV.items():
@@ -26,8 +26,8 @@ MAX_RETRIES = 2
 
 @pytest.fixture(scope="module")
 def stage(trained_model):
-    from generators.engine import EngineConfig, SamplingConfig
-    from generators.llm_stage import LLMStage
+    from medaug.llm.engine import EngineConfig, SamplingConfig
+    from medaug.llm.stage import LLMStage
 
     cfg = EngineConfig(model=str(trained_model), device="cpu", max_model_len=2048)
     sampling = SamplingConfig(temperature=0.8, top_p=0.95, max_tokens=96, seed=5)

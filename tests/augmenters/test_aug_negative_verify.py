@@ -11,7 +11,7 @@ from augmenters.llm_negatives import outcomes_to_rows
 from augmenters.negative_kb import load_negative_knowledge
 from augmenters.negative_verify import Proof, check_wrong, one_edit
 from augmenters.negatives import make_negative
-from generators.llm_stage import LLMOutcome
+from medaug.llm.stage import LLMOutcome
 from medaug.schema import NEGATIVE_VERDICT, ErrorType, Sample, samples_to_table
 
 KB = load_negative_knowledge()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from generators.engine import CPU_ENGINE_ENV
+from medaug.llm.engine import CPU_ENGINE_ENV
 from medaug.ray_env import LOOPBACK_ENV, apply_loopback_env
 
 REPO = Path(__file__).resolve().parents[2]

@@ -94,7 +94,7 @@ def test_server_errors_are_recorded_per_shard(ray_local, tmp_path, write_config,
 def test_engine_actors_reserve_gpus_only_for_vllm_on_cuda():
     """Both jobs build their engine actors with these options: an OpenAI-compatible engine is an HTTP
     client, so on a GPU cluster it takes one CPU and leaves the GPUs to the engines that use them."""
-    from generators.engine import CPU_ENGINE_ENV, EngineConfig, engine_actor_options
+    from medaug.llm.engine import CPU_ENGINE_ENV, EngineConfig, engine_actor_options
 
     vllm = EngineConfig(kind="vllm", model="m", tensor_parallel_size=2)
     assert engine_actor_options(vllm, "cuda")["num_gpus"] == 2

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from generators.output_format import ParseError, json_schema, layout_regex, parse_output
+from medaug.llm.output_format import ParseError, json_schema, layout_regex, parse_output
 
 F = ("instruction", "input", "output")
 

@@ -15,8 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from generators.engine import Engine, EngineConfig, SamplingConfig, build_engine
-from generators.output_format import (
+from medaug.llm.engine import Engine, EngineConfig, SamplingConfig, build_engine
+from medaug.llm.output_format import (
     OutputMode,
     ParseError,
     format_instructions,
