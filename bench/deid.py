@@ -11,30 +11,32 @@ the same quality gates. Both de-id paths must produce identical text (checked).
 
 from __future__ import annotations
 
-import argparse
-import os
-import random
-import re
 import sys
-import time
-import unicodedata
 from pathlib import Path
 
-from presidio_anonymizer.entities import RecognizerResult
+REPO = Path(__file__).resolve().parents[1]
+sys.path[0] = str(REPO)  # the repository first: tools/ (the labeled set's builder) is not installed
 
-from curation.deid import DeidConfig, Deidentifier, deidentify_table
-from curation.deid.labeled import (
+import argparse  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import time  # noqa: E402
+import unicodedata  # noqa: E402
+
+from presidio_anonymizer.entities import RecognizerResult  # noqa: E402
+
+from curation.deid import DeidConfig, Deidentifier, deidentify_table  # noqa: E402
+from curation.deid.recognizers import resolve  # noqa: E402
+from curation.quality import QualityConfig, quality_gate  # noqa: E402
+from medaug.schema import rows_to_table, sample_id  # noqa: E402
+from tools.deid_labeled import (  # noqa: E402
     build_labeled_set,
     clean_lines,
     evaluate,
     format_scores,
     real_sentences,
 )
-from curation.deid.recognizers import resolve
-from curation.quality import QualityConfig, quality_gate
-from medaug.schema import rows_to_table, sample_id
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def make_table(data: Path, n: int, seed: int, pii_share: float):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from curation.deid import DeidConfig, Recognizers, deidentify_table
-from curation.deid.labeled import build_labeled_set, evaluate, resident_id
 from curation.deid.recognizers import valid_resident_id
 from medaug.schema import Label, Provenance, Sample, samples_to_table
+from tools.deid_labeled import build_labeled_set, evaluate, resident_id
 
 
 def _table() -> tuple[list[Sample], object]:
@@ -105,7 +105,7 @@ def test_recall_and_precision_on_labeled_set(shared_data: Path) -> None:
 
 def test_clean_lines_are_rarely_altered(shared_data: Path) -> None:
     """Real lines with no inserted personal data (speaker tags, clinical words, generic 医院)."""
-    from curation.deid.labeled import clean_lines
+    from tools.deid_labeled import clean_lines
 
     for name, lines in clean_lines(shared_data, 3000, seed=3).items():
         altered = sum(bool(s) for s in Recognizers().detect_many(lines))

@@ -3,8 +3,9 @@
 Real sentences come from the shared data folder (read, never copied); synthetic
 PII of every type is inserted around them with the gold span recorded, including
 the tricky forms: ID numbers ending in X, numbers split by spaces or dashes,
-names directly followed by a symptom. `python -m curation.deid.labeled --data DIR`
-prints the table.
+names directly followed by a symptom. `python -m tools.deid_labeled --data DIR` prints the table.
+Used by bench/deid.py and tests/curation/test_deid_stage.py; the runtime package curation.deid
+does not import it.
 """
 
 from __future__ import annotations
@@ -377,7 +378,7 @@ def format_scores(scores: dict[str, Score]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data")
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
