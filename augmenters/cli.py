@@ -49,8 +49,12 @@ def normalize(
     lexicon: LexiconOpt = None,
     no_core: NoCoreOpt = False,
     threshold: Annotated[
-        float, typer.Option(help="confidence below which a mention with no exact entry is left as it is")
-    ] = 0.3,
+        float | None,
+        typer.Option(
+            help="confidence below which a mention with no exact entry is left as it is "
+            "[default: augmenters.normalize.THRESHOLD, 0.6]"
+        ),
+    ] = None,
 ) -> None:
     """Map colloquial mentions to standard terms (or clinical text back to colloquial), one output line per
     input line: exact lookup, else the best-ranked standard term above the threshold (docs/lexicon.md)."""
@@ -63,7 +67,7 @@ def normalize(
     if to not in ("clinical", "colloquial"):
         raise typer.BadParameter("must be 'clinical' or 'colloquial'", param_hint="--to")
     lex = _load(lexicon, no_core)
-    normaliser = Normaliser(lex, threshold=threshold)
+    normaliser = Normaliser(lex) if threshold is None else Normaliser(lex, threshold=threshold)
     skipped: Counter[str] = Counter()
     try:
         src = sys.stdin.buffer if input == "-" else open(input, "rb")  # noqa: SIM115
@@ -166,7 +170,9 @@ def augment(
         write_parquet(res.kept, output)
     else:
         write_samples_jsonl(table_to_samples(res.kept), output)
-    extra = ", ".join(f"{k}={v}" for k, v in res.stats.extra.items())
+    extra = ", ".join(f"{k}={v}" for k, v in res.stats.extra.items() if k != "report")
     typer.echo(
         f"{res.stats.rows_in} in, {res.stats.rows_out} out in {res.stats.seconds:.1f} s: {extra}", err=True
     )
+    for line in res.stats.extra.get("report", ()):  # the negative report: per type, SHORTFALL, PATTERN SHARE
+        typer.echo(line, err=True)

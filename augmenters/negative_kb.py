@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
@@ -51,6 +52,62 @@ def stated(text: str, i: int, *, now: bool = False) -> bool:
         if _PAST.search(text[left:i]):
             return False
     return True
+
+
+# Words by which an answer draws a conclusion from a finding (转氨酶偏高，说明肝细胞受损): a finding flipped
+# in such a clause changes what the answer concludes; flipped anywhere else (a restatement of the question)
+# the answer's advice is unchanged, so the negative would teach nothing (audit seed 48317).
+CONCLUSION_CUES = (
+    "证明",
+    "说明",
+    "提示",
+    "表明",
+    "所以",
+    "因此",
+    "需要",
+    "考虑",
+    "意味着",
+    "属于",
+    "建议",
+    "可能是",
+)
+
+
+def flip_concludes(answer: str, at: int, word: str, question: str) -> bool:
+    """The finding word at answer[at:at+len(word)] sits in a clause that draws a conclusion from it (a cue of
+    CONCLUSION_CUES in the same clause) and that clause is not text copied from the question (转氨酶偏高说明什么
+    asked, 转氨酶偏高说明… answered: the cue is the question's)."""
+    left = max((answer.rfind(c, 0, at) for c in _CLAUSE), default=-1) + 1
+    ends = [i for c in _CLAUSE if (i := answer.find(c, at + len(word))) >= 0]
+    right = min(ends) if ends else len(answer)
+    # 乙肝抗体阳性，说明有保护力: a next clause that opens with the cue draws the conclusion of this one
+    if right < len(answer) and answer[right] in "，,":
+        nxt = answer[right + 1 : right + 4].lstrip("这则就也")
+        if any(nxt.startswith(c) for c in CONCLUSION_CUES):
+            more = [i for c in _CLAUSE if (i := answer.find(c, right + 1)) >= 0]
+            right = min(more) if more else len(answer)
+    clause = answer[left:right].strip()
+    if not any(c in clause for c in CONCLUSION_CUES):
+        return False
+    if len(clause) >= 4 and clause in question:
+        return False  # the whole clause restates the question
+    # the finding and the cue that follows it, read from the question word for word: the question's words
+    for c in CONCLUSION_CUES:
+        i = answer.find(c, at, right)
+        if i >= 0 and answer[at : i + len(c)] in question:
+            return False
+    return True
+
+
+def first_stated(words: Iterable[str], text: str) -> str | None:
+    """The first of `words` that `text` states somewhere (an occurrence not denied), else None."""
+    for w in words:
+        i = text.find(w)
+        while i >= 0:
+            if stated(text, i):
+                return w
+            i = text.find(w, i + 1)
+    return None
 
 
 def sexes(text: str) -> set[str]:
@@ -108,6 +165,7 @@ class Dose:
     child_per_kg: tuple[float, float] | None
     child_max_day_per_kg: float | None
     schedule: str | None  # once_daily / weekly
+    margin: str | None = None  # "wide": a tenfold dose is far too much but not acutely poisonous (PPIs)
 
 
 @dataclass(frozen=True)
@@ -115,6 +173,15 @@ class RedFlag:
     name: str
     cues: tuple[str, ...]
     why: str
+    patterns: tuple[re.Pattern[str], ...] = ()  # a red flag told as a number (血压260)
+    pattern_why: str = (
+        ""  # the reason when a pattern matched (it may quote the number); `why` is for a cue word
+    )
+
+    def why_for(self, cue: str) -> str:
+        """The reason for this flag as found by `cue`: a cue word gets `why`, which quotes no threshold the
+        case never stated (高血压危象 is no systolic pressure of 180: audit seed 90417)."""
+        return self.pattern_why if self.pattern_why and cue not in self.cues else self.why
 
 
 @dataclass(frozen=True)
@@ -139,6 +206,12 @@ class NegativeKnowledge:
     promise_replace: tuple[dict[str, Any], ...]
     promise_insert: tuple[dict[str, str], ...]
     promise_markers: tuple[str, ...]
+    promise_clash: dict[
+        str, tuple[str, ...]
+    ]  # group → words beside which a promise of that group contradicts
+    promise_certainty: tuple[
+        str, ...
+    ]  # markers of a certainty claim: the one promise no clash word contradicts
     diagnosis_cues: tuple[str, ...]
     treatment_cues: tuple[str, ...]
     warning_cues: tuple[str, ...]
@@ -149,8 +222,28 @@ class NegativeKnowledge:
     deny_never: tuple[str, ...]
     labs: tuple[Lab, ...]
     deny_enabled: bool = False  # deny templates make self-contradicting answers; see negatives.yaml
+    other_names: dict[str, frozenset[str]] = field(default_factory=dict)  # drug → its brand/other names
+
+    def named_otherwise(self, drug: str, text: str) -> str | None:
+        """Another name of `drug` (贺普丁 for 拉米夫定) written in `text`: a swap of `drug` would leave it offered."""
+        return next((n for n in sorted(self.other_names.get(drug, ())) if n in text), None)
+
+    def wrong_here_in(self, drugs: set[str], text: str) -> Confusion | None:
+        """A confusion rule whose context is in `text` and that names both a drug of `drugs` as right and one
+        as wrong (干扰素和更昔洛韦 for hepatitis B): the reference itself recommends an ineffective drug."""
+        return next(
+            (
+                c
+                for c in self.confusions
+                if drugs & c.sources and drugs & set(c.to) and any(w in text for w in c.context)
+            ),
+            None,
+        )
+
     # (disease, differential) → words of the question that rule the differential out (differential_against.yaml)
     against: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    # differential → complaints it presents with; one must be stated in the question (differential_against.yaml)
+    needs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
 
     # -- names ------------------------------------------------------------------------------------------
@@ -210,13 +303,17 @@ class NegativeKnowledge:
 
     def ruled_out_by(self, disease: str, differential: str, question: str) -> str | None:
         """The word of the question (stated, not denied) that rules `differential` out for `disease`."""
-        for w in self.against.get((disease, differential), ()):
-            i = question.find(w)
-            while i >= 0:
-                if stated(question, i):
-                    return w
-                i = question.find(w, i + 1)
-        return None
+        return first_stated(self.against.get((disease, differential), ()), question)
+
+    def shared_symptom(self, differential: str, question: str) -> str | None:
+        """A complaint `differential` presents with that the question states (not denied): what makes the
+        wrong diagnosis a confusion a clinician could make, not an unrelated disease."""
+        return first_stated(self.needs.get(differential, ()), question)
+
+    def drug_pattern(self, x: str, y: str, rule: str) -> str:
+        """The balance pattern of a wrong-drug swap: the rule and the two drug classes (质子泵抑制剂 → 非甾体
+        抗炎药), so one class confusion cannot fill a type by cycling through its member drugs."""
+        return f"{rule}:{self.drugs[x].cls}->{self.drugs[y].cls}"
 
     def contraindicated(self, drug: str, pops: set[str], text: str) -> list[Contraindication]:
         return [
@@ -224,6 +321,13 @@ class NegativeKnowledge:
             for c in self.contraindications
             if drug in c.drugs and c.population in pops and not any(u in text for u in c.unless)
         ]
+
+
+def _regex(pattern: str, where: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise KnowledgeError(f"{RED_FLAGS_FILE}: {where}: bad pattern {pattern!r}: {e}") from e
 
 
 def _need(entry: dict[str, Any], key: str, where: str) -> Any:
@@ -319,12 +423,24 @@ def _drug_rules(path: Path, drugs: dict[str, Drug]):
         if unknown := set(to) - drugs.keys():
             raise KnowledgeError(f"{where}: not in drugs.tsv: {sorted(unknown)}")
         conf.append(Confusion(sources, tuple(_need(e, "context", where)), to, _need(e, "reason", where)))
-    return pops, tuple(contra), tuple(conf)
+    names: dict[str, frozenset[str]] = {}
+    for i, group in enumerate(raw.get("brand_names") or ()):
+        where = f"{path}: brand_names[{i}]"
+        if not isinstance(group, list) or len(group) < 2 or group[0] not in drugs:
+            raise KnowledgeError(f"{where}: expected [a drug of drugs.tsv, its other names…]")
+        for n in group:
+            names[n] = names.get(n, frozenset()) | (frozenset(group) - {n})
+    return pops, tuple(contra), tuple(conf), names
 
 
-def _against(path: Path, diseases: dict[str, Disease]) -> dict[tuple[str, str], tuple[str, ...]]:
+def _against(
+    path: Path, diseases: dict[str, Disease]
+) -> tuple[dict[tuple[str, str], tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """(disease, differential) → the words that rule the differential out, and differential → the complaints
+    it presents with (`needs`, required for every differential used)."""
+    raw = _load_yaml(path)
     out = {}
-    for name, diffs in (_load_yaml(path).get("against") or {}).items():
+    for name, diffs in (raw.get("against") or {}).items():
         if name not in diseases:
             raise KnowledgeError(f"{path}: {name} is not a disease of differentials.yaml")
         known = {x.name for x in diseases[name].differentials}
@@ -334,7 +450,17 @@ def _against(path: Path, diseases: dict[str, Disease]) -> dict[tuple[str, str], 
             if not isinstance(words, list) or not all(isinstance(w, str) and w for w in words) or not words:
                 raise KnowledgeError(f"{path}: {name} → {diff}: expected a list of words")
             out[(name, diff)] = tuple(words)
-    return out
+    needs = {}
+    for diff, words in (raw.get("needs") or {}).items():
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w for w in words):
+            raise KnowledgeError(f"{path}: needs → {diff}: expected a list of complaints")
+        needs[diff] = tuple(words)
+    used = {d for _, d in out}
+    if missing := sorted(used - needs.keys()):
+        raise KnowledgeError(f"{path}: needs: no complaints listed for differential(s) {missing}")
+    if unused := sorted(needs.keys() - used):
+        raise KnowledgeError(f"{path}: needs: {unused} is not a differential of `against`")
+    return out, needs
 
 
 def _pair(v: Any, where: str) -> tuple[float, float] | None:
@@ -362,27 +488,56 @@ def _doses(path: Path, drugs: dict[str, Drug]) -> dict[str, Dose]:
             _pair(e.get("child_per_kg"), f"{where}.child_per_kg"),
             e.get("child_max_day_per_kg"),
             sched,
+            e.get("margin"),
         )
+        if e.get("margin") not in (None, "wide"):
+            raise KnowledgeError(f"{where}: margin must be wide")
     return out
+
+
+def _promises(path: Path) -> dict[str, Any]:
+    """promises.yaml, checked: every rule has its fields, names only known clash groups, and makes a promise
+    the markers see; every inserted promise is absolute (a bare "可以彻底断根" can be true)."""
+    raw = _load_yaml(path)
+    markers = raw.get("markers") or []
+    absolutes = raw.get("absolutes") or []
+    clash = raw.get("clash") or {}
+    if not markers or not absolutes:
+        raise KnowledgeError(f"{path}: needs `markers` and `absolutes`")
+    for group, words in clash.items():
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w for w in words):
+            raise KnowledgeError(f"{path}: clash group {group!r}: expected a list of words")
+    if "chronic" not in clash:
+        raise KnowledgeError(f"{path}: needs the `chronic` clash group (every promise's default)")
+    for part, keys in (("replace", ("id", "find", "to")), ("insert", ("id", "text"))):
+        for i, r in enumerate(raw.get(part) or ()):
+            where = f"{path}: {part}[{i}] ({r.get('id', '?') if isinstance(r, dict) else '?'})"
+            for k in keys:
+                _need(r, k, where)
+            if unknown := set(r.get("clashes") or ()) - clash.keys():
+                raise KnowledgeError(f"{where}: unknown clash group(s) {sorted(unknown)}")
+            for text in r["to"] if part == "replace" else [r["text"]]:
+                if not any(m in text for m in markers):
+                    raise KnowledgeError(f"{where}: {text!r} contains no promise marker")
+                if part == "insert" and not any(a in text for a in absolutes):
+                    raise KnowledgeError(
+                        f"{where}: {text!r} is no absolute promise (needs one of `absolutes`)"
+                    )
+    return raw
 
 
 @cache
 def load_negative_knowledge(path: Path = NEGATIVES_FILE) -> NegativeKnowledge:
     raw = _load_yaml(path)
     drugs = load_drugs()
-    pops, contra, conf = _drug_rules(DRUG_RULES_FILE, drugs)
+    pops, contra, conf, other_names = _drug_rules(DRUG_RULES_FILE, drugs)
     flags = _load_yaml(RED_FLAGS_FILE)
-    promises = _load_yaml(PROMISES_FILE)
-    for r in promises.get("replace") or ():
-        for k in ("id", "find", "to"):
-            _need(r, k, f"{PROMISES_FILE}: replace")
-    for r in promises.get("insert") or ():
-        for k in ("id", "text"):
-            _need(r, k, f"{PROMISES_FILE}: insert")
+    promises = _promises(PROMISES_FILE)
     labs = tuple(Lab(x["name"], x["unit"], float(x["low"]), float(x["high"])) for x in raw["labs"])
     if any(not (lab.low < lab.high) or math.isnan(lab.low) for lab in labs):
         raise KnowledgeError(f"{path}: a lab range needs low < high")
     diseases = _diseases(DIFFERENTIALS_FILE)
+    against, needs = _against(AGAINST_FILE, diseases)
     return NegativeKnowledge(
         diseases_by_name=diseases,
         drugs=drugs,
@@ -391,11 +546,22 @@ def load_negative_knowledge(path: Path = NEGATIVES_FILE) -> NegativeKnowledge:
         confusions=conf,
         doses=_doses(DOSES_FILE, drugs),
         urgent_cues=tuple(flags["urgent_cues"]),
-        red_flags=tuple(RedFlag(f["name"], tuple(f["cues"]), f["why"]) for f in flags["red_flags"]),
+        red_flags=tuple(
+            RedFlag(
+                f["name"],
+                tuple(f["cues"]),
+                f["why"],
+                tuple(_regex(p, f["name"]) for p in f.get("patterns") or ()),
+                f.get("pattern_why") or "",
+            )
+            for f in flags["red_flags"]
+        ),
         downgrades=tuple(flags["downgrades"]),
         promise_replace=tuple(promises.get("replace") or ()),
         promise_insert=tuple(promises.get("insert") or ()),
         promise_markers=tuple(promises["markers"]),
+        promise_clash={k: tuple(v) for k, v in (promises.get("clash") or {}).items()},
+        promise_certainty=tuple(promises.get("certainty_markers") or ()),
         diagnosis_cues=tuple(raw["diagnosis_cues"]),
         treatment_cues=tuple(raw["treatment_cues"]),
         warning_cues=tuple(raw["warning_cues"]),
@@ -405,8 +571,10 @@ def load_negative_knowledge(path: Path = NEGATIVES_FILE) -> NegativeKnowledge:
         deny_templates=tuple(raw["deny_templates"]),
         deny_never=tuple(raw.get("deny_never") or ()),
         deny_enabled=bool(raw.get("deny_enabled", False)),
+        other_names=other_names,
         labs=labs,
-        against=_against(AGAINST_FILE, diseases),
+        against=against,
+        needs=needs,
     )
 
 

@@ -17,12 +17,19 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from augmenters.negative_kb import NegativeKnowledge, entity_extractor, load_negative_knowledge, sexes
+from augmenters.negative_kb import (
+    NegativeKnowledge,
+    entity_extractor,
+    flip_concludes,
+    load_negative_knowledge,
+    sexes,
+)
 from medaug.guards import negated
 from medaug.schema import ErrorType
 
+# 高血压昏迷不醒会死吗 asks what a red flag would mean, it tells none of the patient (audit seed 7301).
 _HYPOTHETICAL = re.compile(
-    r"会不会|是否|会引起|会导致|会引发|引起|导致|能不能|担心|害怕|怕|预防|万一|如果|若是|避免"
+    r"会不会|是否|会引起|会导致|会引发|引起|导致|能不能|担心|害怕|怕|预防|万一|如果|若是|避免|会死吗|会死人|会不会死|会致命"
 )
 _GONE = r"(好了|消失|缓解|没了|好转|不.了)"
 # Told after a red flag: the patient has been seen for it since (去了医院检查，查出来是肝硬化), so the
@@ -31,7 +38,6 @@ _WORKED_UP = re.compile(
     r"(去了?|到了?|在|上)[^，。！？!?；;]{0,6}(医院|急诊|门诊)|(检查|查)出(来)?(是|了)|确诊|诊断(为|是|出)|住院|"
     r"做了[^，。！？!?；;]{0,8}(检查|胃镜|CT|ct|心电图|造影|B超|彩超)"
 )
-_DAILY = re.compile(r"(每日|每天|一天|一日|日)(服用|用药)?(总)?(剂)?量")
 _NO_PROMISE = re.compile(r"(不能|无法|不可能|不一定|没法|难以|不敢|并非|不是|没有)\s*$")
 
 
@@ -170,16 +176,20 @@ def _diagnosis(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | s
     why = kb.ruled_out_by(d.name, diff.name, q)
     if why is None:
         return "differential_not_ruled_out_by_question"
+    shared = kb.shared_symptom(diff.name, q)
+    if shared is None:
+        return "differential_shares_no_symptom"
     return Proof(
         x.surface, diff.name, x.span[0],
-        f"问题中有“{why}”，不支持{diff.name}：{diff.key}；本例表现支持{d.name}（见参考回答）",
+        f"“{shared}”也可见于{diff.name}，但问题中有“{why}”，不支持{diff.name}：{diff.key}；"
+        f"本例表现支持{d.name}（见参考回答）",
         f"{d.name}->{diff.name}",
     )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ drug
 def _drug(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
-    from augmenters.negatives import _recommended, route_mismatch, whole_drug
+    from augmenters.negatives import SALT_SUFFIXES, _recommended, route_mismatch, strength_follows, whole_drug
 
     ext = entity_extractor()
     swap = _one_swap(ext, ref, wrong, "drug")
@@ -198,17 +208,34 @@ def _drug(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
                 return "drug_not_recommended_as_a_whole_drug"
     if any(route_mismatch(ref, f.span, y, kb) for f in ext.extract(ref).of_kind("drug") if f.surface == sx):
         return "swap_changes_the_route"  # 注射格列齐德 is no plausible answer
+    for f in ext.extract(wrong).of_kind("drug"):
+        if f.surface == sy and (salt := wrong[f.span[1] : f.span[1] + 1]) in SALT_SUFFIXES and salt:
+            if sx + salt in ref:
+                return "salt_suffix_carried_over"  # 雷贝拉唑钠 → 阿司匹林钠: the salt was the old drug's
+    if any(strength_follows(ref, f.span, y, kb) for f in ext.extract(ref).of_kind("drug") if f.surface == sx):
+        return "drug_strength_would_carry_over"  # 奥美拉唑20mg → 阿司匹林20mg: the old drug's strength kept
     pops = kb.present_populations(q)
     both = q + ref
-    if kb.contraindicated(x, pops, both):
+    ref_drugs = {f.surface for f in ext.extract(ref).of_kind("drug") if f.surface in kb.drugs}
+    if any(kb.contraindicated(d, pops, both) for d in ref_drugs | {x}) or kb.wrong_here_in(
+        ref_drugs | {x}, both
+    ):
         return "reference_drug_contraindicated"
+    if kb.named_otherwise(x, wrong):
+        return "drug_named_by_another_name"  # 奥司他韦或者贺普丁: the old drug is still offered by its brand name
     for c in kb.contraindications:
         if y in c.drugs and c.population in pops and not any(u in both for u in c.unless):
             if kb.drugs[y].roles & kb.drugs[x].roles:
-                return Proof(x, y, ref.find(x), f"{y}不适合本例：{c.reason}", f"{x}->{y}")
+                pattern = kb.drug_pattern(x, y, f"contraindicated:{c.population}")
+                return Proof(x, y, ref.find(x), f"{y}不适合本例：{c.reason}", pattern)
     for c in kb.confusions:
-        if x in c.sources and y in c.to and any(w in both for w in c.context):
-            return Proof(x, y, ref.find(x), f"{y}不适合本例：{c.reason}", f"{x}->{y}")
+        if (
+            x in c.sources
+            and y in c.to
+            and any(w in both for w in c.context)
+            and not any(z in ref for z in c.to)
+        ):
+            return Proof(x, y, ref.find(x), f"{y}不适合本例：{c.reason}", kb.drug_pattern(x, y, "confusion"))
     return "swap_not_wrong_by_tables"
 
 
@@ -253,7 +280,17 @@ def _mg(f) -> float | None:
 
 
 def _dose(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
-    from augmenters.negatives import _FREQ, _ONCE_DAILY, _WEEKLY, _child_weight, _cn_int, _dose_reason, _fmt
+    from augmenters.negatives import (
+        _FREQ,
+        _ONCE_DAILY,
+        _WEEKLY,
+        _child_weight,
+        _cn_int,
+        _dose_reason,
+        _fmt,
+        daily_amount,
+        unit_swap_allowed,
+    )
 
     changes = entity_extractor().changes(ref, wrong)
     if not changes or not {c.kind for c in changes} <= {"number", "frequency"}:
@@ -318,12 +355,15 @@ def _dose(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
         return Proof(a.surface, b.surface, a.span[0], why, f"adult_dose_for_child:{drug}")
     if per_kg != b.unit.endswith("/kg"):
         return "per_kg_changed"
-    if _DAILY.search(ref[max(0, a.span[0] - 10) : a.span[0]]) or a.unit.endswith(("/d", "/日", "/天")):
+    if a.unit.split("/")[0] != b.unit.split("/")[0] and (why := unit_swap_allowed(ref, a.span, new)):
+        return why  # 奥美拉唑20毫克一粒 → 20克一粒: a tablet's strength misread in another unit is absurd
+    daily = daily_amount(ref, a.span, a.unit)
+    if daily:
         # a daily amount (每日服用量要超过2克): wrong only beyond the daily maximum or by a magnitude
         limit = d.adult_max_day if d else None
         if 0.1 < new / old < 9.99 and (limit is None or new <= limit):
             return "daily_amount_within_max"
-    reason = _dose_reason(drug, kb, a.surface, b.surface, old, new, a.unit)
+    reason = _dose_reason(drug, kb, a.surface, b.surface, old, new, a.unit, daily)
     if reason is None:
         return "dose_within_usual_range"
     return Proof(a.surface, b.surface, a.span[0], reason, f"dose:{drug}")
@@ -361,6 +401,8 @@ def _findings(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | st
                 if subject + w in q and clinical_subject(subject) and not negated(q, q.find(subject + w)):
                     if w in wrong:
                         return "original_finding_still_stated"  # 偏高 → 偏低 once, 偏高 twice elsewhere
+                    if not flip_concludes(ref, at, w, q):
+                        return "flip_draws_no_conclusion"  # a restatement flipped: the advice is unchanged
                     return Proof(w, opp, at,
                                  f"问题中写明“{subject}{w}”，回答却说成“{subject}{opp}”，与检查所见相反",
                                  f"flip:{w}->{opp}")  # fmt: skip
@@ -469,10 +511,32 @@ def _referral(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | st
         (edit[1], edit[2], edit[0]) if edit else (ref[cues[0][0] : cues[0][1]], "", cues[0][0])
     )
     how = "删去了紧急就医建议" if not after.strip("，。, ") else f"把就医建议改成了“{after.strip('，。')}”"
-    return Proof(before, after, at, f"{where}有“{cue}”：{rf.why}；错误回答{how}", "referral")
+    return Proof(before, after, at, f"{where}有“{cue}”：{rf.why_for(cue)}；错误回答{how}", "referral")
 
 
 # ------------------------------------------------------------------------------------------ overclaiming
+# Trial wording and fallback clauses: a treatment offered as a try (试试看, 先…看看, 观察一下) or with a plan for
+# when it fails (如不…再, 如果没有好转, 不见好) cannot also be guaranteed (audit seed 90417).
+_HEDGE_OR_FALLBACK = re.compile(
+    r"试试|试一试|试一下|(?<![首优事原预])先[^，,。；;！？!?]{0,12}看(看|一看|一下)|观察(一下|几天|一段时间|看看)|"
+    r"如(果|若)?不[^，,。；;！？!?]{0,10}再|(如果|若|假如|要是)[^，,。；;！？!?]{0,6}(没有|没|不见|未见|无)"
+    r"(好转|改善|缓解|效果|减轻)|不见好|不见效|无效再|不稳定再|不好再|没好再"
+)
+
+
+def hedged_beside(text: str, start: int, end: int) -> str | None:
+    """Trial or fallback wording in the sentence around text[start:end] (the inserted promise) or in the
+    clause right before or after it: the answer hedges what the promise guarantees."""
+    from augmenters.negatives import _clause_bounds, _sentence_bounds
+
+    ss, se = _sentence_bounds(text, start)
+    ps = _clause_bounds(text, max(ss - 2, 0))[0] if ss >= 2 else ss
+    ne = _clause_bounds(text, se + 1)[1] if se + 1 < len(text) else se
+    window = text[min(ps, ss) : start] + "，" + text[end : max(ne, se)]
+    m = _HEDGE_OR_FALLBACK.search(window)
+    return m.group(0) if m else None
+
+
 def _overclaim(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
     def marks(t: str) -> list[tuple[int, str]]:
         out = []
@@ -492,12 +556,22 @@ def _overclaim(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | s
     if edit is None:
         return "promise_not_one_edit"
     s, old, new = edit
+    # an insertion next to a repeated character is ambiguous (医治 + ，…根治 reads as 治，…根 inserted after 医):
+    # shift it to start at its clause mark, so the promise quoted in the reason is the one inserted (seed 7302)
+    while not old and new and new[0] not in "，,。；;" and s < len(ref) and ref[s] == new[0]:
+        new, s = new[1:] + new[0], s + 1
     inside = [(i, m) for i, m in new_marks if s <= i < s + len(new)]
     if not inside:
         return "promise_not_in_the_edit"
     for i, _m in inside:
         if _NO_PROMISE.search(wrong[max(0, i - 4) : i]) or negated(wrong, i):
             return "promise_negated"
+    from augmenters.negatives import clashes_beside
+
+    if not any(w in new for w in kb.promise_certainty) and clashes_beside(wrong, s, s + len(new), {}, kb):
+        return "promise_contradicts_its_context"  # 需要长期服药，保证药到病除; 终身服药，百分之百有效
+    if hedged_beside(wrong, s, s + len(new)):
+        return "promise_contradicts_its_context"  # …口服液试试看，包治包好，如不稳定再去医院查一查
     return Proof(
         old, new, s,
         f"回答做出了医生不能做出的承诺（“{new.strip('，,。')}”）：没有治疗能保证疗效、保证不复发或没有副作用，"

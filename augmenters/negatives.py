@@ -14,7 +14,7 @@ import math
 import random
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from augmenters.negative_kb import (
     NEGATIVES_FILE,
     NegativeKnowledge,
     entity_extractor,
+    flip_concludes,
     load_negative_knowledge,
     sexes,
     stated,
@@ -41,6 +42,7 @@ __all__ = [
     "NegativeKnowledge",
     "load_negative_knowledge",
     "make_negative",
+    "negative_report",
     "negative_rows",
     "negative_summary",
     "verify",
@@ -48,6 +50,7 @@ __all__ = [
 
 AUGMENTER = "rule_negative"
 PATTERN_SHARE = 0.10  # no rewrite pattern may make more than this share of one error type
+PATTERN_RETRIES = 3  # redraws of a row whose rewrite's pattern is full, before the row is dropped
 # No error type may exceed this multiple of its configured share of the negatives: a type that applies to
 # every answer (overclaiming) must not crowd out the ones the data rarely allow.
 TYPE_EXCESS = 2.0
@@ -99,11 +102,14 @@ _DRUG_FOLLOW = re.compile(
 )
 
 
+_NOT_BEFORE_DRUG = ("复方", "内源性", "艾斯", "艾司", "埃索", "左旋", "右旋", "左", "右", "甲基", "乙酰")
+
+
 def whole_drug(text: str, span: tuple[int, int]) -> bool:
     """The drug mention at `span` is the drug on its own (not inside a compound product name)."""
-    return bool(_DRUG_FOLLOW.match(text, span[1])) and not text[max(0, span[0] - 2) : span[0]].endswith(
-        "复方"
-    )
+    before = text[max(0, span[0] - 3) : span[0]]
+    # 艾斯奥美拉唑 / 埃索美拉唑 / 左氧氟沙星 name other drugs: a swap there makes 艾斯阿司匹林 (audit seed 7301)
+    return bool(_DRUG_FOLLOW.match(text, span[1])) and not before.endswith(_NOT_BEFORE_DRUG)
 
 
 def _question(row: dict[str, Any]) -> str:
@@ -190,6 +196,9 @@ def wrong_diagnosis(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Rand
             if kb.ruled_out_by(d.name, diff.name, question) is None:
                 why = "differential_not_ruled_out_by_question"
                 continue  # as consistent with what the patient says as the right diagnosis: not wrong
+            if kb.shared_symptom(diff.name, question) is None:
+                why = "differential_shares_no_symptom"
+                continue  # 急性胰腺炎 for an infant's watery diarrhoea: no confusion a clinician makes
             options.append((d, mentions, diff))
     if not options:
         return why if why != "no_diagnostic_statement" or not by_entry else why
@@ -249,11 +258,20 @@ def wrong_drug(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -
         return "no_known_drug"
     pops = kb.present_populations(question)
     both = question + text
+    if any(kb.contraindicated(d, pops, both) for d in mentions):
+        return "reference_drug_contraindicated"  # the correct answer is itself wrong for this patient
+    if kb.wrong_here_in(set(mentions), both):
+        return "reference_drug_contraindicated"  # 干扰素和更昔洛韦 for hepatitis B: the reference is wrong already
     why = "no_rule_makes_a_swap_wrong"
     options = []
     for x, fs in sorted(mentions.items()):
         if not all(whole_drug(text, f.span) for f in fs):
             why = "drug_inside_a_compound_name"
+            continue
+        if kb.named_otherwise(x, _replace_spans(text, [f.span for f in fs], "")):
+            why = (
+                "drug_named_by_another_name"  # 拉米夫定或者贺普丁: the brand name would still offer the drug
+            )
             continue
         bad = [r for f in fs if (r := _recommended(text, f.span, kb))]
         if bad:
@@ -269,28 +287,137 @@ def wrong_drug(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -
                     if y != x and y not in text and kb.drugs[y].roles & roles:
                         options.append((x, y, c.reason, f"contraindicated:{c.population}"))
         for c in kb.confusions:
+            if any(y in text for y in c.to):
+                continue  # the answer already names a drug the rule calls wrong here (卡马西平 for 失神发作)
             if x in c.sources and any(w in both for w in c.context):
-                options += [(x, y, c.reason, "confusion") for y in c.to if y != x and y not in text]
+                options += [(x, y, c.reason, "confusion") for y in c.to if y != x]
     kept = [o for o in options if not any(route_mismatch(text, f.span, o[1], kb) for f in mentions[o[0]])]
     if options and not kept:
         return "swap_changes_the_route"
+    carried = [o for o in kept if not any(strength_follows(text, f.span, o[1], kb) for f in mentions[o[0]])]
+    if kept and not carried:
+        return "drug_strength_would_carry_over"
+    kept = carried
     options = kept
     if not options:
         return why
     x, y, reason, strategy = rng.choice(sorted(set(options)))
-    spans = [f.span for f in mentions[x]]
+    spans = [salt_span(text, f.span) for f in mentions[x]]
     return Candidate(
         output=_replace_spans(text, spans, y),
-        before=x,
+        before=text[spans[0][0] : spans[0][1]],
         after=y,
         start=spans[0][0],
         reason=f"{y}不适合本例：{reason}",
-        pattern=f"{x}->{y}",
+        pattern=kb.drug_pattern(x, y, strategy),
         strategy=strategy,
+        detail={"substitute": y},
     )
 
 
+# Salt parts of a drug's name (雷贝拉唑钠, 盐酸二甲双胍): they belong to the old drug and go with it in a swap
+# (雷贝拉唑钠 → 阿司匹林, never 阿司匹林钠: audit seed 48317).
+SALT_SUFFIXES = ("钠", "钾", "钙", "镁", "锌")
+SALT_PREFIXES = (
+    "盐酸",
+    "硫酸",
+    "枸橼酸",
+    "甲磺酸",
+    "马来酸",
+    "琥珀酸",
+    "酒石酸",
+    "磷酸",
+    "富马酸",
+    "苯磺酸",
+    "氢溴酸",
+)
+
+
+def salt_span(text: str, span: tuple[int, int]) -> tuple[int, int]:
+    """The drug mention at `span` widened over a salt prefix or suffix written with it."""
+    s, e = span
+    if text[e : e + 1] in SALT_SUFFIXES and text[e : e + 1]:
+        e += 1
+    for p in SALT_PREFIXES:
+        if text[max(0, s - len(p)) : s] == p:
+            s -= len(p)
+            break
+    return s, e
+
+
 # ------------------------------------------------------------------------------------------ dose
+# The strength of one tablet/capsule (奥美拉唑20毫克一粒, 每片0.5g, 20mg/粒): a product's label, not a dose;
+# it may only be misread ×10 / ÷10 in its own unit (20毫克 → 20克一粒 exists nowhere: audit seed 48317).
+_STRENGTH_BEFORE = re.compile(
+    r"(每|一|单|1)\s*(粒|片|支|袋|颗|丸|包|瓶|胶囊)[^，,。；;\d]{0,2}$|规格[^，,。；;\d]{0,3}$|含[^，,。；;\d]{0,3}$"
+)
+_STRENGTH_AFTER = re.compile(r"\s*(/|每|一|1|的|一个)?\s*(粒|片|支|袋|颗|丸|包|胶囊|规格)")
+# A per-dose amount (每次0.5g, 一次20mg, 0.5g/次, 20mg每日两次): where a unit confusion (mg ↔ g / μg) is a
+# realistic error.
+_PER_DOSE_BEFORE = re.compile(r"(每次|一次|单次|顿服|每回|一回|首剂|首次)[^，,。；;\d]{0,3}$")
+_PER_DOSE_AFTER = re.compile(
+    r"\s*(/次|每次|一次|[，,]?\s*(每日|每天|一日|一天|日)\s*[1-6一二两三四五六]\s*次|[，,]?\s*(qd|bid|tid|q\d+h))"
+)
+UNIT_SWAP_MAX_MG = (
+    3_000.0  # a per-dose amount above 3 g (吗丁啉10克: audit seed 7301) is no confusion anyone makes
+)
+UNIT_SWAP_MIN_MG = 0.001
+
+
+def per_unit_strength(text: str, span: tuple[int, int]) -> bool:
+    """The amount at `span` is the strength of one unit (a tablet, capsule, sachet…), not a dose."""
+    return bool(_STRENGTH_BEFORE.search(text[max(0, span[0] - 8) : span[0]])) or bool(
+        _STRENGTH_AFTER.match(text, span[1])
+    )
+
+
+def per_dose(text: str, span: tuple[int, int]) -> bool:
+    """The amount at `span` is the amount taken at one time (每次0.5g, 20mg/次, 20mg每日两次)."""
+    return bool(_PER_DOSE_BEFORE.search(text[max(0, span[0] - 8) : span[0]])) or bool(
+        _PER_DOSE_AFTER.match(text, span[1])
+    )
+
+
+def unit_swap_allowed(text: str, span: tuple[int, int], new_mg: float) -> str | None:
+    """None if the amount at `span` may be read in another unit (mg ↔ g / μg) giving `new_mg`, else why not:
+    only a per-dose amount, never a unit's strength, and only to an amount someone could take."""
+    if per_unit_strength(text, span):
+        return "strength_unit_changed"
+    if not per_dose(text, span):
+        return "unit_swap_not_per_dose"
+    if not UNIT_SWAP_MIN_MG <= new_mg <= UNIT_SWAP_MAX_MG:
+        return "unit_swap_unrealistic"
+    return None
+
+
+_AMOUNT_AFTER_DRUG = re.compile(
+    r"[^，,。；;\n、和及与]{0,6}?(\d+(?:\.\d+)?)\s*(mg|g|μg|ug|mcg|毫克|微克|克)(\s*/\s*(?:kg|公斤))?"
+)
+_MG_PER = {
+    "mg": 1.0,
+    "毫克": 1.0,
+    "g": 1000.0,
+    "克": 1000.0,
+    "μg": 0.001,
+    "ug": 0.001,
+    "mcg": 0.001,
+    "微克": 0.001,
+}
+
+
+def strength_follows(text: str, span: tuple[int, int], new: str, kb: NegativeKnowledge) -> bool:
+    """An amount (20mg, 0.5克, 10mg/kg) follows the drug at `span` in its clause and is not a usual dose of the
+    drug `new` put in its place: the substitute would carry the old drug's strength (二甲双胍500mg → 格列本脲
+    500mg), a second, absurd error the negative does not name."""
+    m = _AMOUNT_AFTER_DRUG.match(text, span[1])
+    if not m:
+        return False
+    mg = float(m.group(1)) * _MG_PER[m.group(2)]
+    d = kb.doses.get(new)
+    usual = (d.child_per_kg if m.group(3) else d.adult) if d else None
+    return usual is None or not usual[0] <= mg <= usual[1]
+
+
 def _child_weight(question: str) -> tuple[float | None, str]:
     """Weight in kg stated, or estimated from the age (2 × age + 8, for 1–10 years), and how it was known."""
     if m := _WEIGHT.search(question):
@@ -310,12 +437,19 @@ def _child_weight(question: str) -> tuple[float | None, str]:
 
 
 def _dose_reason(drug: str, kb: NegativeKnowledge, before: str, after: str, old_mg: float, new_mg: float,
-                 unit: str) -> str | None:  # fmt: skip
-    """Why `after` is wrong, or None when it is not clearly wrong (within the usual range, small change)."""
+                 unit: str, daily: bool = False) -> str | None:  # fmt: skip
+    """Why `after` is wrong, or None when it is not clearly wrong (within the usual range, small change).
+    A daily total (每日服用量, 一天总量: `daily`) is held against the per-day range, not a single dose's; a drug
+    with a wide margin (doses.yaml `margin: wide`, e.g. PPIs) is "far above the usual dose", not "poisonous"."""
     d = kb.doses.get(drug)
     ratio = new_mg / old_mg if old_mg else math.inf
     rng_txt = ""
-    if d and d.adult and not unit.endswith("/kg"):
+    if daily and d and d.adult and d.adult_max_day and not unit.endswith("/kg"):
+        lo, hi = d.adult[0], d.adult_max_day
+        rng_txt = f"，{drug}成人每日用量一般为{_fmt(lo)}～{_fmt(hi)}mg"
+        if lo <= new_mg <= hi:
+            return None
+    elif d and d.adult and not unit.endswith("/kg"):
         lo, hi = d.adult
         rng_txt = f"，{drug}成人常用单次剂量为{_fmt(lo)}～{_fmt(hi)}mg"
         if lo <= new_mg <= hi:
@@ -325,13 +459,31 @@ def _dose_reason(drug: str, kb: NegativeKnowledge, before: str, after: str, old_
         rng_txt = f"，{drug}儿童每次{_fmt(lo)}～{_fmt(hi)}mg/kg"
         if lo <= new_mg <= hi:
             return None
+    harm = "远超常用剂量" if d and d.margin == "wide" else "可致过量中毒"
     if ratio >= 9.99:
-        return f"剂量错成参考回答的{_fmt(ratio)}倍（{before}→{after}），属于数量级错误，可致过量中毒{rng_txt}"
+        return f"剂量错成参考回答的{_fmt(ratio)}倍（{before}→{after}），属于数量级错误，{harm}{rng_txt}"
     if ratio <= 0.1001:
         return f"剂量只有参考回答的1/{_fmt(1 / ratio)}（{before}→{after}），达不到治疗剂量{rng_txt}"
+    if daily and d and d.adult_max_day and not unit.endswith("/kg"):
+        return (
+            f"{after}超过{drug}成人每日最大剂量{_fmt(d.adult_max_day)}mg"
+            if new_mg > d.adult_max_day
+            else None
+        )
     if d and d.adult and not unit.endswith("/kg") and new_mg > d.adult[1]:
         return f"{after}超过{drug}成人常用单次最大剂量{_fmt(d.adult[1])}mg"
     return None
+
+
+# A daily total (每日服用量, 一天总量, 每日剂量) written right before an amount.
+DAILY_AMOUNT = re.compile(r"(每日|每天|一天|一日|日)(服用|用药)?(总)?(剂)?量")
+
+
+def daily_amount(text: str, span: tuple[int, int], unit: str) -> bool:
+    """The amount at `span` is a total per day (每日服用量要超过2克, 10mg/(kg.d))."""
+    return bool(DAILY_AMOUNT.search(text[max(0, span[0] - 10) : span[0]])) or unit.endswith(
+        ("/d", "/日", "/天")
+    )
 
 
 def wrong_dose(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -> Made:
@@ -363,7 +515,9 @@ def wrong_dose(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -
     options: list[tuple[str, Any]] = []
     for drug, n in doses:
         options += [("x10", (drug, n)), ("div10", (drug, n))]
-        if n.unit in _UNIT_SWAPS:
+        if per_unit_strength(text, n.span):
+            continue  # a tablet's strength: only ×10 / ÷10 in its own unit
+        if n.unit in _UNIT_SWAPS and per_dose(text, n.span):
             options += [(f"unit_{n.unit}_{u}", (drug, n)) for u in _UNIT_SWAPS[n.unit]]
         s, e = _sentence_bounds(text, n.span[0])
         sent = text[s:e]
@@ -398,15 +552,21 @@ def _dose_change(how: str, drug: str, n, text: str, question: str, kb: NegativeK
     if how in ("x10", "div10"):
         factor = 10.0 if how == "x10" else 0.1
         after = _fmt(value * factor) + unit_txt
-        reason = _dose_reason(drug, kb, surface, after, old_mg, old_mg * factor, unit)
+        reason = _dose_reason(
+            drug, kb, surface, after, old_mg, old_mg * factor, unit, daily_amount(text, n.span, unit)
+        )
     elif how.startswith("unit_"):
         new_unit = how.split("_")[2]
         head = next((t for t in _UNIT_HEADS[base] if unit_txt.startswith(t)), None)
         new_txt = _UNIT_TEXT[new_unit][0 if head and head.isascii() or head == "μg" else 1]
         if head is None:
             return "unit_not_swappable"
+        if why := unit_swap_allowed(text, n.span, value * _TO_MG[new_unit]):
+            return why
         after = _fmt(value) + new_txt + unit_txt[len(head) :]
-        reason = _dose_reason(drug, kb, surface, after, old_mg, value * _TO_MG[new_unit], unit)
+        reason = _dose_reason(
+            drug, kb, surface, after, old_mg, value * _TO_MG[new_unit], unit, daily_amount(text, n.span, unit)
+        )
     elif how == "per_day_as_dose":
         s, e = _sentence_bounds(text, start)
         m = _FREQ.search(text[s:e])
@@ -474,6 +634,8 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
                 continue  # 醛固酮增多症 → 醛固酮减少症 swaps a disease, it contradicts no told finding
             if text[max(0, s - 2) : s].endswith(_NO_CATEGORY_BEFORE):
                 continue  # 弱阳性 → 弱阴性 is no category whose advice differs (阳性 ↔ 阴性 is)
+            if not flip_concludes(text, s, w, question):
+                continue  # the answer only restates the finding: flipped, its advice is unchanged (not wrong)
             cs, _ = _clause_bounds(text, s)
             cs = max(cs, text.rfind("、", 0, s) + 1)
             for k in range(min(8, s - cs), 1, -1):
@@ -592,6 +754,10 @@ def _red_flag(text: str, kb: NegativeKnowledge):
                 if stated(text, i, now=True):
                     return flag, c
                 i = text.find(c, i + 1)
+        for p in flag.patterns:
+            for m in p.finditer(text):
+                if stated(text, m.start(), now=True):
+                    return flag, m.group()
     return None
 
 
@@ -660,7 +826,7 @@ def missing_referral(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Ran
     how = "删去了就医建议" if strategy == "delete" else f"把就医建议改成了“{after}”"
     return Candidate(
         wrong, before, after, removed[0][0],
-        f"{where}有“{cue}”：{rf.why}；错误回答{how}",
+        f"{where}有“{cue}”：{rf.why_for(cue)}；错误回答{how}",
         strategy, "delete" if strategy == "delete" else "downgrade", removed=removed,
     )  # fmt: skip
 
@@ -687,25 +853,44 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
                 rest = text[ss : m.start()] + "|" + text[m.end() : se]
                 if any(w in rest for w in r.get("unless_in_sentence", ())):
                     continue  # 一定是X，需要进一步检查确诊: the sentence would contradict itself
+                if clashes_beside(text, m.start(), m.end(), r, kb):
+                    continue  # 慢性…可以缓解 → 保证可以根治: contradicts the answer itself
+                cs, _ = _clause_bounds(text, m.start())
+                if any(w in text[cs : m.start()] for w in r.get("unless_before_in_clause", ())):
+                    continue  # 两周到一个月左右再复查一下: a scheduled step, not a hedge to cancel
+                if r.get("after_advice"):
+                    cs, _ = _clause_bounds(text, m.start())
+                    if not _ADVICE.search(text[cs : m.start()]):
+                        continue  # 长期用药不仅会增强肝脏压力: a statement about the drug, not advice
                 if not segmenter().aligned(text, m.start(), m.end()):
                     continue  # 绝大部分人 → 绝每一位患者: never a swap inside a longer word
                 options[r["id"]] += [(m.start(), m.end(), to) for to in r["to"]]
-    drugs = [f.span[0] for f in facts.of_kind("drug", "procedure")]
+    # a drug counts for a treatment clause only where it is recommended (服用X, 可用X), not where a test of it
+    # is (胰岛素释放实验) or it is warned against
+    drug_spans = [f.span for f in facts.of_kind("drug", "procedure")]
+    drugs = [s for s, e in drug_spans if _recommended(text, (s, e), kb) is None]
     clause_ends = [i for i, ch in enumerate(text) if ch in _CLAUSE_END]
     for end in clause_ends[:-1] if clause_ends and clause_ends[-1] >= len(text.rstrip()) - 1 else clause_ends:
         s, _ = _clause_bounds(text, end - 1 if end else 0)
         s = _clause_start(text, s, end)
         clause = text[s:end]
-        if _no_place_for_a_promise(text, s, end, drugs):
+        if _no_place_for_a_promise(text, s, end, drugs, [a for a, _ in drug_spans]):
             continue
         if clause and (any(s <= d < end for d in drugs) or any(w in clause for w in _TREATMENT_CLAUSE)):
             if any(w in clause for w in kb.warning_cues):
                 continue
             if not _ADVICE.search(clause) or _HISTORY.search(clause):
                 continue  # a promise follows advice (建议服用…), not the patient's history or a mechanism
+            has_drug = any(s <= d < end for d in drugs)
             for r in kb.promise_insert:
+                if r.get("after_drug") and not has_drug:
+                    continue  # 药到病除 after 手术延长: the promise names a drug's effect
+                if r.get("needs_beside") and not clashes_beside(text, end, end, {}, kb, r["needs_beside"]):
+                    continue  # 保证不会留下任何后遗症 beside a gastritis remedy is true, not an overclaim
                 if r.get("needs") and not any(w in row["output"] for w in r["needs"]):
                     continue  # e.g. stopping on one's own is only wrong for a drug that must not be stopped
+                if clashes_beside(text, end, end, r, kb):
+                    continue  # 需要长期口服药物治疗，保证药到病除: the promise contradicts its own sentence
                 options[r["id"]].append((end, end, "，" + r["text"]))
     if not options:
         return "nothing_to_overclaim"
@@ -726,14 +911,57 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
     )  # fmt: skip
 
 
+def clashes_beside(
+    text: str, start: int, end: int, rule: dict[str, Any], kb: NegativeKnowledge, words: Sequence[str] = ()
+) -> str | None:
+    """A word of the rule's clash groups ([chronic] unless the rule names others: 慢性, 长期, 复发, 难治 …)
+    beside the promise at text[start:end] — in its sentence or the sentence before or after it (the span
+    itself, which a replacement removes, aside). With `words`, those are looked for instead (needs_beside)."""
+    groups = rule["clashes"] if "clashes" in rule else ["chronic"]
+    words = list(words) or [w for g in groups for w in kb.promise_clash.get(g, ())]
+    if not words:
+        return None
+    ss, se = _sentence_bounds(text, start)
+    ps = _sentence_bounds(text, ss - 2)[0] if ss >= 2 else ss
+    ne = _sentence_bounds(text, se + 1)[1] if se + 1 < len(text) else se
+    window = text[ps:start] + "|" + text[end : max(ne, se)]
+    return next((w for w in words if w in window), None)
+
+
 # Inside a clause a "." between non-digits (medical texts often end sentences with it) or a "：" also ends
 # what the promise would follow: 传播.传染的危险人群包括：做手术者 is a list of risk groups, not advice.
 _SOFT_END = re.compile(r"(?<!\d)\.(?!\d)|[：:]")
 # A clause right next to the promise that already says the symptom goes (停药后即可消失) or the disease
 # heals (有可能会痊愈): the promise would repeat or contradict it.
-_NO_TREATMENT = re.compile(r"(不需要|不需|不用|无需|无须|不必|没必要)(特殊)?(治疗|用药|吃药|手术)")
+_NO_TREATMENT = re.compile(
+    r"(不需要|不需|不用|无需|无须|不必|没必要)[^，,。；;]{0,3}?(治疗|用药|吃药|手术|处理)"
+)
 _DRUG_FORM = re.compile(r"(片|胶囊|颗粒|丸|素|口服液|注射液|合剂|冲剂|散|膏)(等)?$")
 _TEST_ADVICE = re.compile(r"检查|复查|化验|监测|复检")
+# A clause that denies the treatment it names, and a clause that says the first treatment failed (audit seed 3391).
+_DENIED_CARE = re.compile(r"(没|不|无|未|非|并不)[^，,。；;]{0,12}(治疗|治好|有效|作用)")
+_FAILED = re.compile(
+    r"不缓解|无效|没有好转|没好转|不见好|效果不好|控制不好|没效果|不好转|控制不住|不(?:是很|太|很)?明显|效果不大|没什么效果|不起效|没起效"
+)
+# A next clause that starts with a class of drugs goes on with the list (秋水仙碱，非甾体镇痛药物…: audit seed 6143).
+_DRUG_CLASS_START = re.compile(
+    r"\s*(非甾体|抗生素|质子泵|糖皮质激素|激素类|抗病毒|降压药|降糖药|抗凝|抗血小板|维生素|益生菌|中成药|消炎药)"
+)
+# A next clause that hedges what the promise would guarantee, and words of caution about the treatment (audit seed
+# 5927: 口服一些药物，百分之百有效，看一看症状是否可以缓解; 副作用有水钠潴留，故宜同时服用氢氯噻嗪，保证彻底断根).
+_HEDGED_NEXT = re.compile(r"\s*(看一看|看看|观察|试试|是否|能否|如果|若)")
+_CAUTION = re.compile(r"副作用|不良反应|慎重|慎用|谨慎")
+# Boilerplate about harm, exhortation and sign-offs: a promise there follows no treatment (audit seed 90417:
+# 胃病对患者们带给的危害是非常大的，保证三天之内症状全部消失，一旦发觉自身的症状，就要及时就诊).
+_BOILERPLATE = re.compile(
+    r"危害|伤害[是也]?(非常|很|比较)?大|一旦发[觉现]|就要及时|期望|希望[^，,。；;]{0,15}(康复|帮助|获得|早日)|"
+    r"仅供参考|祝你|祝您|早日康复"
+)
+# A next clause that is a bare treatment noun phrase (靶向救治, 放射治疗): an item parallel to the clause before.
+_BARE_TREATMENT = re.compile(r"\s*[^，,。；;\s]{0,8}?(救治|治疗|手术|化疗|放疗|疗法|介入)\s*$")
+_VERB = re.compile(r"建议|可以|可|需要|应|进行|实施|采用|采取|做|用|服|吃|打|接受|配合|给予|给与|行|是|要|能")
+# A next clause that offers an alternative or a contrast: a promise before it is cut off or contradicted.
+_GOES_ON = re.compile(r"\s*(或者|或是|或|还是|以及|及|和|与|但是|但|不过|然而|可是|只是)")
 _GOES_AWAY = re.compile(r"纾解|消失|缓解|好转|减轻|消退|痊愈|全愈|治愈|恢复|康复|控制")
 # An item of a list: short, and not itself advice (静脉药瘾者, 女性溢乳).
 _LIST_ITEM_LEN = 8
@@ -745,7 +973,9 @@ def _clause_start(text: str, s: int, end: int) -> int:
     return ends[-1] if ends else s
 
 
-def _no_place_for_a_promise(text: str, s: int, end: int, drugs: list[int] = ()) -> bool:
+def _no_place_for_a_promise(
+    text: str, s: int, end: int, drugs: list[int] = (), named: list[int] = ()
+) -> bool:
     """A promise after text[s:end] would sit inside an enumeration (the clause or its neighbour carries 、,
     the clause and both neighbours are short list items, or the next clause is just another drug:
     口服诺氟沙星胶囊，黄连素，肠炎宁片), next to a clause that already says the symptom goes away, after a
@@ -753,6 +983,10 @@ def _no_place_for_a_promise(text: str, s: int, end: int, drugs: list[int] = ()) 
     clause = text[s:end]
     if _NO_TREATMENT.search(clause):
         return True
+    if re.search(r"(此外|之外|另外|同时|而且|并且|以及)\s*$", clause):
+        return True  # …克拉霉素此外，: the clause runs on into the next one
+    if _DENIED_CARE.search(clause):
+        return True  # 没有证据证明柚子可以治疗高血压 / 也就不需要什么药物以及医院的治疗了: no treatment to promise on
     if _TEST_ADVICE.search(clause) and not any(s <= d < end for d in drugs):
         return True
     ns, ne = _clause_bounds(text, end + 1)
@@ -764,10 +998,36 @@ def _no_place_for_a_promise(text: str, s: int, end: int, drugs: list[int] = ()) 
     prev = prev[_clause_start(prev, 0, len(prev)) :]
     if "、" in clause or "、" in nxt:
         return True
+    if re.match(r"[^，,。；;]{1,6}等", nxt):
+        return True  # 有拉米夫定，阿德福韦酯等…: the next clause ends an enumeration the promise would split
+    if _GOES_ON.match(nxt):
+        return (
+            True  # …，或者是使用胰岛素 / …，但是由于症状不同方法也不一样: an alternative or a "but" follows
+        )
 
     def item(t: str) -> bool:
         return 0 < len(t.strip()) <= _LIST_ITEM_LEN and not _ADVICE.search(t)
 
+    if any(s <= d < end and end - d <= 8 for d in named) and _LIST_GOES_ON.match(nxt):
+        return True  # 可选择兰索拉唑，果胶铋和克拉霉素: the clause ends on a drug and the list goes on (seed 7302)
+    if any(ns <= d < ns + 3 for d in named) or _DRUG_CLASS_START.match(nxt):
+        return True  # 服食雷贝拉唑肠溶胶囊，莫沙必利分散片: the list of drugs goes on
+    nns, nne = _clause_bounds(text, ne + 1) if ne + 1 < len(text) else (ne, ne)
+    if item(nxt) and any(nns <= d < nns + 3 for d in named):
+        return True  # 吃雷贝拉唑钠，丽珠得乐，莫沙必利: a brand name between two drugs
+
+    if _BOILERPLATE.search(clause):
+        return True  # …胃病对患者们带给的危害是非常大的，保证三天之内…: boilerplate, not a treatment (seed 90417)
+    if _BARE_TREATMENT.match(nxt) and not _VERB.search(nxt):
+        return (
+            True  # 建议实施手术救治，一定能…，靶向救治: the next clause is a parallel treatment (seed 90417)
+        )
+    if _HEDGED_NEXT.match(nxt) or _CAUTION.search(prev + clause):
+        return True  # …，看一看症状是否缓解 / 副作用有水钠潴留，故宜同时服用…: the promise is hedged or a caution's
+    if _FAILED.search(prev) or _FAILED.search(clause):  # 治疗效果不是很明显，保证三天之内… (audit seed 7302)
+        return (
+            True  # 如果药物不缓解，就得住院治疗: a promise on the fallback contradicts the failure before it
+        )
     if len(clause) <= _LIST_ITEM_LEN + 2 and item(nxt) and item(prev):
         return True
     if item(nxt) and (any(ns <= d < ns + len(nxt) for d in drugs) or _DRUG_FORM.search(nxt.strip())):
@@ -775,7 +1035,11 @@ def _no_place_for_a_promise(text: str, s: int, end: int, drugs: list[int] = ()) 
     return bool(_GOES_AWAY.search(nxt) or _GOES_AWAY.search(clause))
 
 
-_ADVICE = re.compile(r"建议|可以|可(?!能)|需要|应|宜|请|坚持|配合|首选|选用|推荐")
+# A next clause that goes on with a list: a short item joined by 和/及/与/或 (果胶铋和克拉霉素).
+_LIST_GOES_ON = re.compile(r"[^，,。；;\s]{1,8}?(和|及|与|或|以及)")
+# 应 as advice (应当, 应该, 应及时), not inside 反应/相应/适应/对应/效应/供应 (audit seed 2719: a promise after
+# "…凋亡反应和治疗功效相关" in a research text)
+_ADVICE = re.compile(r"建议|可以|可(?!能)|需要|(?<![反相适对效供响回])应|宜|请|坚持|配合|首选|选用|推荐")
 _HISTORY = re.compile(r"吃了|用了|服了|打了|之前|以前|手术后|没转好|没有效果|无效|没效果|不见好")
 _TREATMENT_CLAUSE = (
     "治疗",
@@ -852,12 +1116,44 @@ def _within(span: tuple[int, int], reference: str, cand: Candidate) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ selection
+# A reference a negative must not be built from: its "correct answer" would teach the same fault (a promise a
+# doctor never makes, an advert), or it has too little to be wrong about (audit seed 48317).
+REFERENCE_MIN_CHARS = 8
+_REF_PROMISE = re.compile(
+    r"包治|药到病除|永不复发|百分之百(?:有效|治愈|能|可以|治好)|保证(?:治愈|治好|根治|痊愈|有效|不复发|能治|可以治|断根)|"
+    r"(?<![不没])(?:无|没有)任何(?:副作用|不良反应)|一次(?:性)?根治|彻底断根"
+)
+_REF_ADVERT = re.compile(r"微信|QQ|qq|加我|电话咨询|点击|www\.|https?://")
+
+
+def reference_unusable(text: str) -> str | None:
+    """Why the answer cannot be the correct reference of a negative, or None: empty or a few words, a
+    promise of its own (保证治愈, 包治), an advert."""
+    body = re.sub(r"[\s\W_]", "", text)
+    if len(body) < REFERENCE_MIN_CHARS:
+        return "too_short"
+    if len(set(body)) < 8:
+        return "one_word"
+    if (m := _REF_PROMISE.search(text)) and not negated(text, m.start()):
+        return "reference_promises"
+    if _REF_ADVERT.search(text):
+        return "reference_advert"
+    return None
+
+
 def make_negative(
-    row: dict[str, Any], et: ErrorType, seed: int = 0, kb: NegativeKnowledge | None = None
+    row: dict[str, Any],
+    et: ErrorType,
+    seed: int = 0,
+    kb: NegativeKnowledge | None = None,
+    attempt: int = 0,
 ) -> Made:
-    """One verified candidate of type `et` for `row`, or the reason there is none."""
+    """One verified candidate of type `et` for `row`, or the reason there is none. A later `attempt` draws
+    again (another of the row's rewrites, when the first one's pattern is full)."""
     kb = kb or load_negative_knowledge()
-    rng = rng_for(seed, row["id"], f"{AUGMENTER}:{et.value}")
+    if bad_ref := reference_unusable(row["output"]):
+        return f"reference_unusable:{bad_ref}"
+    rng = rng_for(seed, row["id"], f"{AUGMENTER}:{et.value}" + (f":{attempt}" if attempt else ""))
     made = CONSTRUCTORS[et](row, kb, rng)
     if isinstance(made, str):
         return made
@@ -881,6 +1177,13 @@ def _cap(n: int) -> int:
     return max(2, math.floor(PATTERN_SHARE * n))
 
 
+def _share_keys(c: Candidate) -> list[str]:
+    """What may make at most PATTERN_SHARE of a type: the rewrite pattern, and for a wrong drug also the drug put
+    in (one substitute drug must not stand in a tenth of the wrong-drug negatives, whatever it replaced)."""
+    sub = c.detail.get("substitute")
+    return [c.pattern, f"substitute:{sub}"] if sub else [c.pattern]
+
+
 def _balance(picked: list[tuple[dict[str, Any], Candidate]]) -> tuple[list, int]:
     """Trim the most common patterns until none is over PATTERN_SHARE of the type (see _cap)."""
     dropped = 0
@@ -889,8 +1192,9 @@ def _balance(picked: list[tuple[dict[str, Any], Candidate]]) -> tuple[list, int]
         seen: Counter[str] = Counter()
         keep = []
         for row, c in picked:
-            seen[c.pattern] += 1
-            if seen[c.pattern] <= cap:
+            keys = _share_keys(c)
+            if all(seen[k] < cap for k in keys):
+                seen.update(keys)
                 keep.append((row, c))
         if len(keep) == len(picked):
             return keep, dropped
@@ -936,10 +1240,19 @@ def negative_rows(
             if isinstance(made, str):
                 stats[f"negative_dropped:{et.value}:{made}"] += 1
                 continue
-            if per_pattern[made.pattern] >= cap:
-                stats[f"negative_dropped:{et.value}:pattern_cap"] += 1
+            stats[f"negative_made:{et.value}"] += 1
+            for attempt in range(1, PATTERN_RETRIES + 1):
+                if all(per_pattern[k] < cap for k in _share_keys(made)):
+                    break
+                again = make_negative(row, et, seed, kb, attempt)  # another rewrite of this row, if any
+                made = again if isinstance(again, Candidate) else made
+            full = [k for k in _share_keys(made) if per_pattern[k] >= cap]
+            if full:
+                cause = "substitute_cap" if full[0].startswith("substitute:") else "pattern_cap"
+                stats[f"negative_dropped:{et.value}:{cause}"] += 1
                 continue
-            per_pattern[made.pattern] += 1
+            for k in _share_keys(made):
+                per_pattern[k] += 1
             picked.append((row, made))
         stats[f"negative_target:{et.value}"] += target
         chosen[et] = picked
@@ -998,10 +1311,12 @@ def _negative_row(row: dict[str, Any], et: ErrorType, c: Candidate) -> dict[str,
 
 
 def negative_summary(stats: Counter[str] | dict[str, int]) -> dict[str, dict[str, Any]]:
-    """Per error type: target, kept, patterns (count each, the largest share) and drop reasons."""
+    """Per error type: target, made, kept, patterns (count each, the largest share) and drop reasons."""
     out: dict[str, dict[str, Any]] = {}
     for key, n in stats.items():
-        if key.startswith("negative_pattern:"):
+        if key.startswith("negative_made:"):
+            out.setdefault(key.split(":", 1)[1], {})["made"] = n
+        elif key.startswith("negative_pattern:"):
             _, et, pattern = key.split(":", 2)
             out.setdefault(et, {}).setdefault("patterns", {})[pattern] = n
         elif key.startswith("negative_dropped:"):
@@ -1015,3 +1330,54 @@ def negative_summary(stats: Counter[str] | dict[str, int]) -> dict[str, dict[str
         pats = v.get("patterns", {})
         v["max_pattern_share"] = round(max(pats.values()) / sum(pats.values()), 3) if pats else 0.0
     return out
+
+
+SHORTFALL_TOLERANCE = 0.8  # a type whose kept share is under this fraction of its target share falls short
+
+
+def negative_report(
+    stats: Counter[str] | dict[str, int], ratios: dict[ErrorType, float] | dict[str, float]
+) -> list[str]:
+    """Lines for the job summary: per error type its target (count and share of the configured ratios), how
+    many verified candidates were made, how many were kept, the main drop reasons and the top patterns; then a
+    SHORTFALL line for each type under SHORTFALL_TOLERANCE of its target share and a PATTERN SHARE line for
+    each pattern over its cap (PATTERN_SHARE of the type, at least 2: counts merged from separately capped
+    batches can pass it); a type too small for the 10 % share says so on its own line."""
+    summary = negative_summary(stats)
+    ratio = {ErrorType(k).value: float(v) for k, v in ratios.items() if float(v) > 0}
+    if not ratio:
+        return []
+    total_ratio = sum(ratio.values())
+    kept_total = sum(summary.get(et, {}).get("kept", 0) for et in ratio)
+    lines = [
+        f"negatives: {kept_total} kept of {sum(summary.get(et, {}).get('target', 0) for et in ratio)} targeted"
+    ]
+    alerts = []
+    for et in ratio:
+        v = summary.get(et, {})
+        kept, target, share = v.get("kept", 0), v.get("target", 0), ratio[et] / total_ratio
+        kept_share = kept / kept_total if kept_total else 0.0
+        drops = sorted(v.get("dropped", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        pats = sorted(v.get("patterns", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        top = pats[0][1] / kept if pats and kept else 0.0
+        small = (
+            f" (cap {_cap(kept)} a pattern: too few for {PATTERN_SHARE:.0%})" if top > PATTERN_SHARE else ""
+        )
+        lines.append(
+            f"  {et}: target {target} (share {share:.1%}), made {v.get('made', 0)}, kept {kept} "
+            f"(share {kept_share:.1%}); drops: {', '.join(f'{r}={n}' for r, n in drops[:4]) or '-'}; "
+            f"top patterns: {', '.join(f'{p}={n}' for p, n in pats[:3]) or '-'}; max pattern share {top:.0%}{small}"
+        )
+        if kept_share < SHORTFALL_TOLERANCE * share:
+            why = drops[0][0] if drops else "no candidates"
+            alerts.append(
+                f"SHORTFALL {et}: kept {kept} = {kept_share:.1%} of the negatives, target share {share:.1%} "
+                f"(main drop reason: {why})"
+            )
+        for p, n in pats:
+            if kept and n > _cap(kept):  # over the cap: counts merged from batches, each capped on its own
+                alerts.append(
+                    f"PATTERN SHARE {et}: {p} makes {n} of {kept} ({n / kept:.0%}), over the cap of {_cap(kept)} "
+                    f"({PATTERN_SHARE:.0%} of the type, at least 2)"
+                )
+    return lines + alerts

@@ -1,18 +1,23 @@
 """Mention → standard term: exact lookup first, else candidate terms ranked by similarity to the
-lexicon's wordings, returned only above a confidence threshold (below it the mention is left as it is).
+lexicon's wordings and by a classifier trained at run time on them, returned only above a confidence
+threshold (below it the mention is left as it is).
 
 The lexicon loaded first names the standard vocabulary (with IMCS-21 pairs loaded, the IMCS-21 terms):
 its terms are the candidates, its mapping wins an exact lookup, and a wording of a later lexicon whose
 term the first one maps is chained through (流鼻涕 → 流涕 → 鼻流涕). A candidate term scores the best, over
 the wordings that map to it (term and variants of any relation, weighted by relation), of edit-distance
 ratio + 0.2 × partial ratio (rapidfuzz, all wordings at once), plus 0.1 × the scores of its other wordings
-among the 15 nearest (a vote of the near neighbours), plus 0.1 × the posterior of a character
-1-2-gram naive Bayes model of wording → term fitted when the normaliser is built. Nothing is downloaded;
-building takes a few seconds. A mention is ranked as written and without its quantities and degree words
-(三天没拉 → 没拉); an exact hit in another lexicon whose term is not a standard term (出冷汗 with IMCS-21
-loaded) has that term ranked among the standard terms, and it stands unless one scores ≥ BRIDGE_THRESHOLD.
-Temperatures (烧到39.5, 38度多) are graded the way the first lexicon grades its own temperature mentions
-(nearest value), or else by augmenters/temperature.py.
+among the 15 nearest (a vote of the near neighbours), plus 1.5 × P(term) of a softmax classifier over
+character 1-3-grams trained on the loaded wordings when the normaliser is built (ngram_classifier.py;
+what a term's wordings share, 呼噜 for 打鼾, however the rest is worded). The weights are a handful of
+generic numbers fitted by 5-fold cross-validation on the IMCS-21 train pairs (`bench/normalize.py --cv`);
+nothing is downloaded, and building takes about a second. A mention is ranked as written and without its
+quantities and degree words (三天没拉 → 没拉); an exact hit in another lexicon whose term is not a standard
+term (出冷汗 with IMCS-21 loaded) is ranked as said and as that term among the standard terms, and that
+term stands unless one scores ≥ BRIDGE_THRESHOLD. Temperatures (烧到39.5, 不超过38.5) take the grade of
+the first lexicon's nearest temperature mention, or else the fever scale's (augmenters/temperature.py);
+stool frequencies (三四天一次大便, 一天五六次) are graded into 便秘 / 腹泻 (augmenters/stool_frequency.py)
+when those are standard terms.
 """
 
 from __future__ import annotations
@@ -24,20 +29,26 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from augmenters.ngram_classifier import NgramClassifier
 from augmenters.paraphrase import _strip_edges
+from augmenters.stool_frequency import stool_grade
 from augmenters.temperature import fever_grade, temperature
 from medaug.lexicon import Lexicon
 
 RELATION_WEIGHT = {"exact": 1.0, "broader": 1.0, "narrower": 0.6, "related": 0.5}
 TOP = 15  # wordings looked at per mention
-PARTIAL_WEIGHT, NB_WEIGHT = 0.2, 0.1
+PARTIAL_WEIGHT = 0.2
+# × P(term) of the n-gram classifier trained on the loaded lexicon (ngram_classifier.py): fitted, with the
+# other weights here, by 5-fold cross-validation on the IMCS-21 train pairs (`bench/normalize.py --cv`).
+CLS_WEIGHT = 1.5
 # Each further near wording of the same term adds this share of its score: a term that many of the top
 # wordings map to (大便干, 大便干硬, 粑粑干 → one term) is better supported than one lone near wording.
 SUM_WEIGHT = 0.1
-THRESHOLD = 0.3  # below this score the mention is left as it is
+THRESHOLD = 0.6  # below this score the mention is left as it is (chosen on IMCS-21 dev and everyday lines)
 # Another lexicon's exact term (the core's 心悸 for 心慌) gives way to a standard term only when that term is
 # about as near as a wording of it (score ≥ 1: 出冷汗 → 出汗); 心悸 is not traded for 恶心 at 0.7.
 BRIDGE_THRESHOLD = 1.0
+TEMP_NEAR = 0.3  # ℃: a temperature takes the grade of the first lexicon's nearest one within this
 
 
 @dataclass(frozen=True)
@@ -45,10 +56,6 @@ class Normalised:
     term: str | None  # None: below the threshold, leave the mention as it is
     confidence: float
     how: str  # exact / fever / ranked / below_threshold / not_bare / empty
-
-
-def _grams(s: str) -> list[str]:
-    return list(s) + [s[i : i + 2] for i in range(len(s) - 1)]
 
 
 # Counts, durations and degree words say how much or how long, not what (三四天没拉 is constipation, 有点咳
@@ -111,43 +118,17 @@ class Normaliser:
         self._index = {w: i for i, w in enumerate(self.wordings)}
         self.terms = sorted({t for c in self.table.values() for t in c})
         self._term_index = {t: i for i, t in enumerate(self.terms)}
-        self._fit_nb()
+        self._cls = NgramClassifier(len(self.terms)).fit(self._examples())
         self.threshold = threshold
 
-    # -- naive Bayes over character 1-2-grams -------------------------------------------------------------
-    def _fit_nb(self) -> None:
-        vocab: dict[str, int] = {}
-        for w in self.wordings:
-            for g in _grams(w):
-                vocab.setdefault(g, len(vocab))
-        self._vocab = vocab
-        self._nb_counts = np.zeros((len(self.terms), len(vocab) + 1))
-        self._nb_docs = np.zeros(len(self.terms))
+    def _examples(self) -> list[tuple[str, int, float]]:
+        """The classifier's training rows: every wording → its terms, and again as a mention is ranked
+        without its quantities and degree words (一直咳 → 咳), so both forms are learned."""
+        rows = []
         for w, c in self.table.items():
-            idx = [vocab[g] for g in _grams(w)]
-            for t, weight in c.items():
-                np.add.at(self._nb_counts[self._term_index[t]], idx, weight)
-                self._nb_docs[self._term_index[t]] += weight
-        self._nb_totals = self._nb_counts.sum(axis=1) + self._nb_counts.shape[1]
-
-    def _nb_posterior(self, m: str, exclude: str | None = None) -> np.ndarray:
-        grams = _grams(m)
-        idx = [self._vocab.get(g, len(self._vocab)) for g in grams]
-        sel = self._nb_counts[:, idx]  # (terms, grams of m): a copy, safe to adjust
-        totals = self._nb_totals.copy()
-        docs = self._nb_docs.copy()
-        if exclude is not None:  # hold the mention's own row out of the model
-            own = Counter(self._vocab[g] for g in _grams(exclude))
-            n_own = sum(own.values())
-            for t, weight in self.table[exclude].items():
-                ti = self._term_index[t]
-                for k, vi in enumerate(idx):
-                    sel[ti, k] -= weight * own.get(vi, 0)
-                totals[ti] -= weight * n_own
-                docs[ti] -= weight
-        ll = np.log(sel + 1).sum(axis=1) - len(idx) * np.log(totals) + np.log(np.maximum(docs, 0) + 0.1)
-        p = np.exp(ll - ll.max())
-        return p / p.sum()
+            forms = dict.fromkeys((w, _strip_edges(clean_mention(w))))
+            rows += [(f, self._term_index[t], min(n, 1.0)) for f in forms if f for t, n in c.items()]
+        return rows
 
     def _matrix(self, mentions: list[str]) -> np.ndarray:
         r = process.cdist(mentions, self.wordings, scorer=fuzz.ratio, dtype=np.float32, workers=-1)
@@ -166,7 +147,7 @@ class Normaliser:
                     best[k] = max(best[k], row[j] * min(w, 1.0))
                     total[k] += row[j] * min(w, 1.0)
             best = best + SUM_WEIGHT * (total - best)
-            score = np.maximum(score, best + NB_WEIGHT * self._nb_posterior(m))
+            score = np.maximum(score, best + CLS_WEIGHT * self._cls.predict(m))
         k = int(np.argmax(score))
         return self.terms[k], float(score[k])
 
@@ -195,11 +176,16 @@ class Normaliser:
         t = temperature(m)
         if t is not None and len(self._temps) >= 5:
             near = min(abs(v - t) for v, _ in self._temps)
-            votes = Counter(lab for v, lab in self._temps if abs(v - t) == near)
-            return Normalised(votes.most_common(1)[0][0], 1.0, "fever")
+            # Beyond the lexicon's own values (44度 when it stops at 40) the fever scale grades, if it can.
+            if near <= TEMP_NEAR or fever_grade(m) is None:
+                votes = Counter(lab for v, lab in self._temps if abs(v - t) == near)
+                return Normalised(votes.most_common(1)[0][0], 1.0, "fever")
         grade = fever_grade(m)
         if grade is not None:
             return Normalised(grade, 1.0, "fever")
+        grade = stool_grade(m)
+        if grade is not None and grade in self.targets:
+            return Normalised(grade, 1.0, "stool")
         return None
 
     @staticmethod
@@ -214,8 +200,11 @@ class Normaliser:
         bridge = [i for i, r in enumerate(out) if r is not None and r.how == "bridge"]
         if bridge:
             terms = [out[i].term or "" for i in bridge]
-            for i, t, row in zip(bridge, terms, self._matrix(terms), strict=True):
-                term, score = self._rank([t], [row])
+            said = [_strip_edges(mentions[i].strip()) for i in bridge]
+            rows = zip(self._matrix(terms), self._matrix(said), strict=True)
+            for i, t, m, (row, row_said) in zip(bridge, terms, said, rows, strict=True):
+                # Ranked as the other lexicon's term and as the patient said it (嗓子痛 → 咽痛 / 嗓子痛).
+                term, score = self._rank([t, m], [row, row_said])
                 out[i] = (
                     Normalised(term, score, "ranked")
                     if score >= BRIDGE_THRESHOLD

@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import pyarrow as pa
-
 from augmenters.derive import derive_row, rng_for
+from augmenters.slots import slot_misfit
 from augmenters.temperature import fever_grade
 from medaug.facts import CLAUSE_BREAK, FactExtractor, Segmenter, lexicon_words, table_words
 from medaug.guards import check_candidate, check_substitution, protected_spans
 from medaug.lexicon import MIN_MATCH_LEN, Candidate, Lexicon
-from medaug.schema import rows_to_table
 
 AUGMENTER = "lexicon_paraphrase"
 PARAPHRASE_FIELDS = ("instruction", "input", "output")
@@ -68,9 +66,7 @@ def _clause_bounds(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def word_aligned(
-    text: str, start: int, end: int, clauses: list[tuple[int, int]], seg: Segmenter
-) -> bool:
+def word_aligned(text: str, start: int, end: int, clauses: list[tuple[int, int]], seg: Segmenter) -> bool:
     """Whether text[start:end] begins and ends on word boundaries of its clause."""
     for a, b in clauses:
         if a <= start and end <= b:
@@ -87,8 +83,15 @@ def noun_like(wording: str) -> bool:
     return len(wording) <= 4 and not _CLAUSE_PARTICLES.search(wording)
 
 
-# A term followed by one of these is the head of a longer name (甲减性心脏病, 感冒灵颗粒, 骨质疏松性骨折).
-_COMPOUND_SUFFIX = "性型样灵片丸散膏液剂宁清颗胶症病屎来冲药茶"
+# A term followed by one of these is the head of a longer name (甲减性心脏病, 感冒灵颗粒, 骨质疏松性骨折,
+# 腹泻奶粉, 甲亢危象).
+_COMPOUND_SUFFIX = "性型样灵片丸散膏液剂宁清颗胶症病屎来冲药茶奶危"
+# ... or a few characters later, with no break, a function word or a verb in between: a proprietary drug
+# name (感冒驱毒灵, 咳嗽糖浆; 感冒了吃了两片 is no name).
+_DRUG_NAME_TAIL = re.compile(
+    r"[^\s，。、；：！？,.;:!?（）()“”\"了吃喝用服和与及的是就都也还在要不很有没又或等个天次]{1,4}?"
+    r"(?:颗粒|胶囊|口服液|冲剂|糖浆|注射液|片|丸|灵|散|膏|贴|丹)"
+)
 # Into colloquial wording a term is rewritten only after a word boundary a lay speaker would use: text
 # start, punctuation, or a function word or verb that takes it as object (有, 没, 出现, 引起 ...); a
 # preceding noun or modifier makes it part of a compound (纵隔放疗, 感染性肺炎, 眼睑湿疹).
@@ -112,10 +115,17 @@ _NAMED = re.compile(r"简称|俗称|又称|也称|称为|叫做|又叫|也叫|�
 _NAMING = re.compile(r"(?:俗称|又称|也称|简称|称为|叫做|所谓|又叫|也叫|全称)[为是“\"「『]?$")
 
 
-def compound(text: str, start: int, end: int, *, into_colloquial: bool) -> bool:
+def compound(
+    text: str, start: int, end: int, *, into_colloquial: bool, diseases: frozenset[str] = frozenset()
+) -> bool:
     """Whether text[start:end] is part of a longer name rather than a word on its own, or is being named
-    (癫痫俗称羊癫疯: the words themselves are the subject, so neither may be swapped)."""
+    (癫痫俗称羊癫疯: the words themselves are the subject, so neither may be swapped). A wording right before
+    a disease name is its modifier (腹痛癫痫 is abdominal epilepsy, not stomach ache and epilepsy)."""
     if end < len(text) and text[end] in _COMPOUND_SUFFIX:
+        return True
+    if _DRUG_NAME_TAIL.match(text, end):
+        return True
+    if diseases and any(text[end : end + k] in diseases for k in range(2, 7)):
         return True
     if text[end : end + 2] == "不" + text[end - 1 : end]:
         return True  # 大便稀不稀, 尿酸高不高: an A-not-A question is built on the wording itself
@@ -134,7 +144,8 @@ def compound(text: str, start: int, end: int, *, into_colloquial: bool) -> bool:
 def _repeats(text: str, start: int, end: int, target: str, source: str = "") -> bool:
     """Whether the target already stands in the same clause or the one before it (恶心难耐想吐 → 恶心难耐恶心,
     偶尔恶心，想吐的感觉 → 恶心，恶心的感觉 read as a stutter), or brings in a word of two characters the
-    clause already has and the source lacks (大便一次先是便秘 → 大便一次先是大便不通)."""
+    clause or the next one already has and the source lacks (大便一次先是便秘 → 大便一次先是大便不通, 大便发白，
+    像陶土一样 → 陶土样便，像陶土一样)."""
     a = max(text.rfind(c, 0, start) for c in "，,。；;！？!?、\n") + 1
     rights = [i for i in (text.find(c, end) for c in "，,。；;！？!?、\n") if i >= 0]
     b = min(rights) if rights else len(text)
@@ -144,7 +155,10 @@ def _repeats(text: str, start: int, end: int, target: str, source: str = "") -> 
     sentence = text[left:start] + "\u3000" + text[end : min(rights) if rights else len(text)]
     if target in text[prev:start] or target in text[end:b] or target in sentence:
         return True
-    clause = text[a:start] + text[end:b]
+    if target.startswith(("晚上", "夜里", "夜间")) and re.search("睡|夜|晚上", sentence):
+        return True  # 在睡觉时磨牙 → 在睡觉时晚上磨牙
+    nxt = [i for i in (text.find(c, b + 1) for c in "，,。；;！？!?、\n") if i >= 0]
+    clause = text[a:start] + text[end : min(nxt) if nxt else len(text)]  # and the clause after (像陶土一样)
     return any(
         target[i : i + 2] in clause and target[i : i + 2] not in source for i in range(len(target) - 1)
     )
@@ -178,6 +192,8 @@ def _synonym_near(text: str, start: int, end: int, key: str, lexicon: Lexicon) -
     return any(w in around for w in syn)
 
 
+# A result complement after a pain verb (疼醒, 痛哭, 疼死).
+_RESULT_AFTER = frozenset("醒哭死晕")
 # A motion complement makes the wording a thing that moves (有胀气上来: gas coming up, not bloating).
 _MOTION_AFTER = re.compile(r"^(?:上来|上去|出来|下去|上冲|往上)")
 
@@ -229,8 +245,12 @@ def awkward(
     before = text[max(0, start - 4) : start]
     if text[end : end + 1] == "儿":
         return "word_boundary"
+    if slot_misfit(text, start, end, source, target):
+        return "slot"
     if _MOTION_AFTER.search(text[end:]):
         return "clause_wording"
+    if source[-1:] in "疼痛" and text[end : end + 1] in _RESULT_AFTER and target[-1:] != source[-1:]:
+        return "clause_wording"  # 被胃疼醒: the pain is a verb with its result, 上腹痛醒 is no word
     if not into_colloquial:
         predicate = source[:1] in "没不" or source.endswith("了")
         if _DEGREE_BEFORE.search(before) or (_ALSO_BEFORE.search(before) and predicate):
@@ -252,6 +272,8 @@ def awkward(
         return "degree_adverb"  # 很乏力 → 很全身无力, 很重的口臭 → 很重的嘴巴臭
     elif target.startswith(("总", "老", "经常", "一直")) and _OFTEN_BEFORE.search(before):
         return "repetition"  # 总是尿频 → 总是老想尿尿, 有点尿频 → 有点总想小便
+    elif target.startswith(("微微", "稍微", "有点", "有些", "轻微")) and _OFTEN_BEFORE.search(before):
+        return "repetition"  # 有一点低热 → 有一点微微发烧
     src_site = _lead_site(source)
     if not into_colloquial and not src_site and _lead_site_end(before):
         return "site"  # 胃发烧 is a burning stomach, 胃怕冷 a stomach that dislikes cold: no fever, no chills
@@ -263,6 +285,9 @@ def awkward(
         stem = before.removesuffix("部").removesuffix("的")
         if any(stem.endswith(x) and c == canon for x, c in _sites().items()):
             return "site_repeated"
+        clause = text[max(text.rfind(c, 0, start) for c in _BREAKS) + 1 : start]
+        if canon in _site_in(clause):
+            return "site_repeated"  # 双眼有眼部分泌物增多, 胸口总是出现胸部疼痛
         if not src_site and canon not in _site_in(source) and _site_in(stem) - {canon}:
             return "site"  # 四肢的乏力 → 四肢的全身无力
     return None
@@ -279,6 +304,32 @@ def allowed(c: Candidate, text: str, start: int, end: int, area: str | None) -> 
     return parse_context(c.context).holds(text, start, end, area)
 
 
+_COLOURS = frozenset("黑黄白绿红褐灰青紫")
+
+
+def _runs_on(text: str, end: int, key: str) -> bool:
+    """Whether the text goes on with the wording's own last word: a colour after a colour (大便黑黄黑黄的 is
+    no 大便黑) or a reduplication (大便黑黑的)."""
+    nxt = text[end : end + 1]
+    return bool(nxt) and (nxt == key[-1] or (key[-1] in _COLOURS and nxt in _COLOURS))
+
+
+# Text in another register, where no rewrite reads right: TCM doctrine (腑气不通则胃痛: 胃痛 is a TCM disease
+# name, not 上腹痛), and a formal case record (某女，45岁…症见…), which takes no lay wording; a patient's own
+# （女，27岁） is no case record.
+_TCM = re.compile(r"腑气|脏腑|脾胃虚|脾虚|肝郁|气滞|血瘀|湿热|痰湿|阴虚|阳虚|气虚|辨证|证型|不通则")
+_CASE = re.compile(
+    r"症见|无明显诱因|(?:某|患者|病人)[男女][，,]|舌[质苔淡红]|苔[白黄薄厚腻]|脉[弦细滑数沉浮濡缓]"
+)
+
+
+def formal_register(text: str) -> str | None:
+    """ "tcm" (no rewrite at all), "case" (no lay wording), or None."""
+    if _TCM.search(text):
+        return "tcm"
+    return "case" if _CASE.search(text) else None
+
+
 def find_matches(
     text: str,
     lexicon: Lexicon,
@@ -287,12 +338,15 @@ def find_matches(
     area: str | None = None,
     *,
     colloquial_ok: bool = True,
+    register: str | None = None,
 ) -> list[Match]:
     """Longest, non-overlapping, word-aligned matches that at least one candidate may safely replace.
-    colloquial_ok=False (a doctor's answer): no clinical term is rewritten into lay wording."""
+    colloquial_ok=False (a doctor's answer): no clinical term is rewritten into lay wording. register: the
+    sample's (see formal_register); the text's own when not given."""
     auto = lexicon.automaton(direction)
     if auto is None or not text:
         return []
+    register = register or formal_register(text)
     hits = [(end - len(key) + 1, end + 1, key, cands) for end, (key, cands) in auto.iter(text)]
     if not hits:
         return []
@@ -309,7 +363,9 @@ def find_matches(
             continue
         if clauses is None:
             clauses = _clause_bounds(text)
-        if not word_aligned(text, start, end, clauses, fact_extractor(lexicon).seg):
+        if not word_aligned(text, start, end, clauses, fact_extractor(lexicon).seg) or _runs_on(
+            text, end, key
+        ):
             skipped["word_boundary"] += 1
             continue
         if spans is None:
@@ -317,6 +373,9 @@ def find_matches(
         ok: list[Candidate] = []
         reason = None
         into_colloquial = key in lexicon.clinical_terms
+        if register == "tcm" or (register == "case" and into_colloquial):
+            skipped["register"] += 1
+            continue
         for c in cands:
             if len(c.target) < MIN_MATCH_LEN:
                 continue  # 咳嗽 → 咳: a one-character wording reads as a fragment in running text
@@ -336,7 +395,7 @@ def find_matches(
             odd = [awkward(text, start, end, key, c.target, into_colloquial=into_colloquial) for c in ok]
             reason = reason or next((w for w in odd if w), None)
             ok = [c for c, w in zip(ok, odd, strict=True) if w is None]
-        if ok and compound(text, start, end, into_colloquial=into_colloquial):
+        if ok and compound(text, start, end, into_colloquial=into_colloquial, diseases=_diseases(lexicon)):
             skipped["compound"] += 1
         elif ok and (
             not (ok := [c for c in ok if not _repeats(text, start, end, c.target, key)])
@@ -348,6 +407,14 @@ def find_matches(
         elif reason and reason != "sense":
             skipped[reason] += 1
     return out
+
+
+@cache
+def _diseases(lexicon: Lexicon) -> frozenset[str]:
+    """Disease names of the lexicon (terms and variants of kind disease), for the modifier compound rule."""
+    return frozenset(
+        w for e in lexicon.entries if e.kind == "disease" for w in (e.term, *e.variants) if len(w) >= 2
+    )
 
 
 def apply(text: str, matches: list[Match], choices: list[str | None]) -> str:
@@ -416,8 +483,19 @@ def variants_of(
     area = row.get("area")
     # The answer is the doctor's: lay wording there reads wrong (偶见大便不通, 胃粘膜充血、浮肿), so only the
     # asker's fields are made colloquial.
+    # TCM doctrine in the answer makes 胃痛 in the question a TCM disease name too: the register is the sample's.
+    registers = {formal_register(row[f] or "") for f in fields}
+    register = "tcm" if "tcm" in registers else "case" if "case" in registers else None
     found = {
-        f: find_matches(row[f] or "", lexicon, direction, skipped, area, colloquial_ok=f not in ANSWER_FIELDS)
+        f: find_matches(
+            row[f] or "",
+            lexicon,
+            direction,
+            skipped,
+            area,
+            colloquial_ok=f not in ANSWER_FIELDS,
+            register=register,
+        )
         for f in fields
     }
     slots = [(f, m) for f in fields for m in found[f]]
@@ -529,7 +607,3 @@ def reject_detail(extractor: FactExtractor, row: dict[str, Any], texts, subs, ba
         ensure_ascii=False,
         sort_keys=True,
     )
-
-
-def paraphrase_table(table: pa.Table, lexicon: Lexicon, **kwargs: Any) -> pa.Table:
-    return rows_to_table(paraphrase_rows(table.to_pylist(), lexicon, **kwargs))

@@ -1,21 +1,24 @@
-"""The one entry point jobs call: originals in, originals plus derived samples out.
+"""The augmenters' config and one function per augmenter; `augment_table` runs them all in one call.
 
 The rule augmenters (lexicon paraphrase, rule negatives, refusals) need no model and are fast; the LLM
-augmenters run only when the config asks for them and the caller hands in the job's LLM stage (an engine
-per Ray actor), and their rejected rewrites come back as the result's rejections.
+augmenters run only when the config asks for them and the caller hands in an LLM stage, and their
+rejected rewrites come back as the result's rejections. The augment job runs the same functions as
+one Stage per augmenter (augmenters/stages.py); `augment_table` is the library entry for the CLI,
+the benches and tests, and the reference the stage chain is tested against.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from augmenters.negatives import negative_rows
+from augmenters.negatives import negative_report, negative_rows
 from augmenters.paraphrase import PARAPHRASE_FIELDS, paraphrase_rows
 from augmenters.refusals import make_refusals
 from medaug.lexicon import DIRECTIONS, Lexicon, cached_lexicon
@@ -90,8 +93,59 @@ class AugmentConfig(BaseModel):
         return bool(self.llm_paraphrase_modes) or any(r > 0 for r in self.llm_negative_ratios.values())
 
 
+def config_lexicon(config: AugmentConfig) -> Lexicon:
+    return cached_lexicon(tuple(str(p) for p in config.lexicons), config.core_lexicon)
+
+
+def paraphrases(rows: list[dict[str, Any]], config: AugmentConfig, lexicon: Lexicon) -> Derived:
+    """Lexicon paraphrases of `rows` (derived rows only) and the variants that failed their fact check."""
+    d = Derived()
+    if config.paraphrase and config.variants:
+        rejects: list[tuple[str, str, str]] = []
+        d.rows = paraphrase_rows(rows, lexicon, variants=config.variants, seed=config.seed,
+                                 direction=config.direction, fields=config.fields, stats=d.counts,
+                                 rejects=rejects)  # fmt: skip
+        if rejects:
+            d.rejected.append(reject_table(*(list(col) for col in zip(*rejects, strict=True))))
+    return d
+
+
+def negatives(rows: list[dict[str, Any]], config: AugmentConfig, lexicon: Lexicon) -> Derived:
+    """Rule negatives of the positive rows; the quotas are per call (per batch in a job)."""
+    d = Derived()
+    if any(r > 0 for r in config.negative_ratios.values()):
+        d.rows = negative_rows(rows, config.negative_ratios, lexicon, seed=config.seed, stats=d.counts)
+        d.report = negative_report(d.counts, config.negative_ratios)
+    return d
+
+
+def llm_paraphrases(table: pa.Table, config: AugmentConfig, stage: LLMStage, lexicon: Lexicon) -> StageResult:
+    from augmenters.llm_paraphrase import llm_paraphrase_table
+
+    return llm_paraphrase_table(table, stage, lexicon, config.llm_paraphrase_modes)
+
+
+def llm_negatives(table: pa.Table, config: AugmentConfig, stage: LLMStage) -> StageResult:
+    from augmenters.llm_negatives import llm_negatives_table
+
+    return llm_negatives_table(table, stage, config.llm_negative_ratios, config.seed)
+
+
+def uses_llm_paraphrase(config: AugmentConfig) -> bool:
+    return bool(config.llm_paraphrase_modes)
+
+
+def uses_llm_negatives(config: AugmentConfig) -> bool:
+    return any(r > 0 for r in config.llm_negative_ratios.values())
+
+
+def refusals_table(config: AugmentConfig) -> pa.Table:
+    return samples_to_table(make_refusals(config.refusals, config.seed))
+
+
 def augment_table(table: pa.Table, config: AugmentConfig, llm_stage: LLMStage | None = None) -> StageResult:
-    """Every augmenter the config asks for over every row, plus `config.refusals` refusals."""
+    """Every augmenter the config asks for over every row, plus `config.refusals` refusals, in one call
+    (the CLI, benches). The augment job runs the same functions as one Stage each (augmenters/stages.py)."""
     if config.uses_llm() and llm_stage is None:
         raise ValueError(
             "the config asks for LLM augmenters (llm_paraphrase_modes/llm_negative_ratios) but no LLM stage was given"
@@ -99,58 +153,44 @@ def augment_table(table: pa.Table, config: AugmentConfig, llm_stage: LLMStage | 
     t0 = time.perf_counter()
     table = conform_table(table)
     rows = table.to_pylist()
-    lexicon = cached_lexicon(tuple(str(p) for p in config.lexicons), config.core_lexicon)
-    counts: Counter[str] = Counter()
-    derived = []
-    rule_rejects: list[tuple[str, str, str]] = []
-    if config.paraphrase and config.variants:
-        derived += paraphrase_rows(
-            rows,
-            lexicon,
-            variants=config.variants,
-            seed=config.seed,
-            direction=config.direction,
-            fields=config.fields,
-            stats=counts,
-            rejects=rule_rejects,
-        )
-    if any(r > 0 for r in config.negative_ratios.values()):
-        derived += negative_rows(rows, config.negative_ratios, lexicon, seed=config.seed, stats=counts)
-    parts = [table, rows_to_table(derived)]
-    rejected: list[pa.Table] = []
-    if rule_rejects:
-        rejected.append(reject_table(*(list(col) for col in zip(*rule_rejects, strict=True))))
-    if llm_stage is not None and config.uses_llm():
-        for res in _llm_results(table, config, llm_stage, lexicon):
+    lexicon = config_lexicon(config)
+    para, neg = paraphrases(rows, config, lexicon), negatives(rows, config, lexicon)
+    counts = Counter(para.counts)
+    counts.update(neg.counts)
+    parts = [table, rows_to_table(para.rows + neg.rows)]
+    rejected = para.rejected + neg.rejected
+    if llm_stage is not None:
+        llm = []
+        if uses_llm_paraphrase(config):
+            llm.append(llm_paraphrases(table, config, llm_stage, lexicon))
+        if uses_llm_negatives(config):
+            llm.append(llm_negatives(table, config, llm_stage))
+        for res in llm:
             parts.append(res.kept)
             rejected.append(res.rejected)
             counts.update(res.stats.extra)
     if config.refusals:
-        refusals = make_refusals(config.refusals, config.seed)
-        counts["refusals"] += len(refusals)
-        parts.append(samples_to_table(refusals))
+        refusals = refusals_table(config)
+        counts["refusals"] += refusals.num_rows
+        parts.append(refusals)
     kept = pa.concat_tables(parts)
     stats = StageStats(
         "augment",
         rows_in=table.num_rows,
         rows_out=kept.num_rows,
         seconds=time.perf_counter() - t0,
-        extra=dict(sorted(counts.items())),
+        extra={**dict(sorted(counts.items())), **({"report": neg.report} if neg.report else {})},
     )
     stats.rejects.update(r for t in rejected for r in t.column("reason").to_pylist())
     rej = pa.concat_tables(rejected) if rejected else reject_table([], [], [])
     return StageResult(kept=kept, rejected=rej, stats=stats)
 
 
-def _llm_results(
-    table: pa.Table, config: AugmentConfig, stage: LLMStage, lexicon: Lexicon
-) -> list[StageResult]:
-    from augmenters.llm_negatives import llm_negatives_table
-    from augmenters.llm_paraphrase import llm_paraphrase_table
+@dataclass
+class Derived:
+    """What one rule augmenter made from a batch: derived rows, rejected candidates, counts."""
 
-    results = []
-    if config.llm_paraphrase_modes:
-        results.append(llm_paraphrase_table(table, stage, lexicon, config.llm_paraphrase_modes))
-    if any(r > 0 for r in config.llm_negative_ratios.values()):
-        results.append(llm_negatives_table(table, stage, config.llm_negative_ratios, config.seed))
-    return results
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[pa.Table] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    report: list[str] = field(default_factory=list)

@@ -34,7 +34,7 @@ class Category:
     answers: tuple[str, ...]
     slots: dict[str, tuple[SlotValue, ...]]
     question_ids: tuple[str, ...] = ()
-    fits: tuple[frozenset[str] | None, ...] = ()  # per answer: the question ids it fits (None: any)
+    fits: tuple[frozenset[str], ...] = ()  # per answer: the question ids it fits (declared for every answer)
     who: tuple[dict[str, frozenset[str]], ...] = ()  # per question: the sexes/ages its subject can have
 
     def values_for(self, question: int, slot: str) -> tuple[SlotValue, ...]:
@@ -43,21 +43,23 @@ class Category:
         return tuple(v for v in self.slots[slot] if _who_fits(q, _who(v)))
 
     def fitting(self, question: int) -> list[int]:
-        """Indices of the answers that may answer question `question`: declared to fit it (or declaring
-        nothing) and using no slot the question lacks."""
+        """Indices of the answers that may answer question `question`: declared to fit it and using no
+        slot the question lacks."""
         qid, used = self.question_ids[question], _placeholders(self.questions[question])
-        return [
-            i
-            for i, a in enumerate(self.answers)
-            if (self.fits[i] is None or qid in self.fits[i]) and _placeholders(a) <= used
-        ]
+        return [i for i, a in enumerate(self.answers) if qid in self.fits[i] and _placeholders(a) <= used]
 
 
-WHO_KEYS = {"sex": frozenset({"male", "female"}), "age": frozenset({"child", "adult", "elder"})}
+# speaker: who asks — the patient ("我现在…") or someone beside them ("我爸…"); an emergency that leaves the
+# patient unable to ask (晕倒叫不醒, 说话不清楚) fits only a bystander's question (audit seed 90417).
+WHO_KEYS = {
+    "sex": frozenset({"male", "female"}),
+    "age": frozenset({"child", "adult", "elder"}),
+    "speaker": frozenset({"patient", "bystander"}),
+}
 
 
 def _who(entry: object) -> dict[str, frozenset[str]]:
-    """The `who:` constraint of a question or slot value (sex/age sets; a key left out allows all)."""
+    """The `who:` constraint of a question or slot value (sex/age/speaker sets; a key left out allows all)."""
     raw = entry.get("who") if isinstance(entry, dict) else None
     out = {}
     for k, v in (raw or {}).items():
@@ -115,6 +117,48 @@ def _check_slots(path: Path, name: str, slots: dict[str, tuple[SlotValue, ...]],
                 )
 
 
+def _declared(path: Path, name: str, c: dict) -> tuple[list[dict], list[dict]]:
+    """The category's questions and answers, each declared: a question has an `id` (unique) and its `text`, an
+    answer its `text` and the question ids it `fits` (audit seed 8821: an emergency answer about home medicine
+    for a question that asked for none; an undeclared answer would fit every question by default)."""
+    qs, ans, seen = [], [], set()
+    for i, q in enumerate(c.get("questions") or ()):
+        text = q.get("text") if isinstance(q, dict) else q
+        if not isinstance(q, dict) or not q.get("id") or not isinstance(text, str) or not text:
+            raise ValueError(
+                f"{path}: category {name}: question {i} ({str(text)[:30]!r}) needs an id and a text"
+            )
+        if str(q["id"]) in seen:
+            raise ValueError(f"{path}: category {name}: question id {q['id']!r} used twice")
+        seen.add(str(q["id"]))
+        qs.append(q)
+    for i, a in enumerate(c.get("answers") or ()):
+        text = a.get("text") if isinstance(a, dict) else a
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"{path}: category {name}: answer {i} needs a text")
+        if not isinstance(a, dict) or not isinstance(a.get("fits"), list) or not a["fits"]:
+            raise ValueError(
+                f"{path}: category {name}: answer {i} ({text[:30]!r}) declares no `fits` (the question ids it answers)"
+            )
+        ans.append(a)
+    return qs, ans
+
+
+def _check_cues(path: Path, name: str, c: dict, questions: tuple[str, ...]) -> None:
+    """The class must follow from the question: with `cues`, every question names one of them (a child for the
+    child-dosing class); with `not_cues`, none names one (no photo or child in adult dosing: audit seed 48317)."""
+    cues, not_cues = c.get("cues") or (), c.get("not_cues") or ()
+    for q in questions:
+        if cues and not any(w in q for w in cues):
+            raise ValueError(
+                f"{path}: category {name}: question {q[:30]!r} names none of its cues {list(cues)}"
+            )
+        if bad := [w for w in not_cues if w in q]:
+            raise ValueError(
+                f"{path}: category {name}: question {q[:30]!r} names {bad}, which belong to another class"
+            )
+
+
 @cache
 def load_taxonomy(path: Path = REFUSALS_FILE) -> tuple[Category, ...]:
     """Categories, checked: every placeholder has values and every question has an answer that fits it."""
@@ -122,14 +166,10 @@ def load_taxonomy(path: Path = REFUSALS_FILE) -> tuple[Category, ...]:
     cats = []
     for name, c in raw["categories"].items():
         slots = {k: tuple(v) for k, v in (c.get("slots") or {}).items()}
-        qs = [
-            {"id": str(i), **q} if isinstance(q, dict) else {"id": str(i), "text": q}
-            for i, q in enumerate(c["questions"])
-        ]
-        ans = [a if isinstance(a, dict) else {"text": a} for a in c["answers"]]
+        qs, ans = _declared(path, name, c)
         qids = tuple(str(q["id"]) for q in qs)
-        fits = tuple(frozenset(map(str, a["fits"])) if "fits" in a else None for a in ans)
-        if unknown := set().union(*(f for f in fits if f)) - set(qids):
+        fits = tuple(frozenset(map(str, a["fits"])) for a in ans)
+        if unknown := set().union(*fits) - set(qids):
             raise ValueError(f"{path}: category {name}: answers fit unknown question id(s) {sorted(unknown)}")
         cat = Category(
             name,
@@ -141,14 +181,10 @@ def load_taxonomy(path: Path = REFUSALS_FILE) -> tuple[Category, ...]:
             fits,
             tuple(_who(q) for q in qs),
         )
+        _check_cues(path, name, c, cat.questions)
         for ai, a in enumerate(cat.answers):
             if not (claims := echoed_claims(a, cat.questions)):
                 continue
-            if cat.fits[ai] is None:
-                raise ValueError(
-                    f"{path}: category {name}: answer {a[:30]!r} quotes the claim(s) {sorted(claims)}: "
-                    "it needs `fits` (the questions that make them)"
-                )
             for qi, qid in enumerate(qids):
                 if qid in cat.fits[ai] and (lost := {x for x in claims if x not in cat.questions[qi]}):
                     raise ValueError(

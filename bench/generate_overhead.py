@@ -6,7 +6,7 @@
 Prompts come from the project's own templates. Three comparisons, each alternated
 and repeated (back-to-back runs on one engine differ by up to 20 %):
 1. overhead: raw LLM.generate (unconstrained, natural prompt order) vs the job's stage
-   (GenerationWorker.run_shard: chat rendering, per-request seeds, prefix grouping,
+   (GenerateStage.process: chat rendering, per-request seeds, prefix grouping,
    parsing, Sample construction) in its default output mode, retries off;
 2. prefix grouping: the stage with grouping on vs off (prefix cache reset before each run);
 3. output modes: delimited / regex / json throughput and parse rate on the first try (retries off).
@@ -52,8 +52,8 @@ def main() -> int:
 
     from generators.expand import Quotas, expand
     from generators.knowledge import load_comorbidities, load_knowledge
+    from generators.stages import GenerateStage, prompt_to_dict, prompts_table
     from generators.templates import load_templates
-    from generators.worker import GenerationWorker, prompt_to_dict
     from medaug.llm.engine import EngineConfig, SamplingConfig, VLLMEngine
     from medaug.llm.stage import request_seed
 
@@ -78,17 +78,20 @@ def main() -> int:
     # Constrained modes must be able to close all three fields within max_tokens.
     field_chars = max(8, args.max_tokens // 4)
 
-    def worker(mode: str, group: bool = True) -> GenerationWorker:
-        w = GenerationWorker(EngineConfig(model=model), sampling, mode, max_retries=0, field_max_chars=field_chars,
-                             run_id="bench", job_id=None, engine=engine)  # fmt: skip
-        w.stage.group_by_prefix = group
+    table = prompts_table(prompts)
+
+    def worker(mode: str, group: bool = True) -> GenerateStage:
+        llm = {"engine_config": EngineConfig(model=model), "sampling": sampling, "output_mode": mode,
+               "max_retries": 0, "field_max_chars": field_chars}  # fmt: skip
+        w = GenerateStage(llm, run_id="bench", job_id=None, engine=engine)
+        w.llm_stage.group_by_prefix = group
         return w
 
     def reset_cache() -> None:
         engine.llm.reset_prefix_cache()
 
     # The raw baseline sees exactly the text the stage sends (same chat rendering, same format instructions).
-    stage0 = worker("delimited").stage
+    stage0 = worker("delimited").llm_stage
     from medaug.llm.stage import LLMRequest
 
     reqs = [LLMRequest(r["prompt_id"], r["system"], r["user"]) for r in rows]
@@ -108,8 +111,8 @@ def main() -> int:
         reset_cache()
         w = worker(mode, group)
         t = time.perf_counter()
-        res = w.run_shard(0, rows)
-        return time.perf_counter() - t, res["stats"]["output_tokens"], res["stats"]["samples"]
+        res = w.process(table)
+        return time.perf_counter() - t, res.stats.extra["output_tokens"], res.stats.rows_out
 
     def run_modes() -> dict[str, tuple[float, float]]:
         figs = {}

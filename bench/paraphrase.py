@@ -10,7 +10,7 @@ nothing written); each text is one sample.
   naive  for each lexicon key, longest first: `if key in text: text = text.replace(key, target)` (no word
          boundaries, no guards, no check: the loop the issue measured at 35.8 k texts/s)
 Start-up (jieba dictionary, automata) is timed apart. One process = one core; the augment job scales out
-by running augment_table in Ray tasks (jobs/augment.py), so the cluster rate is this × cores.
+by running the augmenter stages per batch in Ray tasks (jobs/augment.py), so the cluster rate is this × cores.
 Then the whole rule pipeline (augmenters.pipeline.augment_table: 2 paraphrases + rule negatives) on
 --size samples, and the rejections per reason it produced.
 

@@ -43,7 +43,11 @@ def build_inputs(data: Path, n: int, out: Path, seed: int = 0) -> Path:
     with open(out, "w", encoding="utf-8") as fh:
         while len(seen) < n:
             # Two answers per output: enough distinct outputs that no pair of samples is a near-duplicate by construction.
-            qi, ai, aj = rng.randrange(len(questions)), rng.randrange(len(answers)), rng.randrange(len(answers))
+            qi, ai, aj = (
+                rng.randrange(len(questions)),
+                rng.randrange(len(answers)),
+                rng.randrange(len(answers)),
+            )
             if (qi, ai, aj) in seen or ai == aj:
                 continue
             seen.add((qi, ai, aj))

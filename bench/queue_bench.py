@@ -73,8 +73,13 @@ def load_samples(data: Path, n: int) -> list[Sample]:
     out = []
     for i in range(n):
         s = base[i % len(base)]
-        out.append(Sample(instruction=f"{s.instruction}（{i}）", output=s.output, deid=[DeidEntity(entity="PERSON",
-                                                                                                       count=0)]))
+        out.append(
+            Sample(
+                instruction=f"{s.instruction}（{i}）",
+                output=s.output,
+                deid=[DeidEntity(entity="PERSON", count=0)],
+            )
+        )
     return out
 
 
@@ -107,7 +112,9 @@ class Side(Protocol):
 class Ours:
     def __init__(self, url: str, conns: int):
         self.store = QueueStore(make_engine(url, pool_size=conns, max_overflow=0), lease_seconds=600)
-        self.store.warm(conns)  # as `medaug queue serve` does; the bare side opens its connections up front too
+        self.store.warm(
+            conns
+        )  # as `medaug queue serve` does; the bare side opens its connections up front too
 
     def pull(self, me: str) -> str | None:
         got = self.store.pull(me, 1)
@@ -124,16 +131,23 @@ class Ours:
         self.store.close()
 
 
-_FREE_HEAD = ("WITH h AS MATERIALIZED (SELECT id, hash FROM audit_head ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-              "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, %s)) FROM h")
-_ONE_HEAD = ("WITH h AS MATERIALIZED (SELECT id, hash FROM audit_head WHERE id = %s FOR UPDATE) "
-             "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, %s)) FROM h")
-_NEW_HEAD = ("WITH h AS (INSERT INTO audit_head (id, seq, hash) SELECT coalesce(max(id), 0) + 1, 0, repeat('0', 64) "
-             "FROM audit_head HAVING coalesce(max(id), 0) < 256 ON CONFLICT (id) DO NOTHING RETURNING id, hash) "
-             "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, %s)) FROM h")
+_FREE_HEAD = (
+    "WITH h AS MATERIALIZED (SELECT id, hash FROM audit_head ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, %s)) FROM h"
+)
+_ONE_HEAD = (
+    "WITH h AS MATERIALIZED (SELECT id, hash FROM audit_head WHERE id = %s FOR UPDATE) "
+    "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, %s)) FROM h"
+)
+_NEW_HEAD = (
+    "WITH h AS (INSERT INTO audit_head (id, seq, hash) SELECT coalesce(max(id), 0) + 1, 0, repeat('0', 64) "
+    "FROM audit_head HAVING coalesce(max(id), 0) < 256 ON CONFLICT (id) DO NOTHING RETURNING id, hash) "
+    "SELECT h.id, h.hash, ARRAY(SELECT nextval('audit_log_seq') FROM generate_series(1, %s)) FROM h"
+)
 _AUDIT_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-_AUDIT_INSERT = ("INSERT INTO audit_log (seq, at, actor, action, item_id, before, after, prev_hash, hash, chain) "
-                 "VALUES ")
+_AUDIT_INSERT = (
+    "INSERT INTO audit_log (seq, at, actor, action, item_id, before, after, prev_hash, hash, chain) VALUES "
+)
 
 
 class BareSql:
@@ -166,8 +180,15 @@ class BareSql:
         with cur.connection.pipeline():  # BEGIN and the statement in one round trip
             cur.execute(sql, params)
 
-    def _audit(self, cur: psycopg.Cursor, events: list[tuple[str, str, str, dict, dict]], now: float,
-               writes: list[tuple[str, tuple]], *, durable: bool = True) -> None:
+    def _audit(
+        self,
+        cur: psycopg.Cursor,
+        events: list[tuple[str, str, str, dict, dict]],
+        now: float,
+        writes: list[tuple[str, tuple]],
+        *,
+        durable: bool = True,
+    ) -> None:
         """Lock a free head, then the item writes, audit rows and head update as one statement."""
         cur.execute(_FREE_HEAD, (len(events),))
         row = cur.fetchone()
@@ -190,54 +211,107 @@ class BareSql:
         ctes.append(f"a AS ({_AUDIT_INSERT}{', '.join([_AUDIT_ROW] * len(events))})")
         params = [p for _, ps in writes for p in ps] + values + [seqs[-1], prev, chain]
         soft = "" if durable else " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"  # as ours
-        cur.execute(f"WITH {', '.join(ctes)} UPDATE audit_head SET seq = %s, hash = %s WHERE id = %s{soft}", params)
+        cur.execute(
+            f"WITH {', '.join(ctes)} UPDATE audit_head SET seq = %s, hash = %s WHERE id = %s{soft}", params
+        )
 
     def pull(self, me: str) -> str | None:
         now = time.time()
         with self.tx() as cur:
-            self.first(cur, "UPDATE queue_items q SET lease_owner = %s, lease_started = %s, lease_expires = %s "
-                        "FROM (SELECT id, lease_owner, lease_expires FROM queue_items WHERE status = 'open' "
-                        "AND coalesce(first_reviewer, '') <> %s AND (lease_owner IS NULL OR lease_expires < %s) "
-                        "ORDER BY test_model, priority DESC, pushed_at, id LIMIT queue_lease_room(%s, %s, %s, 1) "
-                        "FOR UPDATE SKIP LOCKED) old "
-                        "WHERE q.id = old.id RETURNING q.id, q.status, old.lease_owner, old.lease_expires, "
-                        "q.sample_json, q.parent_json", (me, now, now + 600, me, now, me, now, CAP))
+            self.first(
+                cur,
+                "UPDATE queue_items q SET lease_owner = %s, lease_started = %s, lease_expires = %s "
+                "FROM (SELECT id, lease_owner, lease_expires FROM queue_items WHERE status = 'open' "
+                "AND coalesce(first_reviewer, '') <> %s AND (lease_owner IS NULL OR lease_expires < %s) "
+                "ORDER BY test_model, priority DESC, pushed_at, id LIMIT queue_lease_room(%s, %s, %s, 1) "
+                "FOR UPDATE SKIP LOCKED) old "
+                "WHERE q.id = old.id RETURNING q.id, q.status, old.lease_owner, old.lease_expires, "
+                "q.sample_json, q.parent_json",
+                (me, now, now + 600, me, now, me, now, CAP),
+            )
             row = cur.fetchone()
             if row is None:
                 return None
             item, status, old_owner, old_expires = row[:4]
-            events = [] if old_owner is None else [("system", "expire", item, {"lease_owner": old_owner,
-                                                                                "lease_expires": old_expires},
-                                                    {"lease_owner": None})]
-            events.append((me, "lease", item, {"lease_owner": None},
-                           {"lease_owner": me, "lease_expires": now + 600, "status": status}))
+            events = (
+                []
+                if old_owner is None
+                else [
+                    (
+                        "system",
+                        "expire",
+                        item,
+                        {"lease_owner": old_owner, "lease_expires": old_expires},
+                        {"lease_owner": None},
+                    )
+                ]
+            )
+            events.append(
+                (
+                    me,
+                    "lease",
+                    item,
+                    {"lease_owner": None},
+                    {"lease_owner": me, "lease_expires": now + 600, "status": status},
+                )
+            )
             self._audit(cur, events, now, [], durable=False)  # a lease: no wait for the WAL flush, as ours
         return item
 
     def submit(self, me: str, item: str) -> None:
         now = time.time()
         with self.tx() as cur:
-            self.first(cur, "SELECT status, reviews_done, lease_owner, lease_started, lease_expires, first_reviewer, "
-                        "sample_json, (SELECT payload FROM reviews r WHERE r.item_id = q.id ORDER BY r.id LIMIT 1) "
-                        "FROM queue_items q WHERE id = %s FOR UPDATE OF q", (item,))
+            self.first(
+                cur,
+                "SELECT status, reviews_done, lease_owner, lease_started, lease_expires, first_reviewer, "
+                "sample_json, (SELECT payload FROM reviews r WHERE r.item_id = q.id ORDER BY r.id LIMIT 1) "
+                "FROM queue_items q WHERE id = %s FOR UPDATE OF q",
+                (item,),
+            )
             status, done, owner, started, expires, first, sample_json, first_payload = cur.fetchone()
             assert status == "open" and owner == me and expires >= now and first != me
             payload = '{"decision":"approve"}'
-            writes = [("INSERT INTO reviews (item_id, reviewer, decision, payload, leased_at, submitted_at) "
-                       "VALUES (%s, %s, 'approve', %s, %s, %s)", (item, me, payload, started, now))]
+            writes = [
+                (
+                    "INSERT INTO reviews (item_id, reviewer, decision, payload, leased_at, submitted_at) "
+                    "VALUES (%s, %s, 'approve', %s, %s, %s)",
+                    (item, me, payload, started, now),
+                )
+            ]
             if done == 0:
-                writes.append(("UPDATE queue_items SET reviews_done = 1, first_reviewer = %s, lease_owner = NULL, "
-                               "lease_started = NULL, lease_expires = NULL WHERE id = %s", (me, item)))
+                writes.append(
+                    (
+                        "UPDATE queue_items SET reviews_done = 1, first_reviewer = %s, lease_owner = NULL, "
+                        "lease_started = NULL, lease_expires = NULL WHERE id = %s",
+                        (me, item),
+                    )
+                )
                 new = "open"
             else:
                 agreed = json.loads(first_payload)["decision"] == "approve"
                 new = "final" if agreed else "arbitration"
-                writes.append(("UPDATE queue_items SET reviews_done = 2, second_reviewer = %s, agreed = %s, "
-                               "status = %s, outcome = 'approved', final_json = %s, finalized_at = %s, "
-                               "lease_owner = NULL, lease_started = NULL, lease_expires = NULL WHERE id = %s",
-                               (me, agreed, new, sample_json, now, item)))
-            self._audit(cur, [(me, "submit", item, {"status": status, "reviews_done": done},
-                               {"status": new, "review": {"decision": "approve"}})], now, writes)
+                writes.append(
+                    (
+                        "UPDATE queue_items SET reviews_done = 2, second_reviewer = %s, agreed = %s, "
+                        "status = %s, outcome = 'approved', final_json = %s, finalized_at = %s, "
+                        "lease_owner = NULL, lease_started = NULL, lease_expires = NULL WHERE id = %s",
+                        (me, agreed, new, sample_json, now, item),
+                    )
+                )
+            self._audit(
+                cur,
+                [
+                    (
+                        me,
+                        "submit",
+                        item,
+                        {"status": status, "reviews_done": done},
+                        {"status": new, "review": {"decision": "approve"}},
+                    )
+                ],
+                now,
+                writes,
+            )
 
     def open_left(self) -> int:
         with self.tx() as cur:
@@ -252,8 +326,9 @@ class BareSql:
 SIDES: dict[str, Callable[[str, int], Side]] = {"ours": Ours, "bare": BareSql}
 
 
-def reviewer_process(side: str, url: str, first: int, threads: int, conns: int, ready: Any, go: Any,
-                     out: Any) -> None:
+def reviewer_process(
+    side: str, url: str, first: int, threads: int, conns: int, ready: Any, go: Any, out: Any
+) -> None:
     """Open the side, wait for the common start, run `threads` reviewers; send back (end time, latencies)."""
     impl = SIDES[side](url, conns)
     lat: list[list[float]] = [[] for _ in range(threads)]
@@ -295,9 +370,13 @@ def drive(side: str, url: str, reviewers: int, procs: int, conns: int) -> tuple[
     ready, go, out = ctx.Barrier(procs + 1), ctx.Event(), ctx.Queue()
     per = [reviewers // procs + (i < reviewers % procs) for i in range(procs)]
     firsts = [sum(per[:i]) for i in range(procs)]
-    ps = [ctx.Process(target=reviewer_process, args=(side, url, firsts[i], per[i],
-                                                      max(1, conns // procs), ready, go, out))
-          for i in range(procs)]
+    ps = [
+        ctx.Process(
+            target=reviewer_process,
+            args=(side, url, firsts[i], per[i], max(1, conns // procs), ready, go, out),
+        )
+        for i in range(procs)
+    ]
     for p in ps:
         p.start()
     ready.wait()
@@ -312,8 +391,9 @@ def drive(side: str, url: str, reviewers: int, procs: int, conns: int) -> tuple[
     return max(end for end, _, _ in got) - start, [x for _, lat, _ in got for x in lat]
 
 
-def run_side(side: str, admin_url: str, samples: list[Sample], reviewers: int, procs: int,
-             conns: int) -> tuple[float, list[float]]:
+def run_side(
+    side: str, admin_url: str, samples: list[Sample], reviewers: int, procs: int, conns: int
+) -> tuple[float, list[float]]:
     with fresh_db(admin_url) as url:
         store = QueueStore.open(url)
         store.push(samples, run_id="bench")  # same schema and rows; only the review loop is timed
@@ -337,14 +417,23 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=3000, help="items, each reviewed twice (ops = 4 × items)")
     ap.add_argument("--reviewers", type=int, default=64)
     ap.add_argument("--procs", type=int, default=4, help="reviewer processes (reviewers are threads in them)")
-    ap.add_argument("--connections", type=int, default=64,
-                    help="database connections, split over the processes (default: one per reviewer, as the "
-                         "service's pool covers its worker threads; fewer makes reviewers queue for connections)")
+    ap.add_argument(
+        "--connections",
+        type=int,
+        default=64,
+        help="database connections, split over the processes (default: one per reviewer, as the "
+        "service's pool covers its worker threads; fewer makes reviewers queue for connections)",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="runs per side; medians are reported")
-    ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-                    help="admin URL; fresh databases are created beside it and dropped")
+    ap.add_argument(
+        "--pg",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        help="admin URL; fresh databases are created beside it and dropped",
+    )
     args = ap.parse_args()
-    os.environ.setdefault(KEY_ENV, secrets.token_hex(32))  # both sides hash with it; reviewer processes inherit it
+    os.environ.setdefault(
+        KEY_ENV, secrets.token_hex(32)
+    )  # both sides hash with it; reviewer processes inherit it
     samples = load_samples(args.data, args.items)
     runs: dict[str, list[tuple[float, float, float]]] = {"bare": [], "ours": []}
     for rep in range(args.repeat):
@@ -352,17 +441,24 @@ def main() -> None:
             took, lat = run_side(name, args.pg, samples, args.reviewers, args.procs, args.connections)
             ops = len(lat)
             runs[name].append((ops / took, pct(lat, 0.5), pct(lat, 0.99)))
-            print(f"run {rep + 1} {name:5s} {ops} ops in {took:.2f}s: {ops / took:,.0f} ops/s  "
-                  f"p50 {runs[name][-1][1]:.1f} ms  p99 {runs[name][-1][2]:.1f} ms", flush=True)
+            print(
+                f"run {rep + 1} {name:5s} {ops} ops in {took:.2f}s: {ops / took:,.0f} ops/s  "
+                f"p50 {runs[name][-1][1]:.1f} ms  p99 {runs[name][-1][2]:.1f} ms",
+                flush=True,
+            )
     med = {name: [statistics.median(r[k] for r in rs) for k in range(3)] for name, rs in runs.items()}
     ratios = [o[0] / b[0] for o, b in zip(runs["ours"], runs["bare"], strict=True)]
     ratio = statistics.median(ratios)
-    print(f"median over {args.repeat} runs: ours {med['ours'][0]:,.0f} ops/s, bare SQL {med['bare'][0]:,.0f} ops/s; "
-          f"ours / bare SQL = {ratio:.2f}x (per run: {', '.join(f'{r:.2f}' for r in ratios)})")
-    print(f"RESULT ours_ops_per_s={med['ours'][0]:.0f} bare_ops_per_s={med['bare'][0]:.0f} "
-          f"ratio={ratio:.2f} ours_p50_ms={med['ours'][1]:.1f} ours_p99_ms={med['ours'][2]:.1f} "
-          f"bare_p50_ms={med['bare'][1]:.1f} bare_p99_ms={med['bare'][2]:.1f} "
-          f"reviewers={args.reviewers} procs={args.procs} items={args.items} repeat={args.repeat}")
+    print(
+        f"median over {args.repeat} runs: ours {med['ours'][0]:,.0f} ops/s, bare SQL {med['bare'][0]:,.0f} ops/s; "
+        f"ours / bare SQL = {ratio:.2f}x (per run: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
+    print(
+        f"RESULT ours_ops_per_s={med['ours'][0]:.0f} bare_ops_per_s={med['bare'][0]:.0f} "
+        f"ratio={ratio:.2f} ours_p50_ms={med['ours'][1]:.1f} ours_p99_ms={med['ours'][2]:.1f} "
+        f"bare_p50_ms={med['bare'][1]:.1f} bare_p99_ms={med['bare'][2]:.1f} "
+        f"reviewers={args.reviewers} procs={args.procs} items={args.items} repeat={args.repeat}"
+    )
 
 
 if __name__ == "__main__":

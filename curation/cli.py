@@ -119,6 +119,27 @@ def _deid_chunk(
     return out
 
 
+def _deid_lines(fh: Any, out: IO[str], field: list[str], source: str, cfg: Any, totals: Counter[str]) -> int:
+    """De-identify the lines of `fh` into `out` in chunks; returns the number of lines."""
+    n = 0
+    chunk: list[tuple[int, str]] = []
+    for lineno, raw in enumerate(fh, start=1):
+        try:
+            text = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as e:
+            raise _LineError(f"{source}:{lineno}: invalid UTF-8 at byte {e.start}") from e
+        chunk.append((lineno, text))
+        if len(chunk) >= _CHUNK:
+            out.writelines(line + "\n" for line in _deid_chunk(chunk, field, source, cfg, totals))
+            n += len(chunk)
+            chunk = []
+    if chunk:
+        out.writelines(line + "\n" for line in _deid_chunk(chunk, field, source, cfg, totals))
+        n += len(chunk)
+    out.flush()
+    return n
+
+
 def deid_command(
     src: str = typer.Argument(..., metavar="IN", help="text lines or JSONL; - for stdin"),
     dst: str = typer.Argument(..., metavar="OUT", help="output file; - for stdout"),
@@ -134,47 +155,24 @@ def deid_command(
 ) -> None:
     """De-identify IN into OUT, one output line per input line (JSONL records get a `deid` list of counts)."""
     from curation.deid import DeidConfigError
+    from medaug.io import atomic_write
 
     cfg = _deid_config(config, operator)
     source = "<stdin>" if src == "-" else src
     totals: Counter[str] = Counter()
     fh = _open_in(src)
-    tmp_path = None
-    if dst == "-":
-        out: IO[str] = sys.stdout
-    else:
-        fd, tmp_path = tempfile.mkstemp(prefix=".deid-", dir=str(Path(dst).resolve().parent))
-        out = os.fdopen(fd, "w", encoding="utf-8")
-    n = 0
     try:
-        chunk: list[tuple[int, str]] = []
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                text = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise _LineError(f"{source}:{lineno}: invalid UTF-8 at byte {e.start}") from e
-            chunk.append((lineno, text))
-            if len(chunk) >= _CHUNK:
-                out.writelines(line + "\n" for line in _deid_chunk(chunk, field, source, cfg, totals))
-                n += len(chunk)
-                chunk = []
-        if chunk:
-            out.writelines(line + "\n" for line in _deid_chunk(chunk, field, source, cfg, totals))
-            n += len(chunk)
-        out.flush()
-        if tmp_path:
-            out.close()
-            os.replace(tmp_path, dst)
-            tmp_path = None
+        if dst == "-":
+            n = _deid_lines(fh, sys.stdout, field, source, cfg, totals)
+        else:
+            with atomic_write(Path(dst).resolve()) as tmp, tmp.open("w", encoding="utf-8") as out:
+                n = _deid_lines(fh, out, field, source, cfg, totals)
     except (_LineError, DeidConfigError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     finally:
         if fh is not sys.stdin.buffer:
             fh.close()
-        if tmp_path:
-            out.close()
-            os.unlink(tmp_path)
     summary = ", ".join(f"{e}={c}" for e, c in sorted(totals.items())) or "nothing found"
     typer.echo(f"de-identified {n} lines: {summary}", err=True)
 

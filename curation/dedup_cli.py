@@ -15,9 +15,13 @@ def register(app: typer.Typer) -> None:
 def dedup_command(
     src: Path = typer.Argument(..., help="samples to deduplicate (.jsonl, .json or .parquet)"),
     out: Path = typer.Argument(..., help="kept samples (.parquet or .jsonl)"),
-    report: Path | None = typer.Option(None, help="duplicates report (JSONL: id, reason, detail); default OUT.duplicates.jsonl"),
+    report: Path | None = typer.Option(
+        None, help="duplicates report (JSONL: id, reason, detail); default OUT.duplicates.jsonl"
+    ),
     index: Path | None = typer.Option(None, help="dedup index folder of what is already queued/released"),
-    record_as: str | None = typer.Option(None, help="after dedup, add the kept samples to --index under this origin"),
+    record_as: str | None = typer.Option(
+        None, help="after dedup, add the kept samples to --index under this origin"
+    ),
     threshold: float = typer.Option(0.85, help="Levenshtein normalised similarity at which samples merge"),
     script: str = typer.Option("none", help="'t2s' folds traditional to simplified before comparing"),
     strict: bool = typer.Option(False, help="stop at the first bad input record instead of skipping it"),

@@ -30,12 +30,6 @@ class Icd10List:
     categories: frozenset[str]
     skipped_lines: tuple[int, ...] = ()  # rows whose first column is not a code
 
-    def is_valid(self, code: str, match: str = "category") -> bool:
-        code = normalize_code(code)
-        if match == "exact":
-            return code in self.codes
-        return code in self.codes or code[:3] in self.categories
-
 
 def normalize_code(code: str) -> str:
     return code.strip().upper()

@@ -61,13 +61,13 @@ def knowledge_import(
 ) -> None:
     """Check a table and write it in the layout the generate job reads (`knowledge: OUT` in a job config)."""
     from generators.knowledge import write_knowledge
+    from medaug.io import atomic_write
 
     if out.exists() and not force:
         typer.echo(f"error: {out} exists (use --force to overwrite)", err=True)
         raise typer.Exit(1)
     kb = _checked(source)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    write_knowledge(kb, tmp)
-    tmp.replace(out)
+    with atomic_write(out) as tmp:
+        write_knowledge(kb, tmp)
     typer.echo(f"{out}: written: {_describe(kb)}")

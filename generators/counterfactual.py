@@ -11,7 +11,6 @@ names. Mismatches are listed in `runs/<run_id>/bias/counterfactual.jsonl` for re
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from generators.expand import SEX_ZH, PromptRow, _patient
 from generators.knowledge import Disease
 from generators.templates import Template
+from medaug.io import write_jsonl
 from medaug.schema import Sex
 
 SWAP = {Sex.male: Sex.female, Sex.female: Sex.male}
@@ -119,11 +119,7 @@ def write_report(records: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     ordered = sorted(records, key=lambda r: {False: 0, None: 1, True: 2}[r["same"]])
     path = folder / REPORT
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in ordered:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_jsonl(ordered, path)
     summary = {
         "pairs": len(records),
         "compared": sum(r["same"] is not None for r in records),

@@ -7,7 +7,7 @@ that differs from them (a disease, patient and persona drawn like any other prom
 instruction not to copy. Two novelty checks use the dedup stage's similarity (generators/novelty.py):
   - planning: a seeded prompt's target part must be novel (the examples are shared context);
   - output (`SeedNovelty`): a generated sample too similar to a seed, or to a sample already
-    generated in the run, is not kept; it is recorded as a failure with the reason, so every
+    generated in the run, is not kept; it is recorded as a reject with the reason, so every
     prompt still has exactly one outcome.
 """
 
@@ -16,12 +16,13 @@ from __future__ import annotations
 import random
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from generators.stages import failure_detail
 from medaug.schema import TASK_NAMES_ZH, Area, Sample, Task
+from medaug.stage import REJECT_SCHEMA, reject_table, samples_struct
 
 TEMPLATE_ID = "seeded-fewshot"
 REASON_SEED = "near_duplicate_of_seed"
@@ -110,30 +111,22 @@ class SeedNovelty:
         if table.num_rows:
             self.filter.add(_texts(table))
 
-    def apply(self, table: pa.Table) -> tuple[pa.Table, list[dict[str, Any]]]:
-        """(kept samples, failure rows for the dropped ones). Every sample is checked against seeds and
-        earlier samples; kept ones are added, so later samples are checked against them too."""
+    def apply(self, table: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """(kept samples, rejects in REJECT_SCHEMA for the dropped ones: id = the prompt id, with the
+        sample). Every sample is checked against seeds and earlier samples; kept ones are added, so
+        later samples are checked against them too."""
         if table.num_rows == 0:
-            return table, []
+            return table, REJECT_SCHEMA.empty_table()
         verdict = self.filter.check(_texts(table))
-        keep, failures = [], []
+        keep = [i for i, v in enumerate(verdict) if v is None]
+        drop = [i for i, v in enumerate(verdict) if v is not None]
         prov = table.column("provenance").to_pylist()
-        for i, v in enumerate(verdict):
-            if v is None:
-                keep.append(i)
-                continue
-            p = prov[i] or {}
-            failures.append(
-                {
-                    "prompt_id": p.get("prompt_id") or "",
-                    "template_id": p.get("template_id") or "",
-                    "seed_id": p.get("seed_id") or "",
-                    "reason": REASON_SEED if v < self.n_seeds else REASON_RUN,
-                    "attempts": 1,
-                    "raw": "",
-                }
-            )
-        return table.take(pa.array(keep, pa.int64())), failures
+        ids = [(prov[i] or {}).get("prompt_id") or "" for i in drop]
+        reasons = [REASON_SEED if verdict[i] < self.n_seeds else REASON_RUN for i in drop]
+        dropped = table.take(pa.array(drop, pa.int64()))
+        details = [failure_detail(p or {}, 1) for p in dropped.column("provenance").to_pylist()]
+        rejected = reject_table(ids, reasons, details, stage="generate", samples=samples_struct(dropped))
+        return table.take(pa.array(keep, pa.int64())), rejected
 
 
 def _texts(table: pa.Table) -> list[str]:

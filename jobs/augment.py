@@ -6,8 +6,8 @@
 Inputs: seed-format / Alpaca JSON or JSONL, ShareGPT JSONL, Parquet, or a released
 medaug dataset version folder. Bad records are reported with file, line and
 field (and kept out); everything accepted is either in the output or in
-`rejects/` with its reason. Rerunning with the same run id resumes after the
-last finished stage.
+`rejects/` with its reason. The job is a declaration (`augment_stages`) run by
+medaug.runner; rerunning with the same run id resumes after the last finished shard.
 """
 
 from __future__ import annotations
@@ -21,11 +21,22 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from augmenters.pipeline import AugmentConfig
-from jobs.config import ConfigError, LLMSection, RunSection, job_parser, load_config, run_overrides
-from jobs.curate import CurateConfig, _done, _mark, curate_and_push, read_stage
-from medaug.io import InputError, read_samples, write_jsonl, write_parquet
-from medaug.run import RunFolder, StageStats, build_manifest, new_run_id, summary_table
-from medaug.schema import conform_table, now_utc, samples_to_table
+from augmenters.stages import AugmenterStage, augmenter_stages
+from jobs.config import (
+    ConfigError,
+    LLMSection,
+    RunSection,
+    engine_setup,
+    job_parser,
+    load_config,
+    run_overrides,
+)
+from jobs.curate import CURATED, CurateConfig, curation_stages, push
+from medaug.io import InputError, read_samples, write_jsonl
+from medaug.run import RunFolder, StageStats, new_run_id, summary_table
+from medaug.runner import Runner
+from medaug.schema import samples_to_table
+from medaug.stage import Cluster, Stage
 
 
 class AugmentJobConfig(BaseModel):
@@ -88,150 +99,28 @@ def read_inputs(cfg: AugmentJobConfig, folder: RunFolder, log=print) -> tuple[pa
     return table, st
 
 
-def _augment_batch(batch: pa.Table, config: AugmentConfig, rejects_dir: str | None = None) -> pa.Table:
-    """Kept rows; rule rejections (paraphrases whose clinical facts changed) go to `rejects_dir`, named
-    by the batch's content so a rerun rewrites the same file."""
-    import hashlib
-
-    import pyarrow.parquet as pq
-
-    from augmenters.pipeline import augment_table
-
-    res = augment_table(batch, config)
-    if rejects_dir and res.rejected.num_rows:
-        ids = batch.column("id").to_pylist() if batch.num_rows else []
-        digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
-        pq.write_table(res.rejected, Path(rejects_dir) / f"rules-{digest}.parquet")
-    return res.kept
-
-
-class AugmentWorker:
-    """One engine replica running every configured augmenter, LLM ones included, over a shard of rows."""
-
-    def __init__(self, llm: LLMSection, config: AugmentConfig):
-        from medaug.llm.stage import LLMStage
-
-        self.config = config
-        self.stage = LLMStage(
-            llm.engine,
-            llm.sampling,
-            llm.output_mode,
-            max_retries=llm.max_retries,
-            field_max_chars=llm.field_max_chars,
-        )
-
-    def warm(self) -> bool:
-        _ = self.stage.engine
-        return True
-
-    def run_shard(self, shard: int, table: pa.Table) -> dict[str, Any]:
-        from augmenters.pipeline import augment_table
-
-        res = augment_table(table, self.config, self.stage)
-        return {"kept": res.kept, "rejected": res.rejected, "stats": res.stats.to_dict()}
-
-
-def _augment_with_llm(
-    table: pa.Table, cfg: AugmentJobConfig, config: AugmentConfig, folder: RunFolder, log
-) -> list[pa.Table]:
-    """Shards of input rows on a pool of engine actors; a finished shard is not redone on resume."""
-    import pyarrow.parquet as pq
-    import ray
-
-    from jobs.generate import _cluster_device, _replicas, prepare_model
-    from jobs.pool import run_pool
-    from medaug.llm.engine import engine_actor_options
-
-    assert cfg.llm is not None
-    prepare_model(cfg.llm)
-    device = _cluster_device(cfg.llm)
-    llm = cfg.llm.model_copy(update={"engine": cfg.llm.engine.model_copy(update={"device": device})})
-    actor_cls = ray.remote(AugmentWorker).options(**engine_actor_options(llm.engine, device))
-    size = cfg.run.shard_size
-    shards = [(i, table.slice(s, size)) for i, s in enumerate(range(0, table.num_rows, size))]
-    pending = [s for s in shards if not folder.shard_path("augment-llm", s[0]).exists()]
-    log(
-        f"[augment] LLM augmenters on {device}: {len(shards)} shards, {len(shards) - len(pending)} already done"
-    )
-
-    def on_result(idx: int, result: dict[str, Any]) -> None:
-        if result["rejected"].num_rows:
-            pq.write_table(result["rejected"], folder.stage_dir("rejects") / f"augment-llm-{idx:05d}.parquet")
-        write_parquet(result["kept"], folder.shard_path("augment-llm", idx))
-        log(
-            f"[augment] shard {idx}: {result['stats']['rows_out']} out, {result['rejected'].num_rows} LLM rewrites rejected"
-        )
-
-    def on_give_up(idx: int, _payload: Any, reason: str) -> None:
-        raise RuntimeError(
-            f"augment shard {idx} failed for good: {reason}; rerun with the same run id to retry it"
-        )
-
-    run_pool(lambda: actor_cls.remote(llm, config), _replicas(llm, device), pending, method="run_shard",
-             on_result=on_result, on_give_up=on_give_up, max_attempts=cfg.run.max_shard_attempts)  # fmt: skip
-    return [conform_table(pq.read_table(p)) for p in folder.finished_shards("augment-llm")]
-
-
-def augment(table: pa.Table, cfg: AugmentJobConfig, folder: RunFolder, run_id: str, log=print) -> StageStats:
-    """Augment every input row (Ray Data map_batches, or engine actors for the LLM augmenters);
-    refusals from the taxonomy are added once per run."""
-    import ray
-
-    from augmenters.refusals import make_refusals
-
-    t0 = time.perf_counter()
-    per_batch = cfg.augment.model_copy(update={"refusals": 0})
-    # Derived candidates that failed the fact check were never accepted into the run: they go beside the
-    # stage rejections, in rejects/augment/ (id = the parent's), not among them.
-    rejects_dir = str(folder.stage_dir("rejects/augment"))
+def augment_stages(cfg: AugmentJobConfig, run_id: str, log=print) -> list[Stage]:
+    """One stage per augmenter the config enables (rule ones per batch, LLM ones on engine actors),
+    then curation."""
+    llm = None
     if cfg.augment.uses_llm():
-        parts = _augment_with_llm(table, cfg, per_batch, folder, log)
-    elif table.num_rows > cfg.curate.batch_size and ray.is_initialized():
-        ds = ray.data.from_arrow(table).repartition(max(1, table.num_rows // cfg.curate.batch_size))
-        out = ds.map_batches(_augment_batch, fn_kwargs={"config": per_batch, "rejects_dir": rejects_dir}, batch_format="pyarrow",
-                             batch_size=cfg.curate.batch_size)  # fmt: skip
-        parts = [conform_table(ray.get(r)) for r in out.to_arrow_refs()]
-    else:
-        parts = [_augment_batch(table, per_batch, rejects_dir)]
-    if cfg.augment.refusals:
-        parts.append(samples_to_table(make_refusals(cfg.augment.refusals, cfg.augment.seed)))
-    result = pa.concat_tables([p for p in parts if p.num_rows]) if any(p.num_rows for p in parts) else table
-    result = _stamp_run(result, run_id)
-    for i, start in enumerate(range(0, result.num_rows, cfg.curate.shard_rows)):
-        write_parquet(result.slice(start, cfg.curate.shard_rows), folder.shard_path("augment", i))
-    st = StageStats(
-        "augment", rows_in=table.num_rows, rows_out=result.num_rows, seconds=time.perf_counter() - t0
-    )
-    import pyarrow.parquet as pq
-
-    rejects = folder.path / "rejects"
-    for p in sorted([*rejects.glob("augment-*.parquet"), *rejects.glob("augment/*.parquet")]):  # LLM, rules
-        st.rejects.update(pq.read_table(p, columns=["reason"]).column("reason").to_pylist())
-    labels = result.column("label").to_pylist()
-    st.extra = {f"label_{k}": labels.count(k) for k in ("positive", "negative", "refusal")}
-    _mark(folder, "augment", [st])
-    log(f"[augment] {table.num_rows} in, {result.num_rows} out ({st.seconds:.1f}s)")
-    return st
-
-
-def _stamp_run(table: pa.Table, run_id: str) -> pa.Table:
-    """Record the run in every sample's provenance where none is set (ids are content hashes and do not
-    change). Columnar: a Python round trip over 200 k nested rows costs seconds."""
-    import pyarrow.compute as pc
-
-    table = conform_table(table)
-    prov = table.column("provenance").combine_chunks()
-    fields = [prov.field(i) for i in range(prov.type.num_fields)]
-    at = prov.type.get_field_index("run_id")
-    fields[at] = pc.fill_null(fields[at], run_id)
-    stamped = pa.StructArray.from_arrays(fields, fields=list(prov.type))
-    return table.set_column(table.schema.get_field_index("provenance"), "provenance", stamped)
+        assert cfg.llm is not None
+        setup = engine_setup(cfg.llm)
+        llm = setup.stage_args()
+        log(f"[augment] LLM augmenters on {setup.device}, {setup.replicas} engine replica(s)")
+    stages = augmenter_stages(cfg.augment, run_id, llm)
+    for stage in stages:
+        if stage.mode == "actors":
+            stage.batch_rows = cfg.run.shard_size
+            stage.actor_options, stage.replicas = setup.actor_options, setup.replicas
+        else:
+            stage.batch_rows = cfg.curate.batch_size
+    return [*stages, *curation_stages(cfg.curate)]
 
 
 def run_augment(cfg: AugmentJobConfig, log=print) -> dict[str, Any]:
     from medaug.ray_env import init_ray
 
-    started = now_utc().isoformat()
     run_id = cfg.run.run_id or new_run_id("aug")
     folder = RunFolder(cfg.run.output_dir, run_id).prepare()
     previous = folder.load_manifest()
@@ -242,35 +131,23 @@ def run_augment(cfg: AugmentJobConfig, log=print) -> dict[str, Any]:
         )
     t0 = time.perf_counter()
     table, read_st = read_inputs(cfg, folder, log)
-    if (done := _done(folder, "augment")) is not None:
-        aug_st = done[0]
-        log("[augment] already done in an earlier attempt; reusing augment/")
-    else:
-        aug_st = augment(table, cfg, folder, run_id, log)
-    stages = [
-        read_st,
-        aug_st,
-        *curate_and_push(folder, read_stage(folder, "augment"), cfg.curate, run_id, log),
-    ]
+    runner = Runner(folder, augment_stages(cfg, run_id, log), cluster=Cluster(ray=True),
+                    batch_rows=cfg.curate.batch_size, shard_rows=cfg.curate.shard_rows,
+                    max_attempts=cfg.run.max_shard_attempts, log=log)  # fmt: skip
+    result = runner.run(table)
+    augmented = [s for s in runner.stages if isinstance(s, AugmenterStage)][-1]
+    stages = [read_st, *result.stats, push(folder, cfg.curate, run_id, log)]
     total = StageStats(
         "total", rows_in=read_st.rows_in, rows_out=stages[-1].rows_out, seconds=time.perf_counter() - t0
     )
-    manifest = build_manifest(
-        run_id=run_id,
-        job="augment",
-        config=cfg.model_dump(mode="json"),
-        stages=[*stages, total],
-        started_at=started,
-        outputs={
-            "augmented": str(folder.path / "augment"),
-            "curated": str(folder.path / "curated"),
-            "rejects": str(folder.path / "rejects"),
-            "queue": cfg.curate.queue.url if cfg.curate.queue.push else None,
-        },
-        previous=previous,
-    )
-    folder.write_manifest(manifest)
-    return manifest
+    outputs = {
+        "augmented": str(folder.path / augmented.folder),
+        "curated": str(folder.path / CURATED),
+        "rejects": str(folder.path / "rejects"),
+        "queue": cfg.curate.queue.url if cfg.curate.queue.push else None,
+    }
+    return runner.write_manifest(job="augment", config=cfg.model_dump(mode="json"), stats=[*stages, total],
+                                 outputs=outputs, previous=previous)  # fmt: skip
 
 
 def print_summary(manifest: dict[str, Any]) -> None:

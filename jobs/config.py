@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -74,6 +75,80 @@ class GenerateConfig(BaseModel):
         from jobs.curate import CurateConfig
 
         return v if isinstance(v, CurateConfig) else CurateConfig.model_validate(v)
+
+
+# ---------------------------------------------------------------- engines, shared by every job with an LLM
+
+
+def prepare_model(llm: LLMSection) -> None:
+    """Build the demo model if asked; make a local model path absolute so every worker finds it."""
+    from jobs.tiny_model import BUILD_RECORD, build_tiny_model
+
+    folder = Path(llm.engine.model)
+    if llm.build_tiny_if_missing and (
+        not (folder / "config.json").exists() or (folder / BUILD_RECORD).exists()
+    ):
+        # A medaug build is rebuilt when its inputs changed (a no-op when they did not).
+        print(f"[engine] tiny demo model at {llm.engine.model} (built or cached)", flush=True)
+        build_tiny_model(llm.engine.model, train=llm.tiny_trained)
+    if Path(llm.engine.model).exists():
+        llm.engine.model = str(Path(llm.engine.model).resolve())
+
+
+def cluster_device(llm: LLMSection) -> str:
+    """Where the engine runs: as configured, else CUDA when the cluster has GPUs and the engine is vLLM
+    (an OpenAI-compatible engine is an HTTP client: it runs on a CPU whatever the cluster holds)."""
+    import ray
+
+    if llm.engine.device != "auto":
+        return llm.engine.device
+    if llm.engine.kind != "vllm":
+        return "cpu"
+    return "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
+
+
+def engine_replicas(llm: LLMSection, device: str) -> int:
+    import ray
+
+    if llm.replicas:
+        return llm.replicas
+    if llm.engine.kind == "openai":
+        return 1
+    if device == "cuda":
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        return max(1, gpus // llm.engine.gpus_per_replica())
+    # One per node that can run one: a head started with --num-cpus 0 (cluster.yaml) takes no replica.
+    return max(1, sum(1 for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= 1))
+
+
+@dataclass
+class EngineSetup:
+    """An LLM section resolved against the cluster: the engine (device set), actor options, replicas."""
+
+    llm: LLMSection
+    device: str
+    actor_options: dict[str, Any]
+    replicas: int
+
+    def stage_args(self) -> dict[str, Any]:
+        """The LLM stage's arguments (medaug.llm.stage.LLMStage)."""
+        return {
+            "engine_config": self.llm.engine,
+            "sampling": self.llm.sampling,
+            "output_mode": self.llm.output_mode,
+            "max_retries": self.llm.max_retries,
+            "field_max_chars": self.llm.field_max_chars,
+        }
+
+
+def engine_setup(llm: LLMSection) -> EngineSetup:
+    """Prepare the model and resolve the engine on the joined cluster (call after init_ray)."""
+    from medaug.llm.engine import engine_actor_options
+
+    prepare_model(llm)
+    device = cluster_device(llm)
+    llm = llm.model_copy(update={"engine": llm.engine.model_copy(update={"device": device})})
+    return EngineSetup(llm, device, engine_actor_options(llm.engine, device), engine_replicas(llm, device))
 
 
 C = TypeVar("C", bound=BaseModel)

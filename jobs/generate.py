@@ -3,8 +3,10 @@
     medaug generate --config configs/demo.yaml
     ray job submit --address http://127.0.0.1:8265 --working-dir . -- python -m jobs.generate --config configs/demo.yaml
 
-Rerunning with the same run id resumes: a shard whose Parquet file exists is not
-redone, and each prompt belongs to exactly one shard, so no sample appears twice.
+The job is a declaration (`generate_stages`: the generation stage on engine actors, then
+curation) run by medaug.runner over the run's saved plan. Rerunning with the same run id
+resumes: a shard whose Parquet file exists is not redone, and each prompt belongs to exactly
+one shard, so every prompt has one outcome (a sample, or a reject in rejects/generate/).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,86 +21,58 @@ import pyarrow as pa
 
 from generators.expand import PlanReport, PromptRow, novelty_text, plan
 from generators.knowledge import Disease, load_comorbidities, load_knowledge
+from generators.stages import PROMPT_SCHEMA, GenerateStage, prompt_to_dict, prompts_table
 from generators.templates import Template, load_templates
-from generators.worker import FAILURE_SCHEMA, GenerationWorker, prompt_to_dict
-from jobs.config import ConfigError, GenerateConfig, LLMSection, job_parser, load_config, run_overrides
-from medaug.io import write_parquet
-from medaug.run import RunFolder, StageStats, build_manifest, new_run_id, summary_table
-from medaug.schema import Area, Sex, Task, now_utc
+from jobs.config import (
+    ConfigError,
+    EngineSetup,
+    GenerateConfig,
+    engine_setup,
+    job_parser,
+    load_config,
+    run_overrides,
+)
+from jobs.curate import CURATED, curation_stages, push
+from medaug.io import write_arrow, write_json, write_text
+from medaug.run import RunFolder, StageStats, new_run_id, summary_table
+from medaug.runner import Runner, read_rejects, read_stage, rejects_path
+from medaug.schema import Area, Sex, Task
+from medaug.stage import Cluster, Stage
 
-STAGE = "generate"
-
-
-def _atomic_failures(rows: list[dict[str, Any]], path: Path) -> None:
-    import os
-
-    import pyarrow.parquet as pq
-
-    tmp = path.with_suffix(".tmp")
-    try:
-        pq.write_table(pa.Table.from_pylist(rows, schema=FAILURE_SCHEMA), tmp)
-        os.replace(tmp, path)
-    except OSError as e:  # pyarrow's message names no file: say which one (disk full, folder gone)
-        raise OSError(f"cannot write {path}: {e}") from e
+STAGE = GenerateStage.name
 
 
-def prepare_model(llm: LLMSection) -> None:
-    """Build the demo model if asked; make a local model path absolute so every worker finds it."""
-    from jobs.tiny_model import BUILD_RECORD, build_tiny_model
-
-    folder = Path(llm.engine.model)
-    if llm.build_tiny_if_missing and (
-        not (folder / "config.json").exists() or (folder / BUILD_RECORD).exists()
-    ):
-        # A medaug build is rebuilt when its inputs changed (a no-op when they did not).
-        print(f"[generate] tiny demo model at {llm.engine.model} (built or cached)", flush=True)
-        build_tiny_model(llm.engine.model, train=llm.tiny_trained)
-    if Path(llm.engine.model).exists():
-        llm.engine.model = str(Path(llm.engine.model).resolve())
+def log(line: str) -> None:
+    print(line, flush=True)
 
 
-def _replicas(llm: LLMSection, device: str) -> int:
-    import ray
-
-    if llm.replicas:
-        return llm.replicas
-    if llm.engine.kind == "openai":
-        return 1
-    if device == "cuda":
-        gpus = int(ray.cluster_resources().get("GPU", 0))
-        return max(1, gpus // llm.engine.gpus_per_replica())
-    # One per node that can run one: a head started with --num-cpus 0 (cluster.yaml) takes no replica.
-    return max(1, sum(1 for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= 1))
+def generation_stage(
+    cfg: GenerateConfig, setup: EngineSetup, run_id: str, job_id: str | None, **kwargs: Any
+) -> GenerateStage:
+    """The generation stage on the cluster's engine actors, a shard per `run.shard_size` prompts."""
+    args = setup.stage_args() | ({"sampling": kwargs.pop("sampling")} if "sampling" in kwargs else {})
+    gen = GenerateStage(args, run_id=run_id, job_id=job_id, **kwargs)
+    gen.batch_rows, gen.actor_options, gen.replicas = cfg.run.shard_size, setup.actor_options, setup.replicas
+    return gen
 
 
-def _cluster_device(llm: LLMSection) -> str:
-    import ray
+def generate_stages(
+    cfg: GenerateConfig, setup: EngineSetup, run_id: str, job_id: str | None, novelty: Any = None
+) -> list[Stage]:
+    """Generation, then curation (when the config has a curate section)."""
+    gen = generation_stage(cfg, setup, run_id, job_id, novelty=novelty)
+    return [gen, *(curation_stages(cfg.curate) if cfg.curate is not None else [])]
 
-    if llm.engine.device != "auto":
-        return llm.engine.device
-    return "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
 
+def seed_novelty(cfg: GenerateConfig, folder: RunFolder) -> Any:
+    """A seeded run's output check, holding the samples of its finished shards (None without seeds)."""
+    if cfg.quotas.seeded is None:
+        return None
+    from generators.seeded import SeedNovelty, load_seeds
 
-def make_actor_factory(llm: LLMSection, device: str, run_id: str, job_id: str | None):
-    import ray
-
-    from medaug.llm.engine import engine_actor_options
-
-    engine = llm.engine.model_copy(update={"device": device})
-    actor_cls = ray.remote(GenerationWorker).options(**engine_actor_options(engine, device))
-
-    def make() -> Any:
-        return actor_cls.remote(
-            engine,
-            llm.sampling,
-            llm.output_mode,
-            max_retries=llm.max_retries,
-            field_max_chars=llm.field_max_chars,
-            run_id=run_id,
-            job_id=job_id,
-        )
-
-    return make
+    check = SeedNovelty(load_seeds(cfg.quotas.seeded.file), cfg.quotas.seeded.output_threshold)
+    check.add_table(read_stage(folder, STAGE))
+    return check
 
 
 def run_generate(cfg: GenerateConfig, *, max_shards: int | None = None) -> dict[str, Any]:
@@ -108,122 +81,45 @@ def run_generate(cfg: GenerateConfig, *, max_shards: int | None = None) -> dict[
 
     from medaug.ray_env import init_ray
 
-    started = now_utc().isoformat()
     run_id = cfg.run.run_id or new_run_id("gen")
     folder = RunFolder(cfg.run.output_dir, run_id).prepare()
     previous = folder.load_manifest()
     templates = load_templates(cfg.templates)
     diseases = load_knowledge(cfg.knowledge)
     prompts, plan_report = plan_run(cfg, folder, previous, templates, diseases)
-    size = cfg.run.shard_size
-    shards = [
-        (i, [prompt_to_dict(p) for p in prompts[s : s + size]])
-        for i, s in enumerate(range(0, len(prompts), size))
-    ]
-    done = {int(p.stem.split("-")[1]) for p in folder.finished_shards(STAGE)}
-    seed_check = None
-    if cfg.quotas.seeded is not None:  # samples too similar to a seed or an earlier sample are dropped
-        from generators.seeded import SeedNovelty, load_seeds
-        from jobs.curate import read_stage
-
-        seed_check = SeedNovelty(load_seeds(cfg.quotas.seeded.file), cfg.quotas.seeded.output_threshold)
-        seed_check.add_table(read_stage(folder, STAGE))
-    pending = [s for s in shards if s[0] not in done]
-    if max_shards is not None:
-        pending = pending[:max_shards]
-    print(
-        f"[generate] run {run_id}: {len(prompts)} prompts in {len(shards)} shards; "
-        f"{len(done)} already done, {len(pending)} to run",
-        flush=True,
-    )
-
-    prepare_model(cfg.llm)
+    log(f"[generate] run {run_id}: {len(prompts)} prompts, {cfg.run.shard_size} a shard")
+    novelty = seed_novelty(cfg, folder)
     init_ray(cfg.run.ray_address)
     job_id = ray.get_runtime_context().get_job_id()
-    device = _cluster_device(cfg.llm)
-    n_replicas = _replicas(cfg.llm, device)
-    stats_path = folder.stage_dir(STAGE) / "shard-stats.jsonl"
+    setup = engine_setup(cfg.llm)
+    log(f"[generate] {setup.replicas} engine replica(s) on {setup.device}, model {setup.llm.engine.model}")
+    runner = Runner(folder, generate_stages(cfg, setup, run_id, job_id, novelty), cluster=Cluster(ray=True),
+                    max_attempts=cfg.run.max_shard_attempts, max_shards=max_shards, log=log,
+                    **({"batch_rows": cfg.curate.batch_size, "shard_rows": cfg.curate.shard_rows}
+                       if cfg.curate is not None else {}))  # fmt: skip
     t0 = time.perf_counter()
-    completed = 0
-
-    def on_result(idx: int, result: dict[str, Any]) -> None:
-        nonlocal completed
-        if seed_check is not None:
-            result["samples"], dropped = seed_check.apply(result["samples"])
-            result["failures"] = result["failures"] + dropped
-            result["stats"]["samples"] = result["samples"].num_rows
-            for f in dropped:
-                result["stats"]["failed"][f["reason"]] = result["stats"]["failed"].get(f["reason"], 0) + 1
-        _atomic_failures(result["failures"], folder.stage_dir(STAGE) / f"failures-{idx:05d}.parquet")
-        with open(stats_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"shard": idx, **result["stats"]}) + "\n")
-        try:
-            write_parquet(result["samples"], folder.shard_path(STAGE, idx))  # last: marks the shard done
-        except OSError as e:
-            raise OSError(f"cannot write {folder.shard_path(STAGE, idx)}: {e}") from e
-        completed += 1
-        st = result["stats"]
-        tps = st["output_tokens"] / st["llm_seconds"] if st["llm_seconds"] else 0.0
-        print(
-            f"[generate] shard {idx} done ({completed}/{len(pending)}): {st['samples']} samples, "
-            f"{len(result['failures'])} failures, {tps:.0f} output tok/s",
-            flush=True,
-        )
-
-    def on_give_up(idx: int, rows: list[dict[str, Any]], reason: str) -> None:
-        print(f"[generate] shard {idx} failed for good: {reason}", file=sys.stderr, flush=True)
-        _atomic_failures(
-            [
-                {k: r[k] for k in ("prompt_id", "template_id", "seed_id")}
-                | {"reason": reason, "attempts": 0, "raw": ""}
-                for r in rows
-            ],
-            folder.stage_dir(STAGE) / f"failures-{idx:05d}.parquet",
-        )
-        # No samples shard: a rerun with the same run id retries this shard.
-
-    from jobs.pool import run_pool
-
-    print(f"[generate] {n_replicas} engine replica(s) on {device}, model {cfg.llm.engine.model}", flush=True)
-    run_pool(
-        make_actor_factory(cfg.llm, device, run_id, job_id),
-        n_replicas,
-        pending,
-        method="run_shard",
-        on_result=on_result,
-        on_give_up=on_give_up,
-        max_attempts=cfg.run.max_shard_attempts,
-    )
+    result = runner.run(prompts_table(prompts))
     wall = time.perf_counter() - t0
-    extra_stages: list[StageStats] = []
-    complete = len(folder.finished_shards(STAGE)) == len(shards)
-    if cfg.curate is not None and complete:
-        from jobs.curate import curate_and_push, read_stage
-
-        extra_stages = curate_and_push(folder, read_stage(folder, STAGE), cfg.curate, run_id)
+    stats = result.stats
+    gen_done = result.stopped_at != STAGE  # every prompt has its outcome
+    if cfg.curate is not None and result.complete:
+        stats.append(push(folder, cfg.curate, run_id, log))
     elif cfg.curate is not None:
-        print(
-            "[generate] not every shard is done: curation and queue push wait for a complete run", flush=True
-        )
+        log("[generate] not every shard is done: curation and queue push wait for a complete run")
     bias: dict[str, Any] = {}
-    if cfg.bias.counterfactual_sex_swap and complete:
-        factory = make_actor_factory(_greedy(cfg.llm), device, run_id, job_id)
+    if cfg.bias.counterfactual_sex_swap and gen_done:
         bias["counterfactual"] = counterfactual_check(
-            cfg, folder, prompts, templates, diseases, factory, n_replicas
+            cfg, folder, prompts, templates, diseases, setup, job_id
         )
-    if (
-        complete
-    ):  # distinct diseases/templates/personas, near-duplicate rates, unmet quotas (generators/diversity.py)
+    if gen_done:
+        # distinct diseases/templates/personas, near-duplicate rates, unmet quotas (generators/diversity.py)
         from generators.diversity import diversity_report
-        from jobs.curate import read_stage
 
         outputs = read_stage(folder, STAGE).column("output").to_pylist()
         bias["diversity"] = diversity_report(
             plan_report, prompts, outputs, threshold=cfg.quotas.novelty.threshold
         )
-    return finish_manifest(
-        folder, cfg, started, previous, wall, len(prompts), len(shards), extra_stages, bias
-    )
+    return finish_manifest(runner, cfg, previous, wall, len(prompts), stats, bias)
 
 
 # ---------------------------------------------------------------- the run's plan
@@ -350,7 +246,7 @@ def _record_plan(cfg: GenerateConfig, folder: RunFolder, prompts: list[PromptRow
         "task": [p.task.value for p in prompts], "area": [p.area.value for p in prompts],
     })  # fmt: skip
     added = index.add(table, origin=PLAN_ORIGIN.format(run_id=folder.run_id))
-    marker.write_text(str(index.path), encoding="utf-8")
+    write_text(str(index.path), marker)
     print(f"[generate] recorded {added} prompts in the prompt index {index.path}", flush=True)
 
 
@@ -358,19 +254,13 @@ def save_plan(
     folder: RunFolder, prompts: list[PromptRow], report: PlanReport, *, quotas: dict[str, Any]
 ) -> None:
     """<run>/plan/report.json and quotas.json, then prompts.parquet (last, atomically: its presence means saved)."""
-    import os
-
-    import pyarrow.parquet as pq
-
     d = folder.path / PLAN_DIR
     d.mkdir(parents=True, exist_ok=True)
     (d / "indexed").unlink(missing_ok=True)  # a replaced plan is recorded in the prompt index again
-    (d / "report.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False), encoding="utf-8")
-    (d / "quotas.json").write_text(json.dumps(quotas, ensure_ascii=False), encoding="utf-8")
+    write_json(report.to_dict(), d / "report.json")
+    write_json(quotas, d / "quotas.json")
     rows = [prompt_to_dict(p) | {"slots": json.dumps(p.slots, ensure_ascii=False)} for p in prompts]
-    tmp = d / "prompts.parquet.tmp"
-    pq.write_table(pa.Table.from_pylist(rows, schema=PLAN_SCHEMA), tmp, compression="zstd")
-    os.replace(tmp, d / "prompts.parquet")
+    write_arrow(pa.Table.from_pylist(rows, schema=PLAN_SCHEMA), d / "prompts.parquet")
 
 
 def load_plan(folder: RunFolder) -> tuple[list[PromptRow], PlanReport] | None:
@@ -397,16 +287,11 @@ def load_plan(folder: RunFolder) -> tuple[list[PromptRow], PlanReport] | None:
     return prompts, report
 
 
-PLAN_SCHEMA = pa.schema([
-    ("prompt_id", pa.string()), ("template_id", pa.string()), ("seed_id", pa.string()), ("task", pa.string()),
-    ("area", pa.string()), ("icd10", pa.list_(pa.string())), ("age", pa.int32()), ("sex", pa.string()),
-    ("comorbidities", pa.list_(pa.string())), ("system", pa.large_string()), ("user", pa.large_string()),
-    ("slots", pa.large_string()),
-])  # fmt: skip
+PLAN_SCHEMA = pa.schema([*PROMPT_SCHEMA, pa.field("slots", pa.large_string())])
 
 
 def _plan_matches_finished(folder: RunFolder, prompts: list[PromptRow], size: int) -> bool:
-    """Every finished shard's prompts (samples and recorded failures) are in the same shard of `prompts`."""
+    """Every finished shard's prompts (samples and rejects) are in the same shard of `prompts`."""
     import pyarrow.parquet as pq
 
     finished = folder.finished_shards(STAGE)
@@ -419,16 +304,12 @@ def _plan_matches_finished(folder: RunFolder, prompts: list[PromptRow], size: in
             p["prompt_id"]
             for p in pq.read_table(path, columns=["provenance"]).column("provenance").to_pylist()
         ]
-        fail = folder.stage_dir(STAGE) / f"failures-{i:05d}.parquet"
-        if fail.exists():
-            ids += pq.read_table(fail, columns=["prompt_id"]).column("prompt_id").to_pylist()
+        rejects = rejects_path(folder, GenerateStage, i)  # id: the prompt id
+        if rejects.exists():
+            ids += pq.read_table(rejects, columns=["id"]).column("id").to_pylist()
         if not ids or not set(ids) <= planned:
             return False
     return True
-
-
-def _greedy(llm: LLMSection) -> LLMSection:
-    return llm.model_copy(update={"sampling": llm.sampling.model_copy(update={"temperature": 0.0})})
 
 
 def counterfactual_check(
@@ -437,104 +318,73 @@ def counterfactual_check(
     prompts: list[PromptRow],
     templates: list[Template],
     diseases: list[Disease],
-    factory: Callable[[], Any],
-    n_replicas: int,
+    setup: EngineSetup,
+    job_id: str | None,
 ) -> dict[str, Any]:
-    """Sex-swapped pairs through the same engine pool, greedily; report in <run>/bias/ (generators/counterfactual.py)."""
+    """Sex-swapped pairs through the same engine stage, greedily, as a run of their own in <run>/bias/
+    (resumable like any stage); the report there too (generators/counterfactual.py)."""
     from generators import counterfactual as cf
-    from jobs.pool import run_pool
 
     out_dir = folder.path / "bias"
     if (out_dir / cf.SUMMARY).exists():  # resumed run: already checked
         return json.loads((out_dir / cf.SUMMARY).read_text(encoding="utf-8"))
     pairs = cf.sex_swap_pairs(prompts, diseases, templates, cfg.bias.counterfactual_max_pairs)
-    rows = [prompt_to_dict(p) for pair in pairs for p in pair]
-    size = cfg.run.shard_size
-    outputs: dict[str, str | None] = {}
-    failures: dict[str, str] = {}
-
-    def on_result(_: int, result: dict[str, Any]) -> None:
-        table = result["samples"]
-        ids = [p["prompt_id"] for p in table.column("provenance").to_pylist()]
-        outputs.update(zip(ids, table.column("output").to_pylist(), strict=True))
-        failures.update({f["prompt_id"]: f["reason"] for f in result["failures"]})
-
-    def on_give_up(_: int, rows: list[dict[str, Any]], reason: str) -> None:
-        failures.update({r["prompt_id"]: reason for r in rows})
-
-    print(f"[generate] counterfactual sex swap: {len(pairs)} pairs", flush=True)
-    run_pool(factory, n_replicas, [(i, rows[s : s + size]) for i, s in enumerate(range(0, len(rows), size))],
-             method="run_shard", on_result=on_result, on_give_up=on_give_up,
-             max_attempts=cfg.run.max_shard_attempts)  # fmt: skip
+    greedy = setup.llm.sampling.model_copy(update={"temperature": 0.0})
+    stage = generation_stage(cfg, setup, folder.run_id, job_id, sampling=greedy)
+    stage.name, stage.output, stage.rejects_dir = "counterfactual", "bias/samples", "bias/rejects"
+    log(f"[generate] counterfactual sex swap: {len(pairs)} pairs")
+    runner = Runner(
+        folder, [stage], cluster=Cluster(ray=True), max_attempts=cfg.run.max_shard_attempts, log=log
+    )
+    runner.run(prompts_table([p for pair in pairs for p in pair]))
+    table = read_stage(folder, stage.folder)
+    ids = [p["prompt_id"] for p in table.column("provenance").to_pylist()]
+    outputs: dict[str, str | None] = dict(zip(ids, table.column("output").to_pylist(), strict=True))
+    rejected = read_rejects(folder, stage)
+    failures = dict(
+        zip(rejected.column("id").to_pylist(), rejected.column("reason").to_pylist(), strict=True)
+    )
     records = cf.compare_pairs(pairs, outputs, diseases, failures)
     cf.print_mismatches(records)
     summary = cf.write_report(records, out_dir)
-    print(f"[generate] counterfactual: {summary['same']} same, {summary['mismatches']} mismatches, "
-          f"{summary['failed']} failed; {summary['path']}", flush=True)  # fmt: skip
+    log(f"[generate] counterfactual: {summary['same']} same, {summary['mismatches']} mismatches, "
+        f"{summary['failed']} failed; {summary['path']}")  # fmt: skip
     return summary
 
 
-def collect_stats(folder: RunFolder) -> StageStats:
-    """Counts over every finished shard (this attempt and earlier ones), from the per-shard stats log."""
-    st = StageStats(STAGE)
-    finished = {int(p.stem.split("-")[1]) for p in folder.finished_shards(STAGE)}
-    stats_path = folder.path / STAGE / "shard-stats.jsonl"
-    seen: set[int] = set()
-    if stats_path.exists():
-        for line in stats_path.read_text(encoding="utf-8").splitlines():
-            rec = json.loads(line)
-            if rec["shard"] in finished and rec["shard"] not in seen:
-                seen.add(rec["shard"])
-                st.rows_in += rec["prompts"]
-                st.rows_out += rec["samples"]
-                st.rejects.update(rec["failed"])
-                for k in ("prompt_tokens", "output_tokens", "retries"):
-                    st.extra[k] = st.extra.get(k, 0) + rec[k]
-                st.extra["llm_seconds"] = st.extra.get("llm_seconds", 0.0) + rec["llm_seconds"]
-    return st
-
-
 def finish_manifest(
-    folder: RunFolder,
+    runner: Runner,
     cfg: GenerateConfig,
-    started: str,
     previous: dict[str, Any],
     wall: float,
     n_prompts: int,
-    n_shards: int,
-    extra_stages: list[StageStats] | None = None,
-    extra_outputs: dict[str, Any] | None = None,
+    stats: list[StageStats],
+    extra_outputs: dict[str, Any],
 ) -> dict[str, Any]:
-    st = collect_stats(folder)
-    st.seconds = wall
-    finished = len(folder.finished_shards(STAGE))
+    folder = runner.folder
+    st = next(s for s in stats if s.name == STAGE)
+    st.seconds = wall  # this attempt's wall time (the engine's own time is llm_seconds)
     if wall > 0:
-        st.extra["prompts_per_s"] = round(st.rows_in / wall, 1) if finished else 0.0
+        st.extra["prompts_per_s"] = round(st.rows_in / wall, 1)
         st.extra["output_tok_per_s"] = round(st.extra.get("output_tokens", 0) / wall, 1)
     if st.extra.get("llm_seconds"):
         st.extra["engine_output_tok_per_s"] = round(st.extra["output_tokens"] / st.extra["llm_seconds"], 1)
+    shards_total = -(-n_prompts // cfg.run.shard_size)
+    finished = len(folder.finished_shards(STAGE))
     outputs = {
         "samples": str(folder.path / STAGE),
+        "rejects": str(folder.path / GenerateStage.rejects_dir),
         "shards_done": finished,
-        "shards_total": n_shards,
+        "shards_total": shards_total,
         "prompts_total": n_prompts,
-        "complete": finished == n_shards,
+        "complete": finished == shards_total,
     }
-    if cfg.curate is not None and extra_stages:
-        outputs["curated"] = str(folder.path / "curated")
+    if cfg.curate is not None and len(stats) > 1:
+        outputs["curated"] = str(folder.path / CURATED)
         outputs["queue"] = cfg.curate.queue.url if cfg.curate.queue.push else None
-    outputs |= extra_outputs or {}
-    manifest = build_manifest(
-        run_id=folder.run_id,
-        job="generate",
-        config=cfg.model_dump(mode="json"),
-        stages=[st, *(extra_stages or [])],
-        started_at=started,
-        outputs=outputs,
-        previous=previous,
-    )
-    folder.write_manifest(manifest)
-    return manifest
+    outputs |= extra_outputs
+    return runner.write_manifest(job="generate", config=cfg.model_dump(mode="json"), stats=stats,
+                                 outputs=outputs, previous=previous)  # fmt: skip
 
 
 def print_summary(manifest: dict[str, Any]) -> None:

@@ -23,8 +23,9 @@ def run_merge(dataset: str, db: str, root: Path, created_by: str, dedup_index: P
     """Merge and print the outcome; returns the exit status."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from review_queue.release import NothingToMerge, ReleaseError, merge_from_store, read_manifest
+    from review_queue.release import NothingToMerge, merge_from_store
     from review_queue.store import QueueStore
+    from review_queue.versions import ReleaseError, read_manifest
 
     try:
         store = QueueStore.open(db)
@@ -32,7 +33,9 @@ def run_merge(dataset: str, db: str, root: Path, created_by: str, dedup_index: P
         print(f"error: cannot open queue database {db}: {e}", file=sys.stderr)
         return 2
     try:
-        res = merge_from_store(store, root=root, dataset=dataset, created_by=created_by, dedup_index=dedup_index)
+        res = merge_from_store(
+            store, root=root, dataset=dataset, created_by=created_by, dedup_index=dedup_index
+        )
     except NothingToMerge as e:
         print(e)
         return NOTHING_NEW
@@ -43,13 +46,19 @@ def run_merge(dataset: str, db: str, root: Path, created_by: str, dedup_index: P
         store.close()
     m = read_manifest(res.path)
     parent = f"v{res.parent}" if res.parent else "none"
-    print(f"{dataset} v{res.version} (parent {parent}) at {res.path}: +{res.added} rows, {res.total} in total")
-    print(f"  skipped: {dict(res.skipped) or 'nothing'}; review agreement {m['review']['agreement_rate']}, "
-          f"kappa {m['review']['kappa']}")
+    print(
+        f"{dataset} v{res.version} (parent {parent}) at {res.path}: +{res.added} rows, {res.total} in total"
+    )
+    print(
+        f"  skipped: {dict(res.skipped) or 'nothing'}; review agreement {m['review']['agreement_rate']}, "
+        f"kappa {m['review']['kappa']}"
+    )
     tm = m["review"].get("time") or {}
     if tm:
-        print(f"  physician minutes per approved sample: {tm['minutes_per_approved']} "
-              f"({tm['total_minutes']} review minutes, {tm['approved_items']} approved)")
+        print(
+            f"  physician minutes per approved sample: {tm['minutes_per_approved']} "
+            f"({tm['total_minutes']} review minutes, {tm['approved_items']} approved)"
+        )
     for col in ("label", "task", "area"):
         print(f"  {col}: {m['counts'][col]}")
     return 0
@@ -63,8 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--by", default=None, help="maintainer name (default: $USER)")
     parser.add_argument("--dedup-index", default=None)
     args = parser.parse_args(argv)
-    return run_merge(args.dataset, args.db, Path(args.root), args.by or getpass.getuser(),
-                     Path(args.dedup_index) if args.dedup_index else None)
+    return run_merge(
+        args.dataset,
+        args.db,
+        Path(args.root),
+        args.by or getpass.getuser(),
+        Path(args.dedup_index) if args.dedup_index else None,
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,18 @@ MATERIAL_MODULES = (
     "augmenters.preserve",
     "augmenters.negatives",
 )
-MATERIAL_DATA = (REPO / "generators" / "data", REPO / "augmenters" / "data", REPO / "medaug" / "data", DEMO_SEEDS)
+MATERIAL_DATA = (
+    REPO / "generators" / "data",
+    REPO / "augmenters" / "data",
+    REPO / "medaug" / "data",
+    DEMO_SEEDS,
+)
+
+
+def _native_bf16() -> bool:
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability().startswith(("AVX512", "AMX"))
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,9 @@ class TrainConfig:
     seed: int = 0
     # Fixed (float reduction order); on a busy 2-core machine one thread also wastes no spin-waits.
     threads: int = 1
+    # bf16 autocast only where the CPU computes bf16 natively: on an AVX2-only CPU it is emulated and a
+    # minute of training becomes more than ten (measured on an AMD EPYC with AVX2). Part of the cache key.
+    bf16: bool = field(default_factory=lambda: _native_bf16())
     generation_prompts: int = 300  # fewer distinct answers, seen more often: measured better than 600
     augmenter_material: bool = True  # the LLM augmenters' one-field 【output】 requests
 
@@ -266,7 +280,7 @@ def train(
             # Next-token targets: position t predicts t+1; logits only where there is a target.
             target = labels[:, 1:]
             sel = target != -100
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 hidden = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
                 logits = model.lm_head(hidden[:, :-1][sel])
             picked = target[sel]

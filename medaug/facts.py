@@ -453,7 +453,7 @@ class FactExtractor:
                     negated=_negated(neg_at, clause, s),
                     laterality=_laterality(window, w.surface),
                     site=self._site(window, w),
-                    severity=_severity(window, clause[e : e + 3]),
+                    severity=_severity(window, clause[e : e + 3], w.surface),
                     quality=_quality(clause, s, w),
                     span=(s, e),
                     surface=w.surface,
@@ -544,14 +544,21 @@ class FactExtractor:
         return out
 
 
-_TYPO_BLOCK = set("不没无未非别勿否左右双两单侧一二三四五六七八九十百半几0123456789很极稍略重轻微剧")
+# negation, side, number, severity and direction characters: a change there is another fact, never a typo
+_TYPO_BLOCK = set(
+    "不没无未非别勿否左右双两单侧一二三四五六七八九十百半几0123456789很极稍略重轻微剧高低升降增减多少大小"
+)
 _TYPO_BLOCK |= {c for h in _HEADS for c in h}
 
 
 def _typo_fix(surface: str, text: str, ex: FactExtractor) -> str | None:
     """`text` with `surface` restored where it holds it with exactly one character replaced, or None. The
     window must be no known word (of the vocabulary or jieba's dictionary), and the replaced character no
-    negation, side, number, severity or pain/itch character and part of no fact read there."""
+    negation, side, number, severity, direction (高/低, 增/减) or pain/itch character and part of no fact
+    read there, nor of a word the segmenter cuts around it (乳腺疾病 is no mistyped 乳腺炎: 疾 is part of
+    疾病; 糖尿病病人 no 糖尿病足). Nor may the text hold the rest of the term as a word of its own with the
+    character next to it (糖尿病有什么危害 is no mistyped 糖尿病足, 转移能 no 转移了): that is a shorter
+    word, not a mistyped one (for terms of three characters or more)."""
     n = len(surface)
     if n < 2 or surface in text:
         return None
@@ -567,9 +574,16 @@ def _typo_fix(surface: str, text: str, ex: FactExtractor) -> str | None:
             continue
         if win in ex.words or freq.get(win):
             continue
+        rest = surface[1:] if k == 0 else surface[:-1] if k == n - 1 else ""
+        if len(rest) >= 2 and (rest in ex.words or freq.get(rest)):
+            continue
         if covered is None:
             covered = [f.span for f in ex.extract(text) if f.kind in TERM_KINDS or f.kind == "site"]
         if any(a <= i + k < b for a, b in covered):
+            continue
+        # the words around the character, cut in a window of context (further text does not move them)
+        w0 = max(0, i + k - WINDOW)
+        if any(b - a >= 2 and a <= i + k - w0 < b for a, b, _ in ex.seg.tokens(text[w0 : i + k + WINDOW])):
             continue
         return text[:i] + surface + text[i + n :]
     return None
@@ -620,9 +634,17 @@ def _laterality(window: str, surface: str) -> str:
     return ""
 
 
-def _severity(before: str, after: str) -> str:
+# Degree words a wording can hold itself (肚子疼得厉害, 剧烈腹痛): the severity is the wording's, so a rewrite
+# to a plain term (腹痛) loses it. One-character ones (很, 极) are left out: they sit inside plain words.
+_SURFACE_SEVERITY = ("得厉害", "得很", "得要命", "厉害", "剧烈", "严重", "重度", "中度", "轻度", "轻微")
+
+
+def _severity(before: str, after: str, surface: str = "") -> str:
     for w in ("得厉害", "得很", "得要命", "厉害"):
         if after.startswith(w):
+            return SEVERITY[w]
+    for w in _SURFACE_SEVERITY:
+        if w in surface:
             return SEVERITY[w]
     tail = before[-4:]
     best = ""

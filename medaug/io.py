@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,41 +223,66 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
 # ------------------------------------------------------------------ writers
 
 
-def _atomic_path(path: Path) -> tuple[int, str]:
+@contextmanager
+def atomic_write(path: str | Path, *, tmp: str | Path | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path` (one rename), on error it is removed.
+
+    The project's one way to write a shard, marker or manifest: a reader (a resumed run) sees the old
+    file or the whole new one, never half of it. `tmp` fixes the temporary name (default: a unique one).
+    An OSError names the file (pyarrow's messages do not).
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if tmp is None:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = name
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if str(path) in str(e):
+            raise
+        msg = f"cannot write {path}: {e.strerror or e}"
+        raise (OSError(e.errno, msg) if e.errno else OSError(msg)) from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    """Atomically write a UTF-8 text file (markers, manifests)."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(data: Any, path: str | Path) -> Path:
+    return write_text(json.dumps(data, ensure_ascii=False, indent=1, default=str), path)
+
+
+def write_arrow(table: pa.Table, path: str | Path, *, tmp: str | Path | None = None) -> Path:
+    """Atomically write any Arrow table (rejects, plans) as Parquet."""
+    with atomic_write(path, tmp=tmp) as t:
+        pq.write_table(table, t, compression="zstd")
+    return Path(path)
 
 
 def write_parquet(table_or_samples: pa.Table | list[Sample], path: str | Path) -> Path:
     """Atomically write a sample table (validated against SAMPLE_SCHEMA) as one Parquet file."""
-    path = Path(path)
     table = table_or_samples if isinstance(table_or_samples, pa.Table) else samples_to_table(table_or_samples)
-    table = conform_table(table)
-    fd, tmp = _atomic_path(path)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_arrow(conform_table(table), path)
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
     """Atomically write dict rows as UTF-8 JSONL."""
-    path = Path(path)
-    fd, tmp = _atomic_path(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False, default=str))
-                fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_write(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False, default=str))
+            fh.write("\n")
+    return Path(path)
 
 
 def sample_to_alpaca(s: Sample) -> dict[str, str]:

@@ -39,6 +39,31 @@ class StageStats:
         d["rejects"] = dict(sorted(self.rejects.items()))
         return d
 
+    def merge(self, other: StageStats) -> StageStats:
+        """Add another part's counts (a shard of the same stage): rows, rejects, seconds, numeric extras summed."""
+        self.rows_in += other.rows_in
+        self.rows_out += other.rows_out
+        self.rejects.update(other.rejects)
+        self.seconds += other.seconds
+        for k, v in other.extra.items():
+            mine = self.extra.get(k)
+            if (
+                isinstance(v, int | float)
+                and not isinstance(v, bool)
+                and isinstance(mine, int | float | None)
+            ):
+                self.extra[k] = (mine or 0) + v
+            elif k not in self.extra:
+                self.extra[k] = v
+        return self
+
+    @classmethod
+    def merged(cls, name: str, parts: list[StageStats]) -> StageStats:
+        out = cls(name)
+        for p in parts:
+            out.merge(p)
+        return out
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StageStats:
         return cls(
@@ -107,9 +132,9 @@ class RunFolder:
         return {}
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        tmp = self.manifest_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, self.manifest_path)
+        from medaug.io import write_text
+
+        write_text(json.dumps(manifest, ensure_ascii=False, indent=2, default=str), self.manifest_path)
 
 
 def build_manifest(
@@ -150,4 +175,10 @@ def summary_table(stages: list[StageStats], title: str = "medaug run summary") -
         )
         details = "; ".join(x for x in (details, extra) if x)
         lines.append(f"{s.name:<16}{s.rows_in:>9}{s.rows_out:>9}{rej:>10}{s.seconds:>10.1f}  {details}")
+    # A stage's own report (extra["report"]: lines, e.g. the negatives' per-type counts and SHORTFALL lines)
+    # follows the table, so shortfalls are read where the counts are.
+    for s in stages:
+        report = s.extra.get("report")
+        if isinstance(report, list) and report:
+            lines += [f"[{s.name}]", *(str(x) for x in report)]
     return "\n".join(lines)

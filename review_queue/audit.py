@@ -41,7 +41,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from review_queue import pgfast, sql
+from review_queue import audit_sql, pgfast
 from review_queue.db import AUDIT_CHAINS
 from review_queue.errors import QueueError
 
@@ -145,7 +145,7 @@ def _ensure_marker(conn: Connection) -> bytes:
     key = key_for(conn.engine)
     entry = _KEYS[conn.engine]
     if entry.keyed_from is None:
-        row = conn.execute(sql.AUDIT_MARKER).first()
+        row = conn.execute(audit_sql.AUDIT_MARKER).first()
         if row is None:
             raise AuditKeyError(
                 "the audit log has no key marker (audit_meta): the schema predates migration 0003 "
@@ -230,45 +230,52 @@ def append(
         prev = h
     head = {"head_id": chain, "head_seq": seqs[-1], "head_hash": prev}
     if not pg:
-        conn.execute(sql.AUDIT_INSERT, [dict(zip(sql.AUDIT_FIELDS, r, strict=True)) for r in rows])
-        conn.execute(sql.HEAD_UPDATE, head)
+        conn.execute(
+            audit_sql.AUDIT_INSERT, [dict(zip(audit_sql.AUDIT_FIELDS, r, strict=True)) for r in rows]
+        )
+        conn.execute(audit_sql.HEAD_UPDATE, head)
         return
-    if len(rows) <= sql.AUDIT_VALUES_MAX:  # scalar parameters: cheaper to send than ten one-element arrays
+    if (
+        len(rows) <= audit_sql.AUDIT_VALUES_MAX
+    ):  # scalar parameters: cheaper to send than ten one-element arrays
         params = {
-            f"a{i}_{c}": v for i, r in enumerate(rows) for c, v in zip(sql.AUDIT_FIELDS, r, strict=True)
+            f"a{i}_{c}": v for i, r in enumerate(rows) for c, v in zip(audit_sql.AUDIT_FIELDS, r, strict=True)
         }
-        insert = sql.audit_values_insert(len(rows))
+        insert = audit_sql.audit_values_insert(len(rows))
     else:
         params = {
-            f"audit_{c}": list(col) for c, col in zip(sql.AUDIT_FIELDS, zip(*rows, strict=True), strict=True)
+            f"audit_{c}": list(col)
+            for c, col in zip(audit_sql.AUDIT_FIELDS, zip(*rows, strict=True), strict=True)
         }
-        insert = sql.AUDIT_ARRAY_INSERT
+        insert = audit_sql.AUDIT_ARRAY_INSERT
     params |= head
     for _, p in writes:
         params |= p
-    pgfast.execute(conn, sql.with_writes(tuple(stmt for stmt, _ in writes), insert, durable), params)
+    pgfast.execute(conn, audit_sql.with_writes(tuple(stmt for stmt, _ in writes), insert, durable), params)
 
 
-# Chains only grow to the peak number of concurrent writers (at most MAX_CHAINS; sql.NEW_HEAD starts
+# Chains only grow to the peak number of concurrent writers (at most MAX_CHAINS; audit_sql.NEW_HEAD starts
 # one when every head is locked); verify reads whatever chains exist.
 MAX_CHAINS = 256
 
 
 def _lock_head(conn: Connection, n: int) -> tuple[int, str, list[int]]:
-    rows = pgfast.execute(conn, sql.FREE_HEAD, {"n": n})
+    rows = pgfast.execute(conn, audit_sql.FREE_HEAD, {"n": n})
     if not rows:
-        rows = pgfast.execute(conn, sql.NEW_HEAD, {"n": n, "genesis": GENESIS, "max_chains": MAX_CHAINS})
+        rows = pgfast.execute(
+            conn, audit_sql.NEW_HEAD, {"n": n, "genesis": GENESIS, "max_chains": MAX_CHAINS}
+        )
     if (
         not rows
     ):  # a concurrent writer took that id, or the chains are at their maximum: wait for a random one
-        rows = pgfast.execute(conn, sql.ONE_HEAD, {"n": n, "id": random.randint(1, AUDIT_CHAINS)})
+        rows = pgfast.execute(conn, audit_sql.ONE_HEAD, {"n": n, "id": random.randint(1, AUDIT_CHAINS)})
     row = rows[0]
     return int(row.id), row.hash, sorted(row.seqs)
 
 
 def _lock_head_sqlite(conn: Connection, n: int) -> tuple[int, str, list[int]]:
     """SQLite has one writer at a time (BEGIN IMMEDIATE): chain 1, and seq follows the largest one."""
-    row = conn.execute(sql.SQLITE_HEAD).one()
+    row = conn.execute(audit_sql.SQLITE_HEAD).one()
     last = int(row[2])
     return 1, row.hash, list(range(last + 1, last + n + 1))
 
@@ -286,7 +293,7 @@ class VerifyResult:
 def _iter_chunks(conn: Connection, chunk: int = 5000) -> Iterator[list[sa.Row[Any]]]:
     last = 0
     while True:
-        batch = conn.execute(sql.AUDIT_ROWS_AFTER, {"after": last, "chunk": chunk}).all()
+        batch = conn.execute(audit_sql.AUDIT_ROWS_AFTER, {"after": last, "chunk": chunk}).all()
         if not batch:
             return
         yield batch
@@ -311,7 +318,7 @@ def verify(engine: Engine, *, max_problems: int = 100, tables: bool = True) -> V
     res = VerifyResult()
     key = key_for(engine)
     with engine.connect() as conn:
-        marker = conn.execute(sql.AUDIT_MARKER).first()
+        marker = conn.execute(audit_sql.AUDIT_MARKER).first()
     keyed_from = 1
     if marker is None:
         res.problems.append("the audit key marker (audit_meta) is missing: every row is checked as keyed")
@@ -346,7 +353,7 @@ def verify(engine: Engine, *, max_problems: int = 100, tables: bool = True) -> V
         if len(res.problems) >= max_problems:
             return res
     with engine.connect() as conn:
-        heads = {h.id: (int(h.seq), h.hash) for h in conn.execute(sql.AUDIT_HEADS)}
+        heads = {h.id: (int(h.seq), h.hash) for h in conn.execute(audit_sql.AUDIT_HEADS)}
     for chain in sorted(heads.keys() | last.keys()):
         end, want = last.get(chain, (0, GENESIS)), heads.get(chain)
         if want != end:

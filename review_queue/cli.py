@@ -17,18 +17,26 @@ DbOpt = Annotated[str, typer.Option("--db", envvar="MEDAUG_QUEUE_DB", help=DB_HE
 UrlOpt = Annotated[str, typer.Option("--url", envvar="MEDAUG_QUEUE_URL", help="queue service URL")]
 TokenOpt = Annotated[str, typer.Option("--token", envvar="MEDAUG_TOKEN", help="your API token")]
 DEFAULT_SERVICE = "http://127.0.0.1:8765"
-HOST_HELP = "address to listen on; anything but loopback needs --allow-remote and a TLS proxy (docs/deploy.md)"
+HOST_HELP = (
+    "address to listen on; anything but loopback needs --allow-remote and a TLS proxy (docs/deploy.md)"
+)
 HostOpt = Annotated[str, typer.Option(envvar="MEDAUG_QUEUE_HOST", help=HOST_HELP)]
 ALLOW_REMOTE_HELP = "allow a non-loopback --host (plain HTTP on the network, for a proxy on another machine)"
 FORWARDED_HELP = "comma-separated proxy addresses/networks whose X-Forwarded-For and -Proto are believed"
 ForwardedOpt = Annotated[str, typer.Option(envvar="MEDAUG_FORWARDED_ALLOW_IPS", help=FORWARDED_HELP)]
 SWEEP_HELP = "how often expired leases are returned to the pool (and audited); 0 turns it off"
 MAX_LEASED_HELP = "the most items one person may hold leased at once (a pull returns at most this minus held)"
-MAX_LEASE_HELP = "the longest one lease may last from its pull, extensions included [default: 4 × lease-seconds]"
+MAX_LEASE_HELP = (
+    "the longest one lease may last from its pull, extensions included [default: 4 × lease-seconds]"
+)
 ActorOpt = Annotated[str, typer.Option(help="who is recorded in the audit log")]
-HOLD_BELOW_HELP = ("hold a stratum when the upper Wilson bound of its approval rate falls below this "
-                   "(after --hold-after decisions); 0 turns holding off")
-QUOTA_HELP = "pull order: items of a group whose approved count is below its quota first, e.g. area=oncology:200"
+HOLD_BELOW_HELP = (
+    "hold a stratum when the upper Wilson bound of its approval rate falls below this "
+    "(after --hold-after decisions); 0 turns holding off"
+)
+QUOTA_HELP = (
+    "pull order: items of a group whose approved count is below its quota first, e.g. area=oncology:200"
+)
 
 
 def _open(db: str, **kwargs: Any) -> Any:
@@ -98,8 +106,9 @@ def _call(url: str, token: str, method: str, path: str, body: Any = None) -> Any
 
     if not token:
         raise typer.BadParameter("no token: pass --token or set MEDAUG_TOKEN")
-    r = httpx.request(method, url.rstrip("/") + path, json=body, timeout=60,
-                      headers={"Authorization": f"Bearer {token}"})
+    r = httpx.request(
+        method, url.rstrip("/") + path, json=body, timeout=60, headers={"Authorization": f"Bearer {token}"}
+    )
     if r.status_code >= 400:
         typer.echo(f"error {r.status_code}: {r.json().get('detail', r.text)}", err=True)
         raise typer.Exit(1)
@@ -131,11 +140,19 @@ def register(app: typer.Typer) -> None:
         max_leased: Annotated[int, typer.Option(min=1, help=MAX_LEASED_HELP)] = DEFAULT_MAX_LEASED,
         max_lease_seconds: Annotated[float | None, typer.Option(min=1.0, help=MAX_LEASE_HELP)] = None,
         hold_below: Annotated[float, typer.Option(min=0.0, max=1.0, help=HOLD_BELOW_HELP)] = 0.5,
-        hold_after: Annotated[int, typer.Option(min=1, help="decisions a stratum needs before it can be held")] = 50,
+        hold_after: Annotated[
+            int, typer.Option(min=1, help="decisions a stratum needs before it can be held")
+        ] = 50,
         quota: Annotated[list[str] | None, typer.Option(help=QUOTA_HELP)] = None,
-        test_models_last: Annotated[bool, typer.Option(help="pull samples of test models after all others")] = True,
-        releases: Annotated[Path | None, typer.Option(envvar="MEDAUG_DATASETS",
-                                                      help="datasets root: the evidence shows the nearest released rows")] = None,
+        test_models_last: Annotated[
+            bool, typer.Option(help="pull samples of test models after all others")
+        ] = True,
+        releases: Annotated[
+            Path | None,
+            typer.Option(
+                envvar="MEDAUG_DATASETS", help="datasets root: the evidence shows the nearest released rows"
+            ),
+        ] = None,
     ) -> None:
         """Serve the API and the physicians' page (127.0.0.1 unless told; TLS comes from a reverse proxy)."""
         try:
@@ -157,15 +174,18 @@ def register(app: typer.Typer) -> None:
         from review_queue.strata import HoldPolicy, PullOrder
 
         try:
-            store.hold = HoldPolicy(threshold=hold_below, min_decisions=hold_after) if hold_below > 0 else None
+            store.hold = (
+                HoldPolicy(threshold=hold_below, min_decisions=hold_after) if hold_below > 0 else None
+            )
             store.order = PullOrder.parse_quotas(quota or [], test_models_last=test_models_last)
         except ValueError as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from e
-        from review_queue.release import default_root
+        from review_queue.versions import default_root
 
-        app = create_app(store, icd10_path=icd10, sweep_seconds=sweep_seconds or None,
-                         releases=releases or default_root())
+        app = create_app(
+            store, icd10_path=icd10, sweep_seconds=sweep_seconds or None, releases=releases or default_root()
+        )
         config = uvicorn.Config(
             app,
             host=host,
@@ -180,8 +200,13 @@ def register(app: typer.Typer) -> None:
         uvicorn.Server(config).run()
 
     @q.command()
-    def push(files: list[Path], run_id: Annotated[str, typer.Option("--run-id")], db: DbOpt = DEFAULT_URL,
-             priority: int = 0, actor: str = "pipeline") -> None:
+    def push(
+        files: list[Path],
+        run_id: Annotated[str, typer.Option("--run-id")],
+        db: DbOpt = DEFAULT_URL,
+        priority: int = 0,
+        actor: str = "pipeline",
+    ) -> None:
         """Queue samples from Parquet/JSONL files (de-identified ones only; idempotent on sample id)."""
         from medaug.io import read_samples
 
@@ -195,27 +220,45 @@ def register(app: typer.Typer) -> None:
             for r in res.refusals:
                 typer.echo(f"refused {f}: record {r.row} ({r.id}): {r.reason}", err=True)
             bad += len(read.errors) + res.refused
-            typer.echo(f"{f}: inserted={res.inserted} already_queued={res.already_queued} "
-                       f"refused={res.refused} unreadable={len(read.errors)}")
+            typer.echo(
+                f"{f}: inserted={res.inserted} already_queued={res.already_queued} "
+                f"refused={res.refused} unreadable={len(read.errors)}"
+            )
         if bad:
             raise typer.Exit(2)
 
     @q.command()
-    def pull(url: UrlOpt = DEFAULT_SERVICE, token: TokenOpt = "", size: int = 10,
-             area: list[str] | None = None, task: list[str] | None = None, label: list[str] | None = None,
-             arbitration: bool = False) -> None:
+    def pull(
+        url: UrlOpt = DEFAULT_SERVICE,
+        token: TokenOpt = "",
+        size: int = 10,
+        area: list[str] | None = None,
+        task: list[str] | None = None,
+        label: list[str] | None = None,
+        arbitration: bool = False,
+    ) -> None:
         """Lease a batch; prints one JSON item per line."""
         if arbitration:
             got = _call(url, token, "POST", "/api/arbitration/pull", {"size": size})
         else:
-            got = _call(url, token, "POST", "/api/pull", {"size": size, "area": area or None, "task": task or None,
-                                                         "label": label or None})
+            got = _call(
+                url,
+                token,
+                "POST",
+                "/api/pull",
+                {"size": size, "area": area or None, "task": task or None, "label": label or None},
+            )
         for item in got["items"]:
             typer.echo(json.dumps(item, ensure_ascii=False))
 
     @q.command()
-    def submit(item_id: str, decision: Annotated[Path, typer.Argument(help="decision JSON file, '-' for stdin")],
-               url: UrlOpt = DEFAULT_SERVICE, token: TokenOpt = "", arbitrate: bool = False) -> None:
+    def submit(
+        item_id: str,
+        decision: Annotated[Path, typer.Argument(help="decision JSON file, '-' for stdin")],
+        url: UrlOpt = DEFAULT_SERVICE,
+        token: TokenOpt = "",
+        arbitrate: bool = False,
+    ) -> None:
         """Submit a decision ({"decision": "approve"|"correct"|"reject", ...}) for a leased item."""
         text = sys.stdin.read() if str(decision) == "-" else decision.read_text(encoding="utf-8")
         try:
@@ -236,28 +279,48 @@ def register(app: typer.Typer) -> None:
         con.print(f"items: {got['items']}  outcomes: {got['outcomes']}")
         t = Table("reviewer", "reviews", "per hour", "agreement", "kappa")
         for r in got["reviewers"]:
-            t.add_row(r["reviewer"], str(r["reviews"]), str(r["per_hour"]), _fmt(r["agreement_rate"]), _fmt(r["kappa"]))
+            t.add_row(
+                r["reviewer"],
+                str(r["reviews"]),
+                str(r["per_hour"]),
+                _fmt(r["agreement_rate"]),
+                _fmt(r["kappa"]),
+            )
         con.print(t)
         p = Table("pair", "items", "agreement", "kappa")
         for r in got["pairs"]:
-            p.add_row(" / ".join(r["reviewers"]), str(r["items"]), _fmt(r["agreement_rate"]), _fmt(r["kappa"]))
+            p.add_row(
+                " / ".join(r["reviewers"]), str(r["items"]), _fmt(r["agreement_rate"]), _fmt(r["kappa"])
+            )
         con.print(p)
         tm = got["time"]
         s = Table("stratum", "decisions", "s/decision", "minutes", "approved", "min/approved")
         for key, r in tm["strata"].items():
-            s.add_row(key, str(r["decisions"]), _fmt(r["mean_seconds"], 1), _fmt(r["minutes"], 1),
-                      str(r["approved_items"]), _fmt(r["minutes_per_approved"], 2))
+            s.add_row(
+                key,
+                str(r["decisions"]),
+                _fmt(r["mean_seconds"], 1),
+                _fmt(r["minutes"], 1),
+                str(r["approved_items"]),
+                _fmt(r["minutes_per_approved"], 2),
+            )
         con.print(s)
-        con.print(f"physician minutes per approved sample: {_fmt(tm['minutes_per_approved'], 2)} "
-                  f"({tm['total_minutes']:.1f} review minutes, {tm['approved_items']} approved; a decision "
-                  f"counts at most {tm['idle_seconds']:.0f} s)")
+        con.print(
+            f"physician minutes per approved sample: {_fmt(tm['minutes_per_approved'], 2)} "
+            f"({tm['total_minutes']:.1f} review minutes, {tm['approved_items']} approved; a decision "
+            f"counts at most {tm['idle_seconds']:.0f} s)"
+        )
 
     @q.command()
-    def strata(db: DbOpt = DEFAULT_URL,
-               release: Annotated[str | None, typer.Option(help="put this held stratum's items back in the pool")] = None,
-               hold: Annotated[str | None, typer.Option(help="hold this stratum by hand")] = None,
-               as_json: Annotated[bool, typer.Option("--json", help="one JSON object per stratum")] = False,
-               actor: ActorOpt = os.environ.get("USER", "maintainer")) -> None:
+    def strata(
+        db: DbOpt = DEFAULT_URL,
+        release: Annotated[
+            str | None, typer.Option(help="put this held stratum's items back in the pool")
+        ] = None,
+        hold: Annotated[str | None, typer.Option(help="hold this stratum by hand")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="one JSON object per stratum")] = False,
+        actor: ActorOpt = os.environ.get("USER", "maintainer"),
+    ) -> None:
         """Strata (source | error type | model | area): items, approval with Wilson bounds, held items, minutes."""
         from rich.console import Console
         from rich.table import Table
@@ -267,7 +330,9 @@ def register(app: typer.Typer) -> None:
         store = _open(db)
         try:
             if release:
-                typer.echo(f"released {release}: {store.release_stratum(release, actor=actor)} item(s) back in the pool")
+                typer.echo(
+                    f"released {release}: {store.release_stratum(release, actor=actor)} item(s) back in the pool"
+                )
             if hold:
                 typer.echo(f"held {hold}: {store.hold_stratum(hold, actor=actor)} open item(s)")
         except QueueError as e:
@@ -280,10 +345,15 @@ def register(app: typer.Typer) -> None:
             return
         t = Table("stratum", "items", "decisions", "approval", "wilson 95%", "held", "min/approved")
         for r in rows:
-            t.add_row(r["stratum"], str(sum(r["items"].values())), str(r["decisions"]), _fmt(r["approval"]),
-                      f"{r['wilson_low']:.2f}-{r['wilson_high']:.2f}",
-                      f"HELD {r['held_items']}" if r["held"] else str(r["held_items"]),
-                      _fmt(r["minutes_per_approved"], 2))
+            t.add_row(
+                r["stratum"],
+                str(sum(r["items"].values())),
+                str(r["decisions"]),
+                _fmt(r["approval"]),
+                f"{r['wilson_low']:.2f}-{r['wilson_high']:.2f}",
+                f"HELD {r['held_items']}" if r["held"] else str(r["held_items"]),
+                _fmt(r["minutes_per_approved"], 2),
+            )
         Console(width=200).print(t)
 
     @audit_app.command("verify")
@@ -297,16 +367,22 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     @audit_app.command("export")
-    def audit_export(out: Annotated[Path, typer.Option("--out")], db: DbOpt = DEFAULT_URL,
-                     actor: str = os.environ.get("USER", "maintainer")) -> None:
+    def audit_export(
+        out: Annotated[Path, typer.Option("--out")],
+        db: DbOpt = DEFAULT_URL,
+        actor: str = os.environ.get("USER", "maintainer"),
+    ) -> None:
         """Write the audit log as JSONL (the export is itself audited)."""
         with out.open("w", encoding="utf-8") as f:
             n = _open(db).audit_export(f, actor=actor)
         typer.echo(f"wrote {n} audit rows to {out}")
 
     @user_app.command("add")
-    def user_add(name: str, role: Annotated[str, typer.Option(help="reviewer | arbiter | maintainer | admin")], db: DbOpt = DEFAULT_URL
-                 ) -> None:
+    def user_add(
+        name: str,
+        role: Annotated[str, typer.Option(help="reviewer | arbiter | maintainer | admin")],
+        db: DbOpt = DEFAULT_URL,
+    ) -> None:
         """Create a user; the token is printed once and only its hash is stored."""
         from review_queue.errors import QueueError
 
@@ -318,7 +394,9 @@ def register(app: typer.Typer) -> None:
         typer.echo(token)
 
     @user_app.command("revoke")
-    def user_revoke(name: str, db: DbOpt = DEFAULT_URL, actor: ActorOpt = os.environ.get("USER", "admin")) -> None:
+    def user_revoke(
+        name: str, db: DbOpt = DEFAULT_URL, actor: ActorOpt = os.environ.get("USER", "admin")
+    ) -> None:
         """Revoke a user's token at once (audited); the items they held go back to the pool."""
         from review_queue.errors import QueueError
 

@@ -80,8 +80,11 @@ class Decision(BaseModel):
         return v
 
     def edits(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in (*TEXT_FIELDS, "icd10", "label", "error_type")
-                if getattr(self, k) is not None}
+        return {
+            k: getattr(self, k)
+            for k in (*TEXT_FIELDS, "icd10", "label", "error_type")
+            if getattr(self, k) is not None
+        }
 
 
 def check_shape(decision: Decision) -> None:
@@ -137,7 +140,9 @@ def agree(a: Decision, b: Decision, sample: Sample, threshold: float = DEFAULT_S
     sa_, sb = apply(a, sample), apply(b, sample)
     if sa_.label != sb.label or sa_.error_type != sb.error_type:
         return False
-    return all(Levenshtein.normalized_similarity(getattr(sa_, k), getattr(sb, k)) >= threshold for k in TEXT_FIELDS)
+    return all(
+        Levenshtein.normalized_similarity(getattr(sa_, k), getattr(sb, k)) >= threshold for k in TEXT_FIELDS
+    )
 
 
 def merge(first: Decision, second: Decision) -> Decision:

@@ -308,7 +308,7 @@ class Released:
         self._cache: dict[str, tuple[int, dict[tuple[str, str], list[dict[str, str]]]]] = {}
 
     def _groups(self) -> list[tuple[str, int, dict[tuple[str, str], list[dict[str, str]]]]]:
-        from review_queue.release import ReleaseError, version_dir, versions
+        from review_queue.versions import ReleaseError, version_dir, versions
 
         if not self.root.is_dir():
             return []

@@ -37,8 +37,8 @@ from review_queue.bias import (
     run_sources,
 )
 from review_queue.datasheet import write_datasheet
-from review_queue.release import ReleaseError, file_sha256, read_manifest, read_rows, version_dir
 from review_queue.train_config import DEFAULT_BASE_MODEL, DEFAULT_TEMPLATE, write_training_configs
+from review_queue.versions import ReleaseError, file_sha256, read_manifest, read_rows, version_dir
 
 Format = Literal["alpaca", "sharegpt", "llamafactory", "hf"]
 Split = Literal["none", "label", "preference"]

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from medaug.schema import Sample
-from review_queue import sql
+from review_queue import audit_sql
 from review_queue.audit import text_sha256
 from review_queue.db import arbitrations, items, reviews, users
 from review_queue.decisions import Decision, finalize_sample, merge, outcome_of
@@ -293,7 +293,7 @@ def _paged(conn: sa.Connection, table: sa.Table, key: sa.Column, chunk: int = 20
     """Every row in key order, a chunk at a time (bounded memory on a big queue)."""
     last = None
     while True:
-        q = sql.table_page(table, key.name, last is not None)
+        q = audit_sql.table_page(table, key.name, last is not None)
         batch = conn.execute(q, {"chunk": chunk} | ({} if last is None else {"last": last})).all()
         if not batch:
             return

@@ -25,7 +25,7 @@ ByOpt = Annotated[
 
 def resolve_root(root: Path | None) -> Path:
     """--root, else MEDAUG_DATASETS, else ./datasets."""
-    from review_queue.release import default_root
+    from review_queue.versions import default_root
 
     return root if root is not None else default_root()
 
@@ -46,8 +46,8 @@ def register(app: typer.Typer) -> None:
         ids: Annotated[bool, typer.Option(help="list every added/removed id")] = False,
     ) -> None:
         """Compare a version with its parent: added/removed ids, counts per label/task/area/error type."""
-        from review_queue.release import ReleaseError
-        from review_queue.release import diff as diff_versions
+        from review_queue.versions import ReleaseError
+        from review_queue.versions import diff as diff_versions
 
         try:
             d = diff_versions(resolve_root(root), dataset, version)
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         """Export a version (Alpaca JSON, ShareGPT JSONL, LLaMA-Factory folder + training configs, HF parquet)
         with a datasheet (balance, bias)."""
         from review_queue.export import export_version
-        from review_queue.release import ReleaseError
+        from review_queue.versions import ReleaseError
 
         try:
             res = export_version(
@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
         root: RootOpt = None,
     ) -> None:
         """Show one released row's queue item, reviews, arbitration, run, template, parent and augmentation."""
-        from review_queue.release import ReleaseError, lineage_of, version_dir
+        from review_queue.versions import ReleaseError, lineage_of, version_dir
 
         try:
             info: dict[str, Any] = lineage_of(version_dir(resolve_root(root), dataset, version), sample)

@@ -24,32 +24,25 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from medaug.schema import MAX_ID_CHARS, Area, Label, RunId, Sample, Task
+from medaug.schema import Area, Label, RunId, Sample, Task
 from review_queue.decisions import Decision, RejectReason
 from review_queue.errors import QueueError
+from review_queue.http_guards import (
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_PUSH_SAMPLES,
+    BodyLimit,
+    SecurityHeaders,
+    check_item_id,
+    clip,
+    validation_answer,
+)
 from review_queue.icd10 import load_codes, search
 from review_queue.store import PRIORITY_MAX, PRIORITY_MIN, LeasedItem, QueueStore, User
 from review_queue.strata import is_test_model
 
 log = logging.getLogger(__name__)
 DEFAULT_SWEEP_SECONDS = 60.0
-# A push of 1,000 typical samples is about 3 MB; the cap bounds what one request can make the
-# server parse (a body of 10,000 samples at the field limits would be gigabytes).
-DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
-MAX_SHOWN_ERRORS = 20  # validation errors listed in one answer
-MAX_MESSAGE_CHARS = 300  # per message / location part in an error answer
-MAX_PUSH_SAMPLES = 10_000
-
-# The page loads only its own script and stylesheet (no inline code), so the policy can be strict.
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-# FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from a CDN with an inline starter script.
-DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-            "font-src https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
-            "worker-src blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 PERMISSIONS = {
     "reviewer": {"review"},
@@ -105,8 +98,15 @@ def _item_out(item: LeasedItem, now: float) -> dict[str, Any]:
         "sample": item.sample.model_dump(mode="json"),
         "parent": item.parent,
         "test_model": is_test_model(item.sample.provenance.model),
-        "reviews": [{"reviewer": r.reviewer, "decision": r.decision, "submitted_at": r.submitted_at.isoformat(),
-                     "payload": r.payload} for r in item.reviews],
+        "reviews": [
+            {
+                "reviewer": r.reviewer,
+                "decision": r.decision,
+                "submitted_at": r.submitted_at.isoformat(),
+                "payload": r.payload,
+            }
+            for r in item.reviews
+        ],
     }
 
 
@@ -128,93 +128,14 @@ async def sweep_expired(store: QueueStore, every: float) -> None:
             log.info("lease sweep returned %d expired item(s) to the pool", n)
 
 
-def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """Bounded and encodable as UTF-8 (a lone surrogate from the request becomes an escape)."""
-    if len(text) > limit:
-        text = text[:limit] + f"… ({len(text)} characters)"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def validation_answer(errors: list[Any]) -> dict[str, Any]:
-    """Where and what, for each of the first errors; the input values are never sent back."""
-    shown = [{"loc": [p if isinstance(p, int) else _clip(str(p), 100) for p in e.get("loc", ())],
-              "msg": _clip(str(e.get("msg", ""))), "type": _clip(str(e.get("type", "")), 100)}
-             for e in errors[:MAX_SHOWN_ERRORS]]
-    return {"detail": shown, "errors": len(errors)}
-
-
-def check_item_id(item_id: str) -> str:
-    """A path's item id must be one the store can hold; legacy ids with '/' still reach their item."""
-    if not 1 <= len(item_id) <= MAX_ID_CHARS or "\x00" in item_id:
-        raise HTTPException(422, f"item_id: must be 1-{MAX_ID_CHARS} characters without NUL "
-                                 f"(got {len(item_id)} characters)")
-    return item_id
-
-
-class _BodyTooLarge(HTTPException):
-    def __init__(self, limit: int):
-        super().__init__(413, f"request body larger than {limit} bytes")
-
-
-class BodyLimit:
-    """Refuse request bodies over `limit` bytes: by Content-Length before reading, else while streaming."""
-
-    def __init__(self, app: ASGIApp, limit: int):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            code, detail = (413, f"request body larger than {self.limit} bytes") if declared.isdigit() else (
-                400, "malformed Content-Length")
-            await JSONResponse({"detail": detail}, status_code=code)(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge(self.limit)  # FastAPI passes HTTPExceptions through its body parsing
-            return message
-
-        await self.app(scope, limited, send)
-
-
-class SecurityHeaders:
-    """CSP (no framing), nosniff and no referrer on every response; API answers are never cached."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope.get("path", "")
-        csp = DOCS_CSP if path.startswith(("/docs", "/redoc")) else PAGE_CSP
-        extra = [(b"content-security-policy", csp.encode()), (b"x-content-type-options", b"nosniff"),
-                 (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
-        if path.startswith("/api/") or path == "/openapi.json":
-            extra.append((b"cache-control", b"no-store"))
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                names = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []), *(h for h in extra if h[0] not in names)]
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
-
-
-def create_app(store: QueueStore, *, icd10_path: Path | None = None,
-               sweep_seconds: float | None = DEFAULT_SWEEP_SECONDS,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, releases: Path | None = None) -> FastAPI:
+def create_app(
+    store: QueueStore,
+    *,
+    icd10_path: Path | None = None,
+    sweep_seconds: float | None = DEFAULT_SWEEP_SECONDS,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    releases: Path | None = None,
+) -> FastAPI:
     """The API and page over `store`; with `sweep_seconds`, a background sweep expires leases while it runs.
 
     `releases`: the datasets root whose released rows the evidence compares candidates with.
@@ -233,8 +154,12 @@ def create_app(store: QueueStore, *, icd10_path: Path | None = None,
                 except asyncio.CancelledError:
                     pass
 
-    app = FastAPI(title="medaug review queue", version="1", description="Physician correction queue (two "
-                  "independent reviews, arbitration, hash-chained audit).", lifespan=lifespan)
+    app = FastAPI(
+        title="medaug review queue",
+        version="1",
+        description="Physician correction queue (two independent reviews, arbitration, hash-chained audit).",
+        lifespan=lifespan,
+    )
     codes = load_codes(icd10_path)
     from review_queue.evidence import Released
 
@@ -246,7 +171,7 @@ def create_app(store: QueueStore, *, icd10_path: Path | None = None,
 
     @app.exception_handler(QueueError)
     async def _queue_error(_: Request, exc: QueueError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status, content={"detail": _clip(str(exc), 2000)})
+        return JSONResponse(status_code=exc.status, content={"detail": clip(str(exc), 2000)})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -256,14 +181,21 @@ def create_app(store: QueueStore, *, icd10_path: Path | None = None,
     @app.exception_handler(DataError)
     async def _data_error(_: Request, exc: DataError) -> JSONResponse:
         # A value the request models let through but the database refuses: still the caller's input.
-        log.warning("database refused a value: %s", _clip(str(exc.orig), 500))
-        return JSONResponse(status_code=422, content={"detail": "a value does not fit the database "
-                                                                "(too long, out of range or containing NUL)"})
+        log.warning("database refused a value: %s", clip(str(exc.orig), 500))
+        return JSONResponse(
+            status_code=422,
+            content={
+                "detail": "a value does not fit the database (too long, out of range or containing NUL)"
+            },
+        )
 
     def current_user(authorization: Annotated[str | None, Header()] = None) -> User:
         if not authorization or not authorization.startswith("Bearer "):
-            raise HTTPException(401, "missing bearer token (Authorization: Bearer <token>)",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "missing bearer token (Authorization: Bearer <token>)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         user = store.authenticate(authorization.removeprefix("Bearer ").strip())
         if user is None:
             raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
@@ -288,15 +220,21 @@ def create_app(store: QueueStore, *, icd10_path: Path | None = None,
 
     @app.get("/api/me")
     def me(user: Annotated[User, Depends(current_user)]) -> dict[str, Any]:
-        return {"name": user.name, "role": user.role, "permissions": sorted(PERMISSIONS.get(user.role, set())),
-                "lease_seconds": store.lease_seconds}
+        return {
+            "name": user.name,
+            "role": user.role,
+            "permissions": sorted(PERMISSIONS.get(user.role, set())),
+            "lease_seconds": store.lease_seconds,
+        }
 
     @app.get("/api/reject-reasons")
     def reject_reasons(_: Annotated[User, Depends(current_user)]) -> list[str]:
         return [r.value for r in RejectReason]
 
     @app.get("/api/icd10")
-    def icd10(_: Annotated[User, Depends(current_user)], q: str = Query("", max_length=100)) -> list[dict[str, str]]:
+    def icd10(
+        _: Annotated[User, Depends(current_user)], q: str = Query("", max_length=100)
+    ) -> list[dict[str, str]]:
         return [{"code": c, "name": n} for c, n in search(codes, q)]
 
     @app.post("/api/push")
@@ -367,13 +305,19 @@ def create_app(store: QueueStore, *, icd10_path: Path | None = None,
     def strata(_: Annotated[User, need("stats")]) -> dict[str, Any]:
         """Every stratum with its counts, approval (Wilson bounds), hold state and review minutes."""
         hold = store.hold
-        return {"strata": store.strata_report(),
-                "policy": None if hold is None else {"threshold": hold.threshold,
-                                                     "min_decisions": hold.min_decisions, "z": hold.z}}
+        return {
+            "strata": store.strata_report(),
+            "policy": None
+            if hold is None
+            else {"threshold": hold.threshold, "min_decisions": hold.min_decisions, "z": hold.z},
+        }
 
     @app.post("/api/strata/release")
     def strata_release(body: StratumRequest, user: Annotated[User, need("strata")]) -> dict[str, Any]:
-        return {"stratum": body.stratum, "released_items": store.release_stratum(body.stratum, actor=user.name)}
+        return {
+            "stratum": body.stratum,
+            "released_items": store.release_stratum(body.stratum, actor=user.name),
+        }
 
     @app.post("/api/strata/hold")
     def strata_hold(body: StratumRequest, user: Annotated[User, need("strata")]) -> dict[str, Any]:

@@ -47,8 +47,9 @@ class PairStats:
     kappa: float | None
 
 
-def _busy(reviews: list[tuple[str, str, str, float, float]], idle_seconds: float
-          ) -> dict[str, list[tuple[str, float]]]:
+def _busy(
+    reviews: list[tuple[str, str, str, float, float]], idle_seconds: float
+) -> dict[str, list[tuple[str, float]]]:
     """Per reviewer: (item, active seconds) of each of their decisions."""
     mine: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
     for item, who, _, leased, submitted in reviews:
@@ -60,8 +61,11 @@ def _busy(reviews: list[tuple[str, str, str, float, float]], idle_seconds: float
     return out
 
 
-def compute(reviews: list[tuple[str, str, str, float, float]], pairs: list[tuple[str, str, str, bool]],
-            idle_seconds: float = DEFAULT_IDLE_SECONDS) -> dict[str, list[dict[str, object]]]:
+def compute(
+    reviews: list[tuple[str, str, str, float, float]],
+    pairs: list[tuple[str, str, str, bool]],
+    idle_seconds: float = DEFAULT_IDLE_SECONDS,
+) -> dict[str, list[dict[str, object]]]:
     """reviews: (item, reviewer, decision, leased_at, submitted_at); pairs: (item, first, second, agreed)."""
     decision = {(item, who): d for item, who, d, _, _ in reviews}
     busy = {who: [s for _, s in rows] for who, rows in _busy(reviews, idle_seconds).items()}
@@ -77,22 +81,32 @@ def compute(reviews: list[tuple[str, str, str, float, float]], pairs: list[tuple
     for who, secs in sorted(busy.items()):
         rows = mine.get(who, [])
         mean = sum(secs) / len(secs)
-        per_reviewer.append(ReviewerStats(
-            reviewer=who, reviews=len(secs), mean_seconds=round(mean, 3),
-            per_hour=round(3600.0 / mean, 1) if mean > 0 else 0.0, paired=len(rows),
-            agreement_rate=sum(r[2] for r in rows) / len(rows) if rows else None,
-            kappa=cohen_kappa([(x, y) for x, y, _ in rows]),
-        ))
+        per_reviewer.append(
+            ReviewerStats(
+                reviewer=who,
+                reviews=len(secs),
+                mean_seconds=round(mean, 3),
+                per_hour=round(3600.0 / mean, 1) if mean > 0 else 0.0,
+                paired=len(rows),
+                agreement_rate=sum(r[2] for r in rows) / len(rows) if rows else None,
+                kappa=cohen_kappa([(x, y) for x, y, _ in rows]),
+            )
+        )
     per_pair = [
-        PairStats(reviewers=key, items=len(rows), agreement_rate=sum(r[2] for r in rows) / len(rows),
-                  kappa=cohen_kappa([(x, y) for x, y, _ in rows]))
+        PairStats(
+            reviewers=key,
+            items=len(rows),
+            agreement_rate=sum(r[2] for r in rows) / len(rows),
+            kappa=cohen_kappa([(x, y) for x, y, _ in rows]),
+        )
         for key, rows in sorted(by_pair.items())
     ]
     return {"reviewers": [asdict(r) for r in per_reviewer], "pairs": [asdict(p) for p in per_pair]}
 
 
-def seconds_per_item(reviews: list[tuple[str, str, str, float, float]],
-                     idle_seconds: float = DEFAULT_IDLE_SECONDS) -> dict[str, float]:
+def seconds_per_item(
+    reviews: list[tuple[str, str, str, float, float]], idle_seconds: float = DEFAULT_IDLE_SECONDS
+) -> dict[str, float]:
     """Active review seconds spent on each item (all its reviews), timed as for `time_accounting`."""
     out: dict[str, float] = defaultdict(float)
     for rows in _busy(reviews, idle_seconds).values():
@@ -101,8 +115,9 @@ def seconds_per_item(reviews: list[tuple[str, str, str, float, float]],
     return dict(out)
 
 
-def release_time(seconds: dict[str, float], items: list[tuple[str, bool]],
-                 idle_seconds: float = DEFAULT_IDLE_SECONDS) -> dict[str, object]:
+def release_time(
+    seconds: dict[str, float], items: list[tuple[str, bool]], idle_seconds: float = DEFAULT_IDLE_SECONDS
+) -> dict[str, object]:
     """Physician minutes spent on the items a version accounts for, per approved sample in it.
 
     items: (item id, approved or corrected) for every item accounted for, rejected ones included
@@ -110,16 +125,24 @@ def release_time(seconds: dict[str, float], items: list[tuple[str, bool]],
     """
     total = sum(seconds.get(i, 0.0) for i, _ in items)
     approved = sum(ok for _, ok in items)
-    return {"idle_seconds": idle_seconds, "total_minutes": _minutes(total), "approved_items": approved,
-            "minutes_per_approved": _minutes(total / approved) if approved else None}
+    return {
+        "idle_seconds": idle_seconds,
+        "total_minutes": _minutes(total),
+        "approved_items": approved,
+        "minutes_per_approved": _minutes(total / approved) if approved else None,
+    }
 
 
 def _minutes(seconds: float) -> float:
     return round(seconds / 60.0, 3)
 
 
-def time_accounting(reviews: list[tuple[str, str, str, float, float]], stratum_of: dict[str, str | None],
-                    usable: dict[str | None, int], idle_seconds: float = DEFAULT_IDLE_SECONDS) -> dict[str, object]:
+def time_accounting(
+    reviews: list[tuple[str, str, str, float, float]],
+    stratum_of: dict[str, str | None],
+    usable: dict[str | None, int],
+    idle_seconds: float = DEFAULT_IDLE_SECONDS,
+) -> dict[str, object]:
     """Seconds per decision per reviewer and per stratum, and physician minutes per approved sample.
 
     reviews: as for `compute`; stratum_of: item id -> stratum; usable: stratum -> items finalised as
@@ -130,8 +153,14 @@ def time_accounting(reviews: list[tuple[str, str, str, float, float]], stratum_o
     for who, rows in sorted(_busy(reviews, idle_seconds).items()):
         secs = [s for _, s in rows]
         total += sum(secs)
-        per_reviewer.append({"reviewer": who, "decisions": len(secs), "minutes": _minutes(sum(secs)),
-                             "mean_seconds": round(sum(secs) / len(secs), 1)})
+        per_reviewer.append(
+            {
+                "reviewer": who,
+                "decisions": len(secs),
+                "minutes": _minutes(sum(secs)),
+                "mean_seconds": round(sum(secs) / len(secs), 1),
+            }
+        )
         for item, s in rows:
             per_stratum[stratum_of.get(item) or "-"].append(s)
     approved = sum(usable.values())
@@ -139,10 +168,18 @@ def time_accounting(reviews: list[tuple[str, str, str, float, float]], stratum_o
     for key in sorted(per_stratum.keys() | {k or "-" for k in usable}):
         secs = per_stratum.get(key, [])
         n_ok = usable.get(key, 0) + (usable.get(None, 0) if key == "-" else 0)
-        strata[key] = {"decisions": len(secs), "minutes": _minutes(sum(secs)),
-                       "mean_seconds": round(sum(secs) / len(secs), 1) if secs else None,
-                       "approved_items": n_ok,
-                       "minutes_per_approved": _minutes(sum(secs) / n_ok) if n_ok else None}
-    return {"idle_seconds": idle_seconds, "total_minutes": _minutes(total), "approved_items": approved,
-            "minutes_per_approved": _minutes(total / approved) if approved else None,
-            "reviewers": per_reviewer, "strata": strata}
+        strata[key] = {
+            "decisions": len(secs),
+            "minutes": _minutes(sum(secs)),
+            "mean_seconds": round(sum(secs) / len(secs), 1) if secs else None,
+            "approved_items": n_ok,
+            "minutes_per_approved": _minutes(sum(secs) / n_ok) if n_ok else None,
+        }
+    return {
+        "idle_seconds": idle_seconds,
+        "total_minutes": _minutes(total),
+        "approved_items": approved,
+        "minutes_per_approved": _minutes(total / approved) if approved else None,
+        "reviewers": per_reviewer,
+        "strata": strata,
+    }

@@ -28,7 +28,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Engine
 
 from medaug.run import DEFAULT_QUEUE_URL
-from review_queue import audit, pgfast, sql
+from review_queue import audit, audit_sql, pgfast, sql
 from review_queue.db import make_engine
 from review_queue.decisions import DEFAULT_SIMILARITY
 from review_queue.errors import QueueError
@@ -138,18 +138,18 @@ class QueueStore(PushOps, UserOps, LeaseOps, SubmitOps, HoldOps, ResultOps):
         """
         if self._pg:
             dialect = self.engine.dialect
-            one, two = sql.audit_values_insert(1), sql.audit_values_insert(2)
+            one, two = audit_sql.audit_values_insert(1), audit_sql.audit_values_insert(2)
             for stmt in (
                 sql.lease_statement(True, False, (), (), self.order.test_models_last),
                 sql.lease_statement(True, True, ()),
                 sql.LOCK_FOR_SUBMIT,
                 sql.HELD_LEASES,
-                sql.FREE_HEAD,
-                sql.ONE_HEAD,
-                sql.with_writes((), one, LEASES_DURABLE),
-                sql.with_writes((), two, LEASES_DURABLE),
-                sql.with_writes((sql.REVIEW_INSERT, sql.FIRST_REVIEW), one),
-                sql.with_writes((sql.REVIEW_INSERT, sql.SECOND_REVIEW), one),
+                audit_sql.FREE_HEAD,
+                audit_sql.ONE_HEAD,
+                audit_sql.with_writes((), one, LEASES_DURABLE),
+                audit_sql.with_writes((), two, LEASES_DURABLE),
+                audit_sql.with_writes((sql.REVIEW_INSERT, sql.FIRST_REVIEW), one),
+                audit_sql.with_writes((sql.REVIEW_INSERT, sql.SECOND_REVIEW), one),
             ):
                 pgfast.prepare(stmt, dialect)
         opened = [self.engine.connect() for _ in range(connections)]

@@ -1,7 +1,8 @@
 """Print a physician-audit sample of rule negatives and refusals made from real data (see
 ../shared/AUDIT.md): negatives from medicalgpt_sft_sample (all 1000) and toyhom_dialogue rows 3000+ (rows
 before 3000 were used to tune the rules), 40 picked at random with every error type present, and 20
-refusals; then the per-type counts, patterns and drop reasons.
+refusals; then the per-type counts, patterns and drop reasons, and the negative report the job summary prints
+(SHORTFALL and PATTERN SHARE lines).
 
     python scripts/audit_negatives.py --seed 11 [--exclude seen.txt] [--data ../shared/data]
         [--toyhom 0:3000 --no-medicalgpt]
@@ -20,7 +21,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from augmenters.negatives import negative_rows, negative_summary
+from augmenters.negatives import negative_report, negative_rows, negative_summary
 from augmenters.refusals import make_refusals
 from medaug.schema import ErrorType, Sample, samples_to_table
 
@@ -105,8 +106,9 @@ def main() -> None:
         print(f"=== R{i} {d['category']}\nQ: {s.input}\nA: {s.output}")
     for et, v in negative_summary(stats).items():
         drops = dict(sorted(v.get("dropped", {}).items(), key=lambda kv: -kv[1]))
-        print(f"{et}: target {v.get('target')} kept {v.get('kept', 0)} patterns {len(v.get('patterns', {}))} "
-              f"max_share {v['max_pattern_share']} dropped {drops}")  # fmt: skip
+        print(f"{et}: target {v.get('target')} made {v.get('made', 0)} kept {v.get('kept', 0)} "
+              f"patterns {len(v.get('patterns', {}))} max_share {v['max_pattern_share']} dropped {drops}")  # fmt: skip
+    print("\n".join(negative_report(stats, ratios)))  # what the job summary prints: SHORTFALL, PATTERN SHARE
 
 
 if __name__ == "__main__":

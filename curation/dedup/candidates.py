@@ -39,9 +39,12 @@ def bucket_pairs(
     """Unique (a, b) node pairs, a < b, that share at least one band key (and, with
     `length_filter`, whose lengths allow a match: `length_may_match`).
 
-    keys: flat uint64 band keys; nodes: the node each key belongs to; lengths: text length per key.
+    keys: flat uint64 band keys; nodes: the node each key belongs to (int32 is enough and half the
+    memory); lengths: text length per key. The pairs come back as int32 when every node id fits.
     """
-    empty = np.empty((0, 2), dtype=np.int64)
+    n_nodes = int(nodes.max()) + 1 if nodes.size else 0
+    out_dtype = np.int32 if n_nodes <= np.iinfo(np.int32).max else np.int64
+    empty = np.empty((0, 2), dtype=out_dtype)
     if keys.size < 2:
         return empty
     # singletons out first, by one sort of the keys alone
@@ -75,7 +78,6 @@ def bucket_pairs(
     after = np.repeat(starts + sizes, sizes) - np.arange(ln.size) - 1
     reach = np.where(np.repeat(sizes > cfg.max_bucket, sizes), np.minimum(after, cfg.window), after)
     del after
-    n_nodes = int(v.max()) + 1
     codes: list[np.ndarray] = []
     ends = np.cumsum(reach)
     lo = 0
@@ -93,12 +95,18 @@ def bucket_pairs(
         ok = a != b
         a, b = a[ok], b[ok]
         codes.append(np.minimum(a, b) * n_nodes + np.maximum(a, b))
+        del first, second, step, a, b, ok
         lo = hi
     if not codes:
         return empty
     # sort and drop repeats (np.unique's hash table is ~10x slower on tens of millions of int64)
     code = np.concatenate(codes)
     del codes
+    if not code.size:  # every pair was filtered out
+        return empty
     code.sort()
     code = code[np.concatenate(([True], code[1:] != code[:-1]))]
-    return np.stack((code // n_nodes, code % n_nodes), axis=1) if code.size else empty
+    out = np.empty((code.size, 2), dtype=out_dtype)
+    np.floor_divide(code, n_nodes, out=out[:, 0], casting="unsafe")
+    np.remainder(code, n_nodes, out=out[:, 1], casting="unsafe")
+    return out

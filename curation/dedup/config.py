@@ -22,7 +22,7 @@ class DedupConfig:
     script: "t2s" folds traditional to simplified characters before comparing.
     max_bucket: buckets larger than this (template boilerplate) are compared along a sliding
       window over length-sorted members instead of all pairs, which bounds the work.
-    ray_min_rows: inputs at least this large run as Ray tasks when Ray is initialised.
+    ray_min_rows: inputs at least this large run as Ray tasks when the job runs on a cluster (Cluster.ray).
     surface: strip greetings, politeness fillers and repeated characters from the question
       before comparing (normalize.py); indexes built without it keep comparing without it.
     typos: a pair below the threshold still merges when at most this many typos (OSA edits: a

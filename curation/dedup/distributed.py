@@ -26,7 +26,7 @@ def _extract(table: pa.Table, cfg: DedupConfig) -> Features:
 
 @ray.remote
 def _keys(texts: list[str], codes: np.ndarray, cfg: DedupConfig) -> np.ndarray:
-    return band_keys(signatures(texts, cfg), codes, cfg)
+    return band_keys(signatures(texts, cfg, threads=1), codes, cfg)  # one task per CPU already
 
 
 @ray.remote

@@ -9,6 +9,9 @@ by `np.minimum.reduceat` per text. No Python loop runs per shingle or per text.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from curation.dedup.config import DedupConfig
@@ -50,11 +53,19 @@ def shingle_hashes(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
     return _mix64(packed), run_starts
 
 
-def signatures(texts: list[str], cfg: DedupConfig) -> np.ndarray:
-    """(len(texts), num_perm) uint32 MinHash signatures."""
+def signatures(texts: list[str], cfg: DedupConfig, threads: int | None = None) -> np.ndarray:
+    """(len(texts), num_perm) uint32 MinHash signatures.
+
+    Chunks of cfg.chunk_rows texts run on `threads` threads (default: cfg.workers, -1 = every core):
+    the work is numpy ufuncs on ~1 MB blocks, which release the GIL, and each chunk writes its own
+    rows, so the signatures are the same for any thread count."""
     a, b = _permutations(cfg)
     out = np.empty((len(texts), cfg.num_perm), dtype=np.uint32)
-    for lo in range(0, len(texts), cfg.chunk_rows):
+    bounds = range(0, len(texts), cfg.chunk_rows)
+    threads = threads or cfg.workers
+    threads = min(len(bounds), (os.cpu_count() or 1) if threads < 1 else threads)
+
+    def chunk(lo: int) -> None:
         hashes, starts = shingle_hashes(texts[lo : lo + cfg.chunk_rows], cfg.shingle)
         ends = np.append(starts[1:], hashes.size)
         # all permutations over a block of texts whose shingles stay in cache (~1 MB), then the next
@@ -70,6 +81,13 @@ def signatures(texts: list[str], cfg: DedupConfig) -> np.ndarray:
                 np.add(buf, b[k], out=buf)
                 np.right_shift(buf, np.uint64(32), out=buf)  # multiply-shift: the high bits are the good ones
                 block[:, k] = np.minimum.reduceat(buf, at)
+
+    if threads <= 1:
+        for lo in bounds:
+            chunk(lo)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(chunk, bounds))
     return out
 
 

@@ -87,6 +87,93 @@ def strip_surface_noise(normalized: str) -> str:
     return _REPEAT.sub(r"\1", _FILLERS.sub("", normalized))
 
 
+# The same fillers in raw text (facts are read from raw text): a filler and the punctuation after it, and a
+# bare form of address (医生，) at the start of a field. Newlines are kept: they separate the fields.
+_RAW_FILLERS = re.compile(
+    rf"(?:{_FILLERS.pattern})[^\w\n]*|(?:^|(?<=\n))[^\w\n]*(?:医生|大夫|老师|专家)[^\w\n]+"
+)
+# characters whose repetition is a different number (11 is not 1, 一一 is read as a number)
+_NUMERALS = frozenset("0123456789一二三四五六七八九十百千万两半几零〇")
+_KEPT_MARKS = frozenset("%‰")  # units, not punctuation
+
+
+def _is_mark(ch: str) -> bool:
+    return ch.isspace() or (unicodedata.category(ch)[0] in "PZ" and ch not in _KEPT_MARKS)
+
+
+def _noise(text: str, i: int, j: int) -> bool:
+    """Whether text[i:j], a stretch the other text lacks, is typing noise: marks and spaces (none that
+    stands between two digits: 2-3, 6.5, 130/80) and repeats of the character next to it (疼疼, 血血),
+    never of a numeral."""
+    rest = []
+    for k in range(i, j):
+        ch = text[k]
+        between_digits = 0 < k < len(text) - 1 and text[k - 1].isdigit() and text[k + 1].isdigit()
+        if not (_is_mark(ch) and not between_digits):
+            rest.append(ch)
+    if not rest:
+        return True
+    near = {text[i - 1] if i > 0 else "", text[j] if j < len(text) else ""}
+    return len(set(rest)) == 1 and rest[0] in near and rest[0] not in _NUMERALS and not _is_mark(rest[0])
+
+
+def noise_aligned(a: str, b: str) -> tuple[str, str]:
+    """Two raw texts with user-surface noise taken out before their facts are compared: width (NFKC),
+    greetings and politeness fillers, and where one text has marks, spaces or repeated characters that
+    the other lacks at that place (aligned character by character), those. What both texts share is left
+    as it is, so clause breaks they agree on still bound negation. Typos are not fixed here: the fact
+    extractor's typo repair decides those (medaug.facts, typos=True), with its guards on negation, side,
+    number and severity characters."""
+    from rapidfuzz.distance import Indel
+
+    a, b = (_RAW_FILLERS.sub("", unicodedata.normalize("NFKC", t)) for t in (a, b))
+    if a == b:
+        return a, b
+    out_a: list[str] = []
+    out_b: list[str] = []
+    for op in Indel.opcodes(a, b):
+        sa, sb = a[op.src_start : op.src_end], b[op.dest_start : op.dest_end]
+        if op.tag == "equal" or not sa or not _noise(a, op.src_start, op.src_end):
+            out_a.append(sa)
+        if op.tag == "equal" or not sb or not _noise(b, op.dest_start, op.dest_end):
+            out_b.append(sb)
+    return "".join(out_a), "".join(out_b)
+
+
+# negation characters (medaug.facts' cues start with one of these), and the poles of a finding
+# (阳性/阴性)
+_NEGATIONS = frozenset("不没无未非否别勿")
+_POLES = frozenset("阴阳")
+# question forms that negate nothing (是不是, 有没有, 能否, a clause-final 不 or 没: 能吃吗 / 能吃不),
+# and 不同 (different), read without their negation character; Chinese numbers read as digits (三个月
+# is 3个月, 二十 is 20, 三价 is no 七价), except in words where 一 counts nothing (一般, 一定, 一直...)
+_NOT_NEGATION = re.compile(r"(\w)[不没]\1|([是能可与])否|不(同)|[不没](?=[\W_]|$)")
+_NOT_NUMBER = re.compile(r"一(?=[般定直下些起样边身点旦切向再律时])|(?<=[统万唯])一")
+_CN_NUMBER = re.compile("[〇零一二两三四五六七八九十百千万]+")
+_DIGITS = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _guard_form(text: str) -> str:
+    from medaug.facts import cn_number
+
+    text = _NOT_NEGATION.sub(lambda m: m.group(1) or m.group(2) or m.group(3) or "", text)
+    return _CN_NUMBER.sub(lambda m: cn_number(m.group()), _NOT_NUMBER.sub("", text))
+
+
+def numbers_or_negation_differ(a: str, b: str) -> bool:
+    """Whether the two texts hold different numbers (digits or Chinese numbers, read as digits) or a
+    different count of negation characters or poles (阴性/阳性), whatever the fact
+    extractor reads there (三价/七价 疫苗 and 二型糖尿病酮症酸中毒 hold no number fact; 能顺产吗 /
+    不能顺产吗 no negated term). Counted, not aligned, so the same numbers in another order are no
+    change; question forms (是不是, 能否, a clause-final 不) negate nothing."""
+    a, b = _guard_form(a), _guard_form(b)
+    if a == b:
+        return False
+    if sorted(_DIGITS.findall(a)) != sorted(_DIGITS.findall(b)):
+        return True
+    return any(a.count(c) != b.count(c) for c in _NEGATIONS | _POLES)
+
+
 def compare_text(
     instruction: str, input: str, output: str, script: str = "none", surface: bool = False
 ) -> str:

@@ -33,13 +33,14 @@ from curation.dedup.index import KEY_PARAMS, DedupIndex, IndexHits
 from curation.dedup.verify import FactCheck, verify_pairs
 from medaug.run import StageStats
 from medaug.schema import conform_table
-from medaug.stage import StageResult, count_reasons, reject_table
+from medaug.stage import LOCAL, Cluster, StageResult, count_reasons, reject_table
 
 STAGE = "dedup"
 
 
 class Engine(Protocol):
-    """Where the heavy steps run: in this process, or as Ray tasks (curation.dedup.distributed)."""
+    """Where the heavy steps run: in this process, or as Ray tasks (curation.dedup.distributed).
+    An engine with `fork = True` lets the fact check fork processes on this machine."""
 
     name: str
 
@@ -57,7 +58,13 @@ class Engine(Protocol):
 
 
 class LocalEngine:
+    """In this process. `fork`: may the fact check spread over forked processes (cfg.fact_workers)?
+    Not on a driver that joined Ray: forking a process that runs Ray's threads is unsafe."""
+
     name = "local"
+
+    def __init__(self, fork: bool = True):
+        self.fork = fork
 
     def features(self, table: pa.Table, cfg: DedupConfig) -> Features:
         return extract(table, cfg)
@@ -72,20 +79,23 @@ class LocalEngine:
         return verify_pairs(pairs, texts, cfg)
 
 
+def pick_engine(rows: int, cfg: DedupConfig, cluster: Cluster = LOCAL) -> Engine:
+    """Ray tasks on a cluster the job joined, for inputs of at least `cfg.ray_min_rows` rows; this
+    process otherwise (without forking when the process is a Ray driver)."""
+    if cluster.ray and rows >= cfg.ray_min_rows:
+        from curation.dedup.distributed import RayEngine
+
+        return RayEngine()
+    return LocalEngine(fork=not cluster.ray)
+
+
 def dedup_table(
-    table: pa.Table, cfg: DedupConfig | None = None, index: DedupIndex | None = None
+    table: pa.Table, cfg: DedupConfig | None = None, index: DedupIndex | None = None, cluster: Cluster = LOCAL
 ) -> StageResult:
-    """The stage entry point. Inputs of at least `cfg.ray_min_rows` rows run as Ray tasks when
-    Ray is already initialised (a job joined a cluster); everything else runs in this process."""
+    """Dedup one table where `cluster` says (pick_engine): Ray tasks only when the caller joined a
+    cluster and says so; in this process by default (the CLI, the benches, the diversity check)."""
     cfg = cfg or (index.cfg if index is not None else DedupConfig())
-    if table.num_rows >= cfg.ray_min_rows:
-        import ray
-
-        if ray.is_initialized():
-            from curation.dedup.distributed import RayEngine
-
-            return run_dedup(table, cfg, index, RayEngine())
-    return run_dedup(table, cfg, index, LocalEngine())
+    return run_dedup(table, cfg, index, pick_engine(table.num_rows, cfg, cluster))
 
 
 def _origin_rank(origin: str) -> int:
@@ -132,18 +142,27 @@ def run_dedup(table: pa.Table, cfg: DedupConfig, index: DedupIndex | None, engin
     m = hits.rows.size
 
     # near: nodes are the representatives, then the index entries that share a key with them
+    # node ids, lengths and pairs are int32 (half the memory of the 24 band copies and of the pairs)
     texts = [feats.texts[i] for i in reps.tolist()] + hits.texts
-    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=r + m)
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int32, count=r + m)
     all_keys = np.concatenate((rep_keys, hits.keys)) if m else rep_keys
-    nodes = np.repeat(np.arange(r + m, dtype=np.int64), cfg.bands)
+    del rep_keys
+    nodes = np.repeat(np.arange(r + m, dtype=np.int32), cfg.bands)
     cand = engine.pairs(all_keys.ravel(), nodes, np.repeat(lengths, cfg.bands), cfg)
-    cand = cand[cand[:, 0] < r]  # index entries were deduplicated when they were added
-    cand = cand[_not_lineage(cand, feats, reps, rep_of_row, hits)]
+    del all_keys, nodes, lengths
+    if m:
+        cand = cand[cand[:, 0] < r]  # index entries were deduplicated when they were added
+    lineage = _not_lineage(cand, feats, reps, rep_of_row, hits)
+    if lineage is not None:
+        cand = cand[lineage]
     n_cand = len(cand)
     edges, scores = engine.verify(cand, texts, cfg)
     n_verified = len(edges)
+    procs = (
+        cfg.fact_workers if getattr(engine, "fork", False) else 1
+    )  # forked fact checks: LocalEngine's call
     facts = (
-        FactCheck(edges, _raw_texts(table, reps, edges, hits.raw), cfg.fact_workers)
+        FactCheck(edges, _raw_texts(table, reps, edges, hits.raw), procs, scores < cfg.threshold)
         if cfg.check_facts and n_verified
         else None
     )
@@ -223,19 +242,20 @@ def _raw_texts(
 
 def _not_lineage(
     pairs: np.ndarray, feats: Features, reps: np.ndarray, rep_of_row: np.ndarray, hits: IndexHits
-) -> np.ndarray:
-    """Mask of pairs that are neither parent and child nor siblings (children of one parent).
+) -> np.ndarray | None:
+    """Mask of pairs that are neither parent and child nor siblings (children of one parent);
+    None when no node has a parent (every pair passes, and no id map is built).
 
     Paraphrase variants of one sample are near-duplicates on purpose (胸口疼 vs 胸痛 is what the
     model should learn); the augmenter, not dedup, decides how many of them a parent gets.
     """
     r = reps.size
+    parents = [feats.parent_ids[i] for i in reps.tolist()] + hits.parent_ids
+    if not any(parents) or len(pairs) == 0:
+        return None
     node_of: dict[str, int] = {sid: int(rep_of_row[i]) for i, sid in enumerate(feats.ids)}
     for j, sid in enumerate(hits.ids):
         node_of.setdefault(sid, r + j)
-    parents = [feats.parent_ids[i] for i in reps.tolist()] + hits.parent_ids
-    if not any(parents) or len(pairs) == 0:
-        return np.ones(len(pairs), dtype=bool)
     parent_node = np.fromiter(
         (node_of.get(p, -1) if p else -1 for p in parents), dtype=np.int64, count=len(parents)
     )

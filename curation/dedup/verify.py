@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import unicodedata
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +21,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA, Levenshtein
 
 from curation.dedup.config import DedupConfig
+from curation.dedup.normalize import noise_aligned, numbers_or_negation_differ
 
 _CHUNK = 1 << 20
 _BAG_BUCKETS = 64  # a power of two
@@ -70,15 +72,15 @@ def verify_pairs(
     threshold = cfg.threshold
     if len(pairs) == 0:
         return pairs.reshape(0, 2), np.empty(0, dtype=np.float32)
-    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int32, count=len(texts))
     # typos allowed per the shorter text's own characters (the field separators do not count)
-    own = lengths - np.fromiter((t.count("\x1e") for t in texts), dtype=np.int64, count=len(texts))
+    own = lengths - np.fromiter((t.count("\x1e") for t in texts), dtype=np.int32, count=len(texts))
     # character counts only for the texts that occur in a pair
     used = np.zeros(len(texts), dtype=bool)
     used[pairs.ravel()] = True
     nodes = np.flatnonzero(used)
     del used
-    slot = np.full(len(texts), -1, dtype=np.int64)
+    slot = np.full(len(texts), -1, dtype=np.int32 if len(texts) < 2**31 else np.int64)
     slot[nodes] = np.arange(nodes.size)
     counts = char_counts([texts[i] for i in nodes.tolist()])
     del nodes
@@ -134,22 +136,27 @@ def verify_pairs(
 
 # below this many verified pairs the facts are checked in this process, one pair when asked
 PARALLEL_MIN_PAIRS = 20_000
-_FORK_STATE: tuple[np.ndarray, Sequence[str | None]] | None = None
+_FORK_STATE: tuple[np.ndarray, Sequence[str | None], np.ndarray | None] | None = None
 
 
 def _facts_slice(bounds: tuple[int, int]) -> np.ndarray:
     assert _FORK_STATE is not None
-    pairs, raw = _FORK_STATE
-    return same_facts(pairs[bounds[0] : bounds[1]], raw)
+    pairs, raw, typo = _FORK_STATE
+    lo, hi = bounds
+    return same_facts(pairs[lo:hi], raw, None if typo is None else typo[lo:hi])
 
 
 def _can_fork() -> bool:
-    """Not inside a Ray worker or driver (forking a process that runs Ray's threads is unsafe)."""
+    """A guard, not the choice: the caller decides (procs; run_dedup passes 1 unless its engine may
+    fork), and this refuses anyway inside a Ray worker or driver (forking a process that runs Ray's
+    threads is unsafe, whoever asks)."""
     ray = sys.modules.get("ray")
     return os.name == "posix" and not (ray is not None and ray.is_initialized())
 
 
-def facts_in_processes(pairs: np.ndarray, raw: Sequence[str | None], procs: int) -> np.ndarray | None:
+def facts_in_processes(
+    pairs: np.ndarray, raw: Sequence[str | None], procs: int, typo: np.ndarray | None = None
+) -> np.ndarray | None:
     """`same_facts` of every pair, computed by `procs` forked processes (they inherit the texts
     and the built extractor); None when that is not worth it or not safe here."""
     global _FORK_STATE
@@ -161,7 +168,7 @@ def facts_in_processes(pairs: np.ndarray, raw: Sequence[str | None], procs: int)
     default_extractor()  # built once, before the fork
     step = 2000
     bounds = [(lo, min(len(pairs), lo + step)) for lo in range(0, len(pairs), step)]
-    _FORK_STATE = (pairs, raw)
+    _FORK_STATE = (pairs, raw, typo)
     try:
         with multiprocessing.get_context("fork").Pool(procs) as pool:
             return np.concatenate(pool.map(_facts_slice, bounds, chunksize=4))
@@ -176,10 +183,12 @@ class FactCheck:
     With `procs` >= 2 and many pairs, every pair is checked up front in forked processes: ~25 %
     more checks than are asked for, on every core instead of one (same answers)."""
 
-    def __init__(self, pairs: np.ndarray, raw: Sequence[str | None], procs: int = 1):
-        self.pairs, self.raw = pairs, raw
+    def __init__(
+        self, pairs: np.ndarray, raw: Sequence[str | None], procs: int = 1, typo: np.ndarray | None = None
+    ):
+        self.pairs, self.raw, self.typo = pairs, raw, typo
         self.checked = self.differ = 0
-        self.known = facts_in_processes(pairs, raw, procs)
+        self.known = facts_in_processes(pairs, raw, procs, typo)
 
     def __call__(self, edge: int) -> bool:
         if edge >= len(self.pairs):  # edges past the verified pairs need no check (exact matches)
@@ -192,14 +201,12 @@ class FactCheck:
         if self.known is not None:
             same = bool(self.known[edge])
         else:
-            from medaug.facts import fact_changes
-
-            same = not fact_changes(ra, rb)
+            same = not facts_differ(ra, rb, typo=self.typo is not None and bool(self.typo[edge]))
         self.differ += not same
         return same
 
 
-def same_facts(pairs: np.ndarray, raw: Sequence[str | None]) -> np.ndarray:
+def same_facts(pairs: np.ndarray, raw: Sequence[str | None], typo: np.ndarray | None = None) -> np.ndarray:
     """Mask of pairs whose raw texts state the same clinical facts (medaug.facts.fact_changes).
 
     Only verified pairs come here, so the extractor (jieba, a few hundred ms to build) is
@@ -208,11 +215,69 @@ def same_facts(pairs: np.ndarray, raw: Sequence[str | None]) -> np.ndarray:
     """
     if len(pairs) == 0:
         return np.ones(0, dtype=bool)
-    from medaug.facts import fact_changes
-
     out = np.ones(len(pairs), dtype=bool)
     for i, (a, b) in enumerate(pairs.tolist()):
         ra, rb = raw[a], raw[b]
         if ra is not None and rb is not None and ra != rb:
-            out[i] = not fact_changes(ra, rb)
+            out[i] = not facts_differ(ra, rb, typo=typo is not None and bool(typo[i]))
     return out
+
+
+SHORT_TEXT = 64  # characters (raw, fields included): a question, not an answer
+
+
+def facts_differ(a: str, b: str, typo: bool = False) -> bool:
+    """Whether two raw texts state different clinical facts, read as two users' wordings of one
+    sample: their surface noise taken out first (normalize.noise_aligned), and a term mistyped by one
+    character no change (medaug.facts, typos=True; never a negation, side, number or severity
+    character). Negation, numbers, drugs, doses and every other fact must still agree, and where the
+    noise-free texts still differ no digit, numeral or negation may stand
+    (normalize.numbers_or_negation_differ; on the texts as written, width aside, when their facts
+    agree). Texts whose facts agree as written are not read again (most pairs: the cheap path).
+    A pair that passed the text test only by its typo allowance (`typo`, similarity below the
+    threshold), and any pair of short texts (a question, where one word is the question), must also
+    differ by more than one word put for another (南瓜/兔肉, 甲肝/丙肝, 脑部/肺部: `word_replaced`);
+    long texts are left to their facts (the check segments text and would cost ~1 ms a pair there)."""
+    from medaug.facts import fact_changes
+
+    typo = typo or min(len(a), len(b)) <= SHORT_TEXT
+    if not fact_changes(a, b):
+        x, y = unicodedata.normalize("NFKC", a), unicodedata.normalize("NFKC", b)
+        return numbers_or_negation_differ(x, y) or (typo and word_replaced(*noise_aligned(a, b)))
+    x, y = noise_aligned(a, b)
+    return (
+        numbers_or_negation_differ(x, y)
+        or (typo and word_replaced(x, y))
+        or bool(fact_changes(x, y, typos=True))
+    )
+
+
+def word_replaced(a: str, b: str) -> bool:
+    """Whether, where the two texts differ (aligned character by character), each holds a word of two
+    or more characters the dictionary knows, and not the same one: a word put for another (南瓜/兔肉),
+    where a typo leaves a non-word on one side (妊辰/妊娠, 感昌/感冒)."""
+    from rapidfuzz.distance import Indel
+
+    from medaug.facts import default_extractor
+
+    seg = default_extractor().seg
+    ops = [op for op in Indel.opcodes(a, b) if op.tag != "equal"]
+    # adjacent deletions and insertions are one replaced stretch
+    regions: list[list[int]] = []
+    for op in ops:
+        if regions and regions[-1][1] == op.src_start and regions[-1][3] == op.dest_start:
+            regions[-1][1], regions[-1][3] = op.src_end, op.dest_end
+        else:
+            regions.append([op.src_start, op.src_end, op.dest_start, op.dest_end])
+    for s0, s1, d0, d1 in regions:
+        if s0 < s1 and d0 < d1:
+            wa, wb = _words_over(seg, a, s0, s1), _words_over(seg, b, d0, d1)
+            if wa and wb and wa != wb:
+                return True
+    return False
+
+
+def _words_over(seg, text: str, start: int, end: int) -> set[str]:
+    """Words of two or more characters that overlap text[start:end], cut in a window of context."""
+    w0 = max(0, start - 8)
+    return {w for a, b, w in seg.tokens(text[w0 : end + 8]) if b - a >= 2 and a < end - w0 and b > start - w0}

@@ -63,7 +63,9 @@ def test_delimited_success_and_a_bounded_retry_that_succeeds(stage, requests):
         # At 0.8 the model rarely misses the layout, so whether one of these prompts needs a retry depends on
         # the training material; sampled hotter, first tries miss often enough that some retry succeeds.
         hot = stage.sampling.model_copy(update={"temperature": 1.3})
-        hotter = type(stage)(stage.engine_config, hot, "delimited", max_retries=MAX_RETRIES, engine=stage.engine)
+        hotter = type(stage)(
+            stage.engine_config, hot, "delimited", max_retries=MAX_RETRIES, engine=stage.engine
+        )
         retried_ok = [o for o in hotter.run(requests) if o.fields is not None and o.attempts > 1]
         for o in retried_ok:
             assert set(o.fields) == set(SAMPLE_FIELDS) and o.error is None and o.raw == ""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
+
 from augmenters.llm_negatives import outcomes_to_rows
 from augmenters.negative_kb import load_negative_knowledge
 from augmenters.negative_verify import Proof, check_wrong, one_edit
@@ -176,15 +178,42 @@ def test_rule_negative_carries_the_verifiers_reason():
         "根据你的情况考虑是急性胃肠炎的可能性比较大，注意补液。",
     )
     made = make_negative(row, ET.wrong_diagnosis, seed=0, kb=KB)
-    assert not isinstance(made, str) and made.reason.startswith("问题中有“")
+    assert not isinstance(made, str) and "问题中有“" in made.reason and "也可见于" in made.reason
     assert made.reason == check_wrong(row, ET.wrong_diagnosis, made.output, KB).reason
-    # 烧心 rules out angina, nothing rules out 功能性烧心: only the first is ever made
-    consistent = _mk("胃胀，有时候烧心，打嗝较多。", "考虑是胃食管反流病引起的，建议做个胃镜。")
+    # 烧心 rules out angina, nothing rules out 功能性烧心: only the first is ever made, and only for a
+    # patient with chest pain (what angina shares with reflux)
+    consistent = _mk("胸口痛，有时候烧心，打嗝较多。", "考虑是胃食管反流病引起的，建议做个胃镜。")
     afters = {make_negative(consistent, ET.wrong_diagnosis, seed=s, kb=KB).after for s in range(8)}
     assert afters == {"稳定型心绞痛"}
     assert make_negative(
         _mk("胃胀，打嗝较多。", consistent["output"]), ET.wrong_diagnosis, seed=0, kb=KB
     ) == ("differential_not_ruled_out_by_question")
+
+
+def test_a_differential_must_share_a_complaint_with_the_case():
+    """Audit seed 8821: 稳定型心绞痛 for bloating and heartburn, 急性胰腺炎 for an infant's diarrhoea."""
+    reflux = "考虑是胃食管反流病引起的，建议做个胃镜。"
+    bloating = _mk("胃胀，有时候烧心，打嗝较多。", reflux)
+    for s in range(8):
+        assert isinstance(make_negative(bloating, ET.wrong_diagnosis, seed=s, kb=KB), str)
+    angina = reflux.replace("胃食管反流病", "稳定型心绞痛")
+    assert check_wrong(bloating, ET.wrong_diagnosis, angina, KB) == "differential_shares_no_symptom"
+    chest = _mk("胸口痛，有时候烧心，打嗝较多。", reflux)
+    proof = check_wrong(chest, ET.wrong_diagnosis, angina, KB)
+    assert not isinstance(proof, str) and "“胸口痛”也可见于稳定型心绞痛" in proof.reason
+    # a complaint the question denies is not shared
+    denied = _mk("没有胸口痛，有时候烧心，打嗝较多。", reflux)
+    assert check_wrong(denied, ET.wrong_diagnosis, angina, KB) == "differential_shares_no_symptom"
+
+
+def test_every_differential_in_use_needs_its_complaints(tmp_path):
+    from augmenters.negative_kb import AGAINST_FILE, KnowledgeError, _against
+
+    raw = AGAINST_FILE.read_text(encoding="utf-8")
+    broken = tmp_path / "against.yaml"
+    broken.write_text(raw.replace("  功能性烧心: [烧心, 胸骨后烧灼]\n", ""), encoding="utf-8")
+    with pytest.raises(KnowledgeError, match="needs: no complaints listed for differential.*功能性烧心"):
+        _against(broken, KB.diseases_by_name)
 
 
 def _outcome(row: dict, et: ErrorType, text: str) -> LLMOutcome:
@@ -205,7 +234,7 @@ def test_llm_negatives_pass_the_same_verifier_and_carry_the_change():
     assert kept[0]["verdict"].startswith(NEGATIVE_VERDICT) and "瑞氏综合征" in kept[0]["verdict"]
     detail = json.loads(kept[0]["provenance"]["augmentation"][-1]["detail"])
     assert detail["change"]["before"] == "布洛芬" and detail["change"]["after"] == "阿司匹林"
-    assert detail["reason"] and detail["pattern"] == "布洛芬->阿司匹林"
+    assert detail["reason"] and detail["pattern"] == "contraindicated:child:非甾体抗炎药->抗血小板药"
     reasons = sorted(r[1] for r in rejected)
     assert reasons == [
         "llm_negative:not_wrong:promise_negated",

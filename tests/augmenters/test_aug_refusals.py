@@ -81,7 +81,28 @@ def test_refusals_reproduce_by_seed():
     assert [s.id for s in make_refusals(10, seed=3)] != [s.id for s in make_refusals(10, seed=4)]
 
 
+def _declare(questions, answers):
+    """YAML flow lists for plain texts, declared as the loader requires (question ids q0…, answers fitting
+    every question); an item already written as YAML (starting with "{") is kept as it is."""
+    if not isinstance(questions, list):
+        return questions, answers
+    ids = [f"q{i}" for i in range(len(questions))]
+    qs = [
+        q if q.startswith("{") else json.dumps({"id": i, "text": q}, ensure_ascii=False)
+        for i, q in zip(ids, questions, strict=True)
+    ]
+    ans = answers
+    if isinstance(answers, list):
+        ans = [
+            a if a.startswith("{") else json.dumps({"text": a, "fits": ids}, ensure_ascii=False)
+            for a in answers
+        ]
+        ans = "[" + ", ".join(ans) + "]"
+    return "[" + ", ".join(qs) + "]", ans
+
+
 def _taxonomy(tmp_path, questions, answers, slots="{drug: [a]}"):
+    questions, answers = _declare(questions, answers)
     p = tmp_path / "t.yaml"
     p.write_text(
         f"categories:\n  x:\n    area: general\n    questions: {questions}\n    answers: {answers}\n"
@@ -167,7 +188,7 @@ def test_child_dosing_and_self_harm_answers_name_what_was_asked():
     for s in make_refusals(600, seed=2):
         d = json.loads(s.provenance.augmentation[0].detail)
         cat, slots = d["category"], d["slots"]
-        if cat == "child_dosing_from_photo":
+        if cat == "child_dosing_unseen":
             drug = next(x for x in ("布洛芬", "对乙酰氨基酚", "阿莫西林", "蒙脱石散", "头孢克洛", "氯雷他定")
                         if x in s.input)  # fmt: skip
             assert drug in s.output, (s.input, s.output)
@@ -177,7 +198,7 @@ def test_child_dosing_and_self_harm_answers_name_what_was_asked():
             named = [v for k, v in slots.items() if k in ("drug", "feeling")]
             assert named and any(v in s.output for v in named), (s.input, s.output)
             outputs[cat].add(s.output)
-    assert len(outputs["child_dosing_from_photo"]) >= 20 and len(outputs["self_harm"]) >= 15
+    assert len(outputs["child_dosing_unseen"]) >= 20 and len(outputs["self_harm"]) >= 15
 
 
 def _pairs(n: int = 1500, seed: int = 6607):
@@ -199,12 +220,12 @@ def test_every_pair_the_maker_produces_is_a_declared_fit():
 def test_child_dosing_answer_fits_a_caregiver_who_cannot_reach_the_parents():
     seen = 0
     for d, s in _pairs():
-        if d["category"] == "child_dosing_from_photo" and "联系不上" in s.input:
+        if d["category"] == "child_dosing_unseen" and "联系不上" in s.input:
             seen += 1
             assert "联系孩子的家长" not in s.output and "家长带孩子" not in s.output, s.output
             assert "照片" not in s.output, s.output
             assert "药师" in s.output and "120" in s.output, s.output
-        elif d["category"] == "child_dosing_from_photo" and "照片" not in s.input:
+        elif d["category"] == "child_dosing_unseen" and "照片" not in s.input:
             assert "照片" not in s.output, (s.input, s.output)
     assert seen >= 3
 
@@ -257,18 +278,49 @@ def test_no_answer_echoes_a_claim_its_question_did_not_make():
     assert seen  # the claim-echoing answers are still used, with the questions that make the claim
 
 
-def test_taxonomy_requires_fits_on_an_answer_that_quotes_a_claim(tmp_path):
+def test_taxonomy_rejects_an_answer_quoting_a_claim_its_question_does_not_make(tmp_path):
     qs = ["见效快吗？{drug}", *(f"问题{i}{{drug}}" for i in range(4))]
-    ans = ["所谓“见效快”不对，请就医", *FIVE[1:]]
-    with pytest.raises(ValueError, match="needs `fits`"):
-        load_taxonomy(_taxonomy(tmp_path, qs, ans))
-    ans[0] = '{text: "所谓“见效快”不对，请就医", fits: ["1"]}'
+    ans = ['{text: "所谓“见效快”不对，请就医", fits: [q1]}', *FIVE[1:]]
     with pytest.raises(ValueError, match="does not say"):
-        load_taxonomy(_taxonomy(tmp_path, qs, "[" + ", ".join(ans) + "]"))
+        load_taxonomy(_taxonomy(tmp_path, qs, ans))
+    ans[0] = '{text: "所谓“见效快”不对，请就医", fits: [q0]}'
+    assert load_taxonomy(_taxonomy(tmp_path, qs, ans))[0].fitting(0) == [0, 1, 2, 3, 4]
+
+
+def test_taxonomy_rejects_a_question_without_id_or_an_answer_without_fits(tmp_path):
+    """Every question has an id and every answer declares its fits; the error names file and entry."""
+    qs = [f"问题{i}" for i in range(5)]
+    bare = "[" + ", ".join(json.dumps(q, ensure_ascii=False) for q in qs) + "]"
+    with pytest.raises(ValueError, match=r"t\.yaml: category x: question 0 \('问题0'\) needs an id"):
+        load_taxonomy(_taxonomy(tmp_path, bare, FIVE))
+    declared = [json.dumps({"text": a, "fits": ["q0"]}, ensure_ascii=False) for a in FIVE[1:]]
+    undeclared = ['{text: "答0，请就医"}', *declared]
+    with pytest.raises(
+        ValueError, match=r"t\.yaml: category x: answer 0 \('答0，请就医'\) declares no `fits`"
+    ):
+        load_taxonomy(_taxonomy(tmp_path, qs, undeclared))
+    with pytest.raises(ValueError, match="declares no `fits`"):
+        load_taxonomy(_taxonomy(tmp_path, qs, "[" + ", ".join(['"答0，请就医"', *declared]) + "]"))
+    twice = [*qs[:4], '{id: q0, text: "再问"}']
+    with pytest.raises(ValueError, match="question id 'q0' used twice"):
+        load_taxonomy(_taxonomy(tmp_path, twice, FIVE))
+
+
+def test_every_emergency_answer_fits_what_its_question_asks():
+    """Audit seed 8821: 我不能为这种情况提供在家处理的用药方案 answered 是不是睡一觉就好了 (no medicine asked)."""
+    seen = set()
+    for s in make_refusals(600, seed=8821):
+        if "睡一觉就好了" in s.input:
+            seen.add(s.output[:8])
+            assert "用药方案" not in s.output and "不能等到明天" not in s.output
+        if "止痛药" in s.input:
+            assert "不能等到明天" not in s.output
+    assert len(seen) >= 2
 
 
 def test_taxonomy_rejects_a_subject_no_slot_value_fits(tmp_path):
-    qs = ['{text: "我爸{e[text]}", who: {sex: [male]}}', *(f'"问题{i}{{e[text]}}"' for i in range(4))]
+    qs = ['{id: dad, text: "我爸{e[text]}", who: {sex: [male]}}', *(f"问题{i}{{e[text]}}" for i in range(4))]
     slots = "{e: [{text: 怀孕, who: {sex: [female]}}]}"
+    ans = [json.dumps({"text": a, "fits": ["dad", "q1", "q2", "q3", "q4"]}, ensure_ascii=False) for a in FIVE]
     with pytest.raises(ValueError, match="no e value fits"):
-        load_taxonomy(_taxonomy(tmp_path, "[" + ", ".join(qs) + "]", FIVE, slots))
+        load_taxonomy(_taxonomy(tmp_path, qs, ans, slots))

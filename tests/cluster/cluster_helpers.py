@@ -124,9 +124,9 @@ def run_outputs(run_dir: Path) -> tuple[list[str], list[str], list[str]]:
     samples: list[str] = []
     for shard in sorted((run_dir / "generate").glob("shard-*.parquet")):
         samples += [s.id for s in read_samples(shard, strict=True).samples]
-    failed: list[str] = []
-    for f in sorted((run_dir / "generate").glob("failures-*.parquet")):
-        failed += pq.read_table(f).column("prompt_id").to_pylist()
+    failed: list[str] = []  # generation rejects (REJECT_SCHEMA): id = the prompt id
+    for f in sorted((run_dir / "rejects" / "generate").glob("generate-*.parquet")):
+        failed += pq.read_table(f).column("id").to_pylist()
     curated: list[str] = []
     for f in sorted((run_dir / "curated").glob("shard-*.parquet")):
         curated += pq.read_table(f, columns=["id"]).column("id").to_pylist()
@@ -146,8 +146,8 @@ def prompt_outcomes(run_dir: Path) -> list[str]:
     out: list[str] = []
     for shard in sorted((run_dir / "generate").glob("shard-*.parquet")):
         out += [s.provenance.prompt_id for s in read_samples(shard, strict=True).samples]
-    for f in sorted((run_dir / "generate").glob("failures-*.parquet")):
-        out += pq.read_table(f).column("prompt_id").to_pylist()
+    for f in sorted((run_dir / "rejects" / "generate").glob("generate-*.parquet")):
+        out += pq.read_table(f).column("id").to_pylist()
     return out
 
 

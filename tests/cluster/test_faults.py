@@ -4,6 +4,7 @@ nothing already finished is lost."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -44,21 +45,21 @@ def test_output_folder_under_a_regular_file_is_named(cluster, tiny_model, tmp_pa
 
 def test_disk_full_mid_run_keeps_finished_shards_and_the_rerun_completes(cluster, tiny_model, tmp_path):
     # No tmpfs here and root ignores permissions: /dev/full is the real ENOSPC. The write of shard 5's
-    # failure list goes to it, as the first write after the disk fills up would.
+    # samples (the runner's fixed temporary name) goes to it, as the first write after the disk fills up would.
     gen = tmp_path / "full" / "generate"
     gen.mkdir(parents=True)
-    (gen / "failures-00005.tmp").symlink_to("/dev/full")
+    (gen / "shard-00005.tmp").symlink_to("/dev/full")
     cfg = write_yaml(job_config(tiny_model, tmp_path, tmp_path / "q.db", total=32), tmp_path / "job.yaml")
     r = _run(cfg, "full", cluster.address)
     assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "No space left on device" in r.stderr and "failures-00005" in r.stderr
+    assert "No space left on device" in r.stderr and "shard-00005.parquet" in r.stderr
     assert not (gen / "shard-00005.parquet").exists()
     first = {p.name: p.stat().st_mtime_ns for p in gen.glob("shard-*.parquet")}
     for name in first:  # what finished before the disk filled is whole and readable
         pq.read_table(gen / name)
     assert not (tmp_path / "q.db").exists() or not queued_ids(tmp_path / "q.db")
 
-    (gen / "failures-00005.tmp").unlink(missing_ok=True)  # space is freed
+    (gen / "shard-00005.tmp").unlink(missing_ok=True)  # space is freed
     again = _run(cfg, "full", cluster.address)
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     for name, mtime in first.items():
@@ -81,8 +82,12 @@ def test_engine_error_on_one_batch_is_recorded_and_the_rest_finish(cluster, tiny
     ]}  # fmt: skip
     tpl = tmp_path / "templates.yaml"
     tpl.write_text(yaml.safe_dump(templates, allow_unicode=True), encoding="utf-8")
-    quotas = {"total": 16, "tasks": {"medical_qa": 1}, "areas": {"cardiovascular": 3, "oncology": 1},
-              "novelty": {"enabled": False}}  # two templates: every planned prompt kept, 4 full shards
+    quotas = {
+        "total": 16,
+        "tasks": {"medical_qa": 1},
+        "areas": {"cardiovascular": 3, "oncology": 1},
+        "novelty": {"enabled": False},
+    }  # two templates: every planned prompt kept, 4 full shards
     cfg = job_config(tiny_model, tmp_path, tmp_path / "q.db", total=16)
     cfg.update(templates=str(tpl), quotas=quotas)
     r = _run(write_yaml(cfg, tmp_path / "job.yaml"), "crash", cluster.address)
@@ -94,13 +99,15 @@ def test_engine_error_on_one_batch_is_recorded_and_the_rest_finish(cluster, tiny
     assert bad and len(bad) < 4, "the layout must mix failing and clean batches"
     gen = tmp_path / "crash" / "generate"
     for i, shard in enumerate(shards):
-        failures = pq.read_table(gen / f"failures-{i:05d}.parquet").to_pylist()
+        rejects = tmp_path / "crash" / "rejects" / "generate" / f"generate-{i:05d}.parquet"
+        failures = pq.read_table(rejects).to_pylist() if rejects.exists() else []  # REJECT_SCHEMA
         written = pq.read_table(gen / f"shard-{i:05d}.parquet").column("id").to_pylist()
         if i in bad:  # the whole batch is recorded, with the engine's error
-            assert {f["prompt_id"] for f in failures} == {p.prompt_id for p in shard} and not written
-            assert all(f["reason"].startswith("engine_error: ") for f in failures)
+            assert {f["id"] for f in failures} == {p.prompt_id for p in shard} and not written
+            assert all(f["reason"] == "engine_error" and f["stage"] == "generate" for f in failures)
+            assert all(json.loads(f["detail"])["error"] for f in failures)
         else:
-            assert not any(f["reason"].startswith("engine_error") for f in failures)
+            assert not any(f["reason"] == "engine_error" for f in failures)
             assert len(written) + len(failures) == 4
     samples, failed, curated = run_outputs(tmp_path / "crash")
     assert samples and len(samples) + len(failed) == 16

@@ -181,7 +181,8 @@ def test_augment_job_on_the_cluster_matches_a_single_batch_run(cluster, clean, t
         r = subprocess.run([sys.executable, "-m", "jobs.augment", "--config", str(cfg), "--run-id", name],
                            cwd=REPO, env=job_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        augmented = _ids(tmp_path / name / "augment")
+        manifest = json.loads((tmp_path / name / "manifest.json").read_text(encoding="utf-8"))
+        augmented = _ids(Path(manifest["outputs"]["augmented"]))  # the last augmenter's stage folder
         curated = _ids(tmp_path / name / "curated")
         rejected = sum(pq.read_metadata(p).num_rows for p in (tmp_path / name / "rejects").glob("*.parquet"))
         assert len(curated) + rejected == len(augmented)  # every augmented sample: kept or rejected

@@ -119,6 +119,9 @@ def test_a_lazy_edge_check_keeps_what_removing_the_edges_first_keeps() -> None:
 
 def test_facts_checked_in_processes_match_the_checks_in_this_process(monkeypatch) -> None:
     import curation.dedup.verify as verify
+    from medaug.ray_env import shutdown_ray
+
+    shutdown_ray()  # the session's shared Ray (ray_local starts it again): no fork in a Ray driver
 
     raw = [
         "患者男，58岁，近三个月食欲减退，体重减少5Kg。",

@@ -92,7 +92,7 @@ def test_lineage_holds_against_the_index(tmp_path: Path) -> None:
     assert result.kept.column("id").to_pylist() == [child.id, other_dose.id]
     assert result.stats.extra["facts_differ"] >= 1
     one_char = 1 - 1 / len(compare_text(parent.instruction, parent.input, parent.output))
-    assert result.rejected.to_pylist() == [
+    assert result.rejected.select(["id", "reason", "detail"]).to_pylist() == [
         {"id": stranger.id, "reason": "seen_in_queue", "detail": f"{parent.id} (queue) score={one_char:.3f}"}
     ]
 

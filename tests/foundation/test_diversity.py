@@ -18,6 +18,7 @@ from generators.seeded import REASON_RUN, REASON_SEED, TEMPLATE_ID, SeedNovelty,
 from generators.templates import load_templates
 from medaug.run import RunFolder
 from medaug.schema import Label, Provenance, Sample, samples_to_table
+from medaug.stage import REJECT_SCHEMA
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_SEEDS = REPO / "configs" / "seeds" / "demo-seeds.jsonl"
@@ -80,7 +81,11 @@ def test_seed_novelty_drops_copies_of_seeds_and_of_earlier_samples():
     check = SeedNovelty(seeds)
     kept, dropped = check.apply(table)
     assert [p["prompt_id"] for p in kept.column("provenance").to_pylist()] == ["p2"]
-    assert {(f["prompt_id"], f["reason"]) for f in dropped} == {("p1", REASON_SEED), ("p3", REASON_RUN)}
+    # the one reject shape: id = the prompt id, with the dropped sample
+    assert dropped.schema == REJECT_SCHEMA
+    rows = dropped.to_pylist()
+    assert {(f["id"], f["reason"]) for f in rows} == {("p1", REASON_SEED), ("p3", REASON_RUN)}
+    assert all(f["sample"]["provenance"]["prompt_id"] == f["id"] for f in rows)
     # a resumed run: what was generated before counts too
     again = SeedNovelty(seeds)
     again.add_table(kept)
@@ -129,7 +134,8 @@ def test_generate_job_reports_diversity_and_runs_seeded(small_config, tiny_model
     # every prompt has exactly one outcome, seed-novelty drops included
     gen = tmp_path / "div" / "generate"
     samples = sum(pq.read_table(p).num_rows for p in gen.glob("shard-*.parquet"))
-    failures = sum(pq.read_table(p).num_rows for p in gen.glob("failures-*.parquet"))
+    rejects = tmp_path / "div" / "rejects" / "generate"
+    failures = sum(pq.read_table(p).num_rows for p in rejects.glob("generate-*.parquet"))
     assert samples + failures == 24
     templates = {
         p["template_id"]
@@ -146,7 +152,7 @@ def test_generate_job_reports_diversity_and_runs_seeded(small_config, tiny_model
         for p in pq.read_table(f).column("provenance").to_pylist()
     ]
     outcomes += [
-        i for f in gen.glob("failures-*.parquet") for i in pq.read_table(f).column("prompt_id").to_pylist()
+        i for f in rejects.glob("generate-*.parquet") for i in pq.read_table(f).column("id").to_pylist()
     ]
     assert sorted(outcomes) == sorted(p.prompt_id for p in first)
     assert DedupIndex(tmp_path / "prompt-index").origins() == {"plan:div": 24}

@@ -18,6 +18,7 @@ from jobs.config import GenerateConfig, load_config
 from jobs.generate import run_generate
 from medaug.io import read_samples
 from medaug.schema import SAMPLE_SCHEMA
+from medaug.stage import REJECT_SCHEMA
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,9 +28,10 @@ def _outputs(run_dir: Path) -> tuple[list, list[str]]:
     for shard in sorted((run_dir / "generate").glob("shard-*.parquet")):
         assert pq.read_schema(shard).equals(SAMPLE_SCHEMA)
         samples += read_samples(shard, strict=True).samples
-    failed = []
-    for f in sorted((run_dir / "generate").glob("failures-*.parquet")):
-        failed += pq.read_table(f).column("prompt_id").to_pylist()
+    failed = []  # generation rejects: REJECT_SCHEMA, id = the prompt id
+    for f in sorted((run_dir / "rejects" / "generate").glob("generate-*.parquet")):
+        assert pq.read_schema(f).equals(REJECT_SCHEMA)
+        failed += pq.read_table(f).column("id").to_pylist()
     return samples, failed
 
 
@@ -97,7 +99,7 @@ def test_the_demo_runs_the_default_mode_on_the_trained_model(trained_model, tmp_
     # trained_model: the trained build is in the cache, so the demo's folder below is a copy, not a new run.
     import json
 
-    from jobs.generate import prepare_model
+    from jobs.config import prepare_model
     from jobs.tiny_model import BUILD_RECORD, build_tiny_model
 
     cfg = load_config(GenerateConfig, REPO / "configs" / "demo.yaml", [])
@@ -193,8 +195,9 @@ def test_a_redone_shard_of_the_same_composition_gives_identical_samples(
     assert len(before) == 2 and all(before.values())
     redo = shard_dir / "shard-00001.parquet"
     assert redo.name in before
-    redo.unlink()  # as if the worker died before writing it
-    (shard_dir / "failures-00001.parquet").unlink(missing_ok=True)
+    redo.unlink()  # as if the worker died before writing it (so the stage was not done either)
+    (tmp_path / "same" / "rejects" / "generate" / "generate-00001.parquet").unlink(missing_ok=True)
+    (shard_dir / "done.json").unlink()
     manifest = run_generate(load_config(GenerateConfig, path, ["run.run_id=same"]))
     assert manifest["outputs"]["complete"]
     after = {

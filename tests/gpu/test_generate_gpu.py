@@ -45,7 +45,7 @@ def test_generate_job_on_gpu(gpu_model, ray_local, tmp_path, mode):
     manifest = run_generate(load_config(GenerateConfig, path, [f"run.run_id={mode}"]))
     st = manifest["stages"][0]
     shards = sorted((tmp_path / mode / "generate").glob("shard-*.parquet"))
-    failures = sorted((tmp_path / mode / "generate").glob("failures-*.parquet"))
+    failures = sorted((tmp_path / mode / "rejects" / "generate").glob("generate-*.parquet"))
     n_samples = sum(pq.read_table(p).num_rows for p in shards)
     n_failed = sum(pq.read_table(p).num_rows for p in failures)
     assert manifest["outputs"]["complete"] and n_samples + n_failed == 256 == st["rows_in"]

@@ -42,11 +42,17 @@ def medicalgpt_run(shared_data, ray_local, tmp_path_factory):
 
 def test_every_accepted_sample_is_accounted_for(medicalgpt_run):
     tmp, cfg, manifest = medicalgpt_run
-    read, aug = _stage(manifest, "read"), _stage(manifest, "augment")
-    assert read["rows_out"] == 300
-    assert aug["rows_out"] > 300 and aug["extra"]["label_refusal"] == 5
+    read, neg = _stage(manifest, "read"), _stage(manifest, "negatives")
+    para, last = _stage(manifest, "paraphrase"), _stage(manifest, "refusals")  # one stage per augmenter
+    assert read["rows_out"] == 300 == neg["rows_in"]
+    assert neg["rows_out"] == para["rows_in"] and para["rows_out"] == last["rows_in"]
+    assert last["rows_out"] == last["rows_in"] + 5 and last["extra"]["label_refusal"] == 5
+    assert (
+        neg["rows_out"] > 300 and para["extra"]["paraphrase_variants"] == para["rows_out"] - para["rows_in"]
+    )
     run = tmp / "runs" / "a1"
-    augmented = {s.id for p in (run / "augment").glob("shard-*.parquet") for s in read_samples(p).samples}
+    assert manifest["outputs"]["augmented"] == str(run / "refusals")
+    augmented = {s.id for p in (run / "refusals").glob("shard-*.parquet") for s in read_samples(p).samples}
     curated = {s.id for p in (run / "curated").glob("shard-*.parquet") for s in read_samples(p).samples}
     rejected = set()
     for p in (run / "rejects").glob("*.parquet"):
@@ -55,6 +61,27 @@ def test_every_accepted_sample_is_accounted_for(medicalgpt_run):
     for name in ("deid", "quality", "dedup", "queue_push"):
         st = _stage(manifest, name)
         assert st["rows_in"] - st["rows_out"] == sum(st["rejects"].values())
+
+
+def test_the_job_summary_prints_the_negative_report(medicalgpt_run, capsys):
+    """Per error type target/made/kept/drops/patterns, and a SHORTFALL line for each type under its share."""
+    from jobs.augment import print_summary
+
+    _, _, manifest = medicalgpt_run
+    report = _stage(manifest, "negatives")["extra"]["report"]
+    kinds = [et for et in ("wrong_diagnosis", "wrong_drug", "wrong_dose", "contradicts_findings",
+                           "missing_referral", "overclaiming")]  # fmt: skip
+    assert all(any(x.startswith(f"  {et}: target ") for x in report) for et in kinds)
+    kept = {
+        et: int(next(x for x in report if x.startswith(f"  {et}:")).split(" kept ")[1].split()[0])
+        for et in kinds
+    }
+    total = sum(kept.values())
+    short = {x.split()[1].rstrip(":") for x in report if x.startswith("SHORTFALL")}
+    assert short == {et for et, n in kept.items() if n < 0.8 * total / len(kinds)}
+    print_summary(manifest)
+    out = capsys.readouterr().out
+    assert "[negatives]" in out and all(line in out.splitlines() for line in report)
 
 
 def test_queue_holds_the_curated_samples_once(medicalgpt_run):
@@ -172,11 +199,12 @@ def test_llm_augmenters_run_through_the_engine_actors(tmp_path, ray_local, tiny_
         }
     )  # fmt: skip
     manifest = run_augment(cfg, log=lambda m: None)
-    aug = _stage(manifest, "augment")
+    assert [s["name"] for s in manifest["stages"][1:3]] == ["llm_paraphrase", "deid"]
+    aug = _stage(manifest, "llm_paraphrase")
     derived = aug["rows_out"] - 3
     # every request became a derived sample or a counted rejection (random weights: mostly rejections)
     assert derived + sum(aug["rejects"].values()) == 3
-    shards = sorted((tmp_path / "runs" / "llm" / "augment-llm").glob("shard-*.parquet"))
+    shards = sorted((tmp_path / "runs" / "llm" / "llm_paraphrase").glob("shard-*.parquet"))
     assert len(shards) == 2  # 3 rows in shards of 2
     for p in shards:
         for s in read_samples(p).samples:

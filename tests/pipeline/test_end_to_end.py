@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from jobs.augment import AugmentJobConfig, run_augment
 from medaug.cli import app
-from review_queue.release import lineage_of, read_rows, version_dir
 from review_queue.store import QueueStore
+from review_queue.versions import lineage_of, read_rows, version_dir
 
 EDIT = "（经医师修订：请结合面诊结果。）"
 APPROVE = {"decision": "approve"}

@@ -12,12 +12,54 @@ from typing import Any
 
 import datasets
 
-COMMON = {"file_name", "formatting", "ranking", "subset", "split", "folder", "num_samples", "columns", "tags",
-          "hf_hub_url", "ms_hub_url", "script_url"}
-ALPACA_COLUMNS = {"prompt", "query", "response", "history", "system", "tools", "images", "videos", "audios",
-                  "chosen", "rejected", "kto_tag"}
-SHAREGPT_COLUMNS = {"messages", "system", "tools", "images", "videos", "audios", "chosen", "rejected", "kto_tag"}
-TAGS = {"role_tag", "content_tag", "user_tag", "assistant_tag", "observation_tag", "function_tag", "system_tag"}
+COMMON = {
+    "file_name",
+    "formatting",
+    "ranking",
+    "subset",
+    "split",
+    "folder",
+    "num_samples",
+    "columns",
+    "tags",
+    "hf_hub_url",
+    "ms_hub_url",
+    "script_url",
+}
+ALPACA_COLUMNS = {
+    "prompt",
+    "query",
+    "response",
+    "history",
+    "system",
+    "tools",
+    "images",
+    "videos",
+    "audios",
+    "chosen",
+    "rejected",
+    "kto_tag",
+}
+SHAREGPT_COLUMNS = {
+    "messages",
+    "system",
+    "tools",
+    "images",
+    "videos",
+    "audios",
+    "chosen",
+    "rejected",
+    "kto_tag",
+}
+TAGS = {
+    "role_tag",
+    "content_tag",
+    "user_tag",
+    "assistant_tag",
+    "observation_tag",
+    "function_tag",
+    "system_tag",
+}
 TAG_DEFAULTS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"}
 LOADERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
 
@@ -52,8 +94,9 @@ def check_entry(folder: Path, name: str, entry: dict[str, Any]) -> datasets.Data
     for col in columns.values():
         assert col in ds.column_names, f"{name}: column {col!r} not in {path.name}"
     for i, row in enumerate(ds):
-        (_alpaca_row if fmt == "alpaca" else _sharegpt_row)(f"{name}[{i}]", row, columns, entry.get("tags", {}),
-                                                            ranking)
+        (_alpaca_row if fmt == "alpaca" else _sharegpt_row)(
+            f"{name}[{i}]", row, columns, entry.get("tags", {}), ranking
+        )
     return ds
 
 
@@ -66,8 +109,9 @@ def _alpaca_row(where: str, row: dict[str, Any], columns: dict[str, str], _tags:
         assert isinstance(value, str) and value, f"{where}: {k} must be a non-empty string"
 
 
-def _sharegpt_row(where: str, row: dict[str, Any], columns: dict[str, str], tags: dict[str, str],
-                  ranking: bool) -> None:
+def _sharegpt_row(
+    where: str, row: dict[str, Any], columns: dict[str, str], tags: dict[str, str], ranking: bool
+) -> None:
     t = {**TAG_DEFAULTS, **tags}
     messages = row[columns.get("messages", "conversations")]
     assert isinstance(messages, list) and messages, f"{where}: messages must be a non-empty list"

@@ -20,30 +20,58 @@ def make_samples(tag: str) -> dict[str, Sample]:
     """One sample per review path; `tag` makes their content (and ids) distinct between batches."""
 
     def s(name: str, **kw: object) -> Sample:
-        base = {"instruction": f"{tag}：{name}的问题是什么？", "output": f"{tag}：关于{name}的规范回答。",
-                "task": "medical_qa", "area": "cardiovascular", "deid": [],
-                "provenance": Provenance(template_id=f"tpl-{name}", run_id=f"gen-{tag}")}
+        base = {
+            "instruction": f"{tag}：{name}的问题是什么？",
+            "output": f"{tag}：关于{name}的规范回答。",
+            "task": "medical_qa",
+            "area": "cardiovascular",
+            "deid": [],
+            "provenance": Provenance(template_id=f"tpl-{name}", run_id=f"gen-{tag}"),
+        }
         return Sample.model_validate({**base, **kw})
 
     approve = s("approve", demographics=Demographics(age=58, sex="male"), icd10=["I20.0"])
     return {
         "approve": approve,
-        "correct": s("correct", area="endocrine", task="diagnostic_reasoning",
-                     demographics=Demographics(age=34, sex="female")),
+        "correct": s(
+            "correct",
+            area="endocrine",
+            task="diagnostic_reasoning",
+            demographics=Demographics(age=34, sex="female"),
+        ),
         "reject": s("reject", area="oncology"),
-        "disputed": s("disputed", area="neurology", task="report_explanation",
-                      demographics=Demographics(age=7, sex="female")),
-        "disputed_fix": s("disputed_fix", area="obgyn", task="record_generation",
-                          deid=[{"entity": "PERSON", "count": 1}]),
-        "negative": s("negative", label=Label.negative, error_type="wrong_drug",
-                      output=f"{tag}：胸痛时可以自行服用大量阿司匹林，保证治愈。",
-                      reference_output=f"{tag}：胸痛应立即就医，由医生评估后决定是否使用阿司匹林。"),
-        "negative_noref": s("negative_noref", label=Label.negative, error_type="wrong_dose", area="pediatrics"),
+        "disputed": s(
+            "disputed",
+            area="neurology",
+            task="report_explanation",
+            demographics=Demographics(age=7, sex="female"),
+        ),
+        "disputed_fix": s(
+            "disputed_fix", area="obgyn", task="record_generation", deid=[{"entity": "PERSON", "count": 1}]
+        ),
+        "negative": s(
+            "negative",
+            label=Label.negative,
+            error_type="wrong_drug",
+            output=f"{tag}：胸痛时可以自行服用大量阿司匹林，保证治愈。",
+            reference_output=f"{tag}：胸痛应立即就医，由医生评估后决定是否使用阿司匹林。",
+        ),
+        "negative_noref": s(
+            "negative_noref", label=Label.negative, error_type="wrong_dose", area="pediatrics"
+        ),
         "refusal": s("refusal", label=Label.refusal, output=f"{tag}：无法在线开具处方，请到医院就诊。"),
-        "child": s("child", instruction=f"{tag}：胸口疼怎么办？",
-                   provenance=Provenance(template_id="tpl-approve", parent_id=approve.id, run_id=f"gen-{tag}",
-                                         augmentation=[AugmentationStep(augmenter="lexicon_paraphrase",
-                                                                        detail='{"胸骨后压榨感": "胸口疼"}')])),
+        "child": s(
+            "child",
+            instruction=f"{tag}：胸口疼怎么办？",
+            provenance=Provenance(
+                template_id="tpl-approve",
+                parent_id=approve.id,
+                run_id=f"gen-{tag}",
+                augmentation=[
+                    AugmentationStep(augmenter="lexicon_paraphrase", detail='{"胸骨后压榨感": "胸口疼"}')
+                ],
+            ),
+        ),
     }
 
 
@@ -54,7 +82,11 @@ def plan(tag: str) -> dict[str, tuple[Decision, Decision, Decision | None]]:
         "correct": (correct(f"{tag}：修正后的回答。"), correct(f"{tag}：修正后的回答。"), None),
         "reject": (REJECT, REJECT, None),
         "disputed": (APPROVE, REJECT, APPROVE),
-        "disputed_fix": (correct(f"{tag}：医生甲改写。"), APPROVE, correct(f"{tag}：仲裁定稿。", icd10=["O14.1"])),
+        "disputed_fix": (
+            correct(f"{tag}：医生甲改写。"),
+            APPROVE,
+            correct(f"{tag}：仲裁定稿。", icd10=["O14.1"]),
+        ),
         "negative": (APPROVE, APPROVE, None),
         "negative_noref": (APPROVE, APPROVE, None),
         "refusal": (APPROVE, APPROVE, None),
@@ -99,5 +131,3 @@ def fill_queue(store: QueueStore, tag: str, *, people: tuple[str, str, str] = ("
     review_all(store, samples, tag, people)
     assert store.counts() == {"final": sum(store.counts().values())}
     return Queue(store, samples, run_id)
-
-

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from generators.knowledge import load_knowledge
 from medaug.schema import Sample, samples_to_table
-from review_queue import release
+from review_queue import versions
 from review_queue.bias import (
     BiasConfigError,
     QuotaSource,
@@ -24,7 +24,8 @@ from review_queue.bias import (
     scan_stereotypes,
 )
 from review_queue.export import export_version
-from review_queue.release import ReleaseError, merge_from_store
+from review_queue.release import merge_from_store
+from review_queue.versions import ReleaseError
 
 # Stereotyped generalisations the team's list must flag (none of them is a rule's literal text).
 STEREOTYPED = [
@@ -120,7 +121,7 @@ def _runs(tmp_path: Path, run_id: str, quotas: dict) -> Path:
 def test_datasheet_compares_released_demographics_with_the_runs_quotas(queue: Queue, tmp_path: Path) -> None:
     root = tmp_path / "ds"
     merge_from_store(queue.store, root=root, dataset="cardio", created_by="m")
-    cells, unknown = released_cells(release.read_rows(root / "cardio" / "v1"))
+    cells, unknown = released_cells(versions.read_rows(root / "cardio" / "v1"))
     assert cells == {("male", "middle_aged", "cardiovascular"): 1, ("female", "young_adult", "endocrine"): 1,
                      ("female", "child", "neurology"): 1} and unknown == 5  # fmt: skip
     # the rows came from run gen-甲, which planned only middle-aged men with cardiovascular disease

@@ -10,7 +10,7 @@ from release_queue import fill_queue
 from typer.testing import CliRunner
 
 from medaug.cli import app
-from review_queue import release
+from review_queue import versions
 from review_queue.store import QueueStore
 
 
@@ -39,8 +39,11 @@ def test_merge_diff_export_lineage_commands_on_postgresql(pg_url: str, tmp_path:
         ds = datasets.load_dataset("parquet", data_dir=str(root / "cardio" / "v2" / "exports" / "hf"))
         assert {k: len(v) for k, v in ds.items()} == {"positive": 10, "negative": 4, "refusal": 2}
 
-        child = next(r for r in release.read_rows(root / "cardio" / "v2").to_pylist()
-                     if r["instruction"] == "甲：胸口疼怎么办？")
+        child = next(
+            r
+            for r in versions.read_rows(root / "cardio" / "v2").to_pylist()
+            if r["instruction"] == "甲：胸口疼怎么办？"
+        )
         lin = runner.invoke(app, ["lineage", *common, "--id", child["id"]])
         info = json.loads(lin.output)
         assert info["parent_id"] == q.samples["approve"].id and info["run_id"] == "run-甲"

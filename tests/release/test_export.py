@@ -12,10 +12,11 @@ from llamafactory_rules import check_dataset_dir
 from release_queue import Queue, fill_queue
 
 from medaug.alpaca import CRITIQUE_INSTRUCTION
-from review_queue import release
+from review_queue import versions
 from review_queue.export import export_version
-from review_queue.release import ReleaseError, merge_from_store
+from review_queue.release import merge_from_store
 from review_queue.store import QueueStore
+from review_queue.versions import ReleaseError
 
 datasets.disable_progress_bars()
 
@@ -28,7 +29,7 @@ def released(queue: Queue, tmp_path: Path) -> tuple[Queue, Path]:
 
 
 def _rows(root: Path) -> dict[str, dict]:
-    return {r["id"]: r for r in release.read_rows(release.version_dir(root, "cardio")).to_pylist()}
+    return {r["id"]: r for r in versions.read_rows(versions.version_dir(root, "cardio")).to_pylist()}
 
 
 def _check_datasheet(folder: Path, rows: int) -> None:
@@ -269,7 +270,7 @@ def test_datasheet_gives_physician_minutes_per_approved_sample(
             store.submit(who, it.id, APPROVE if name == "approve" else REJECT if name == "reject" else fix)
     root = tmp_path / "ds"
     merge_from_store(store, root=root, dataset="cardio", created_by="m")
-    tm = release.read_manifest(release.version_dir(root, "cardio"))["review"]["time"]
+    tm = versions.read_manifest(versions.version_dir(root, "cardio"))["review"]["time"]
     # r1: 30 + 20 + 20 s, r2: 10 + 10 + 10 s = 100 s on three items, two of them approved (the rejected
     # item's review time counts too: it is part of what the approved samples cost)
     assert tm["approved_items"] == 2 and tm["total_minutes"] == pytest.approx(100 / 60, abs=1e-3)

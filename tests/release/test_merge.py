@@ -15,9 +15,10 @@ import pytest
 from release_queue import Queue, correct, fill_queue
 
 from medaug.schema import Sample
-from review_queue import release
-from review_queue.release import NothingToMerge, ReleaseError, lineage_of, merge_from_store, read_rows, verify
+from review_queue import release, versions
+from review_queue.release import NothingToMerge, merge_from_store
 from review_queue.store import QueueStore
+from review_queue.versions import ReleaseError, lineage_of, read_rows, verify
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,8 +26,12 @@ REPO = Path(__file__).resolve().parents[2]
 def _by_name(q: Queue, root: Path) -> dict[str, dict]:
     """Released rows keyed by the name of the queue sample they came from (via lineage item ids)."""
     name_of = {s.id: n for n, s in q.samples.items()}
-    v = release.version_dir(root, "cardio")
-    lin = {r["sample_id"]: r["item_id"] for r in release.read_lineage(v).to_pylist() if r["status"] == "released"}
+    v = versions.version_dir(root, "cardio")
+    lin = {
+        r["sample_id"]: r["item_id"]
+        for r in versions.read_lineage(v).to_pylist()
+        if r["status"] == "released"
+    }
     return {name_of[lin[r["id"]]]: r for r in read_rows(v).to_pylist()}
 
 
@@ -44,7 +49,7 @@ def test_merge_releases_final_items_with_corrections_applied(queue: Queue, tmp_p
     assert (neg["label"], neg["error_type"], neg["verdict"]) == ("negative", "wrong_drug", "此回答不正确")
     assert neg["reference_output"] == queue.samples["negative"].reference_output
 
-    m = release.read_manifest(res.path)
+    m = versions.read_manifest(res.path)
     assert m["counts"]["label"] == {"negative": 2, "positive": 5, "refusal": 1}
     assert m["counts"]["area"]["cardiovascular"] == 4 and m["counts"]["error_type"]["wrong_drug"] == 1
     assert m["skipped"] == {"rejected": 1}
@@ -76,7 +81,7 @@ def test_merging_again_adds_nothing_and_writes_no_version(queue: Queue, tmp_path
     merge_from_store(queue.store, root=root, dataset="cardio", created_by="m")
     with pytest.raises(NothingToMerge, match="nothing new to merge.*already_released: 9"):
         merge_from_store(queue.store, root=root, dataset="cardio", created_by="m")
-    assert release.versions(root, "cardio") == [1]
+    assert versions.versions(root, "cardio") == [1]
     assert not [p for p in (root / "cardio").iterdir() if p.name.startswith(".tmp")]
 
 
@@ -86,26 +91,31 @@ def test_next_version_holds_parent_rows_and_diffs_against_it(queue: Queue, tmp_p
     fill_queue(queue.store, "乙")
     v2 = merge_from_store(queue.store, root=root, dataset="cardio", created_by="m")
     assert (v2.version, v2.parent, v2.added, v2.total, dict(v2.skipped)) == (
-        2, 1, 8, 16, {"already_released": 9, "rejected": 1})
+        2,
+        1,
+        8,
+        16,
+        {"already_released": 9, "rejected": 1},
+    )
     old, new = read_rows(v1.path), read_rows(v2.path)
     assert set(old.column("id").to_pylist()) < set(new.column("id").to_pylist())
     assert new.num_rows == len(set(new.column("id").to_pylist()))
     # the parent's shard is shared, not copied
     shard = "data/shard-00000.parquet"
     assert (v1.path / shard).stat().st_ino == (v2.path / shard).stat().st_ino
-    m2 = release.read_manifest(v2.path)
+    m2 = versions.read_manifest(v2.path)
     assert m2["files"][shard]["version"] == 1 and m2["files"]["data/shard-00001.parquet"]["version"] == 2
     assert m2["counts"]["label"] == {"negative": 4, "positive": 10, "refusal": 2}
     assert m2["added_counts"]["label"] == {"negative": 2, "positive": 5, "refusal": 1}
     assert m2["review"]["items"] == 9 and m2["runs"] == {"run-乙": 8}
 
-    d = release.diff(root, "cardio", 2)
+    d = versions.diff(root, "cardio", 2)
     assert d.parent == 1 and d.removed == []
     assert set(d.added) == set(new.column("id").to_pylist()) - set(old.column("id").to_pylist())
     assert d.counts["label"]["positive"] == {"parent": 5, "version": 10, "delta": 5}
     assert d.counts["area"]["cardiovascular"] == {"parent": 4, "version": 8, "delta": 4}
     assert "oncology" not in d.counts["area"]  # its only sample was rejected
-    first = release.diff(root, "cardio", 1)
+    first = versions.diff(root, "cardio", 1)
     assert first.parent is None and len(first.added) == 8
 
 
@@ -123,7 +133,7 @@ def test_corrected_into_released_content_is_a_duplicate(queue: Queue, tmp_path: 
             queue.store.submit(who, it.id, dec)
     res = merge_from_store(queue.store, root=root, dataset="cardio", created_by="m")
     assert res.added == 1 and res.skipped["duplicate"] == 1
-    lin = [r for r in release.read_lineage(res.path).to_pylist() if r["version"] == 2]
+    lin = [r for r in versions.read_lineage(res.path).to_pylist() if r["version"] == 2]
     dup = next(r for r in lin if r["item_id"] == variant.id)
     assert dup["status"] == "duplicate" and dup["duplicate_of"] == released.id
     assert read_rows(res.path).num_rows == 9
@@ -151,7 +161,9 @@ def test_lineage_reaches_reviews_run_template_parent_and_augmentation(queue: Que
         assert [r["reviewer"] for r in info["reviews"]] == ["r1", "r2"]
         assert info["template_id"] == queue.samples[name].provenance.template_id
     child = lineage_of(res.path, rows["child"]["id"])
-    assert child["parent_id"] == queue.samples["approve"].id and child["parent"]["id"] == rows["approve"]["id"]
+    assert (
+        child["parent_id"] == queue.samples["approve"].id and child["parent"]["id"] == rows["approve"]["id"]
+    )
     assert [s["augmenter"] for s in child["augmentation"]] == ["lexicon_paraphrase"]
     fixed = lineage_of(res.path, rows["disputed_fix"]["id"])
     assert fixed["arbitration"]["reviewer"] == "a1" and fixed["arbitration"]["decision"] == "correct"
@@ -165,8 +177,9 @@ def test_lineage_reaches_reviews_run_template_parent_and_augmentation(queue: Que
 def test_released_rows_enter_the_dedup_index(queue: Queue, tmp_path: Path) -> None:
     from curation.dedup import DedupIndex
 
-    merge_from_store(queue.store, root=tmp_path / "ds", dataset="cardio", created_by="m",
-                     dedup_index=tmp_path / "index")
+    merge_from_store(
+        queue.store, root=tmp_path / "ds", dataset="cardio", created_by="m", dedup_index=tmp_path / "index"
+    )
     assert DedupIndex(tmp_path / "index").origins() == {"release:cardio:v1": 8}
 
 
@@ -194,8 +207,9 @@ def test_publish_lets_exactly_one_of_racing_threads_create_a_version(tmp_path: P
     assert len(won) == 1 and (target / "manifest.json").read_text() == str(won[0])
 
 
-def test_a_merge_that_loses_the_race_retries_as_the_next_version(queue: Queue, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_merge_that_loses_the_race_retries_as_the_next_version(
+    queue: Queue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The competing merge really runs (from another queue) between this merge's build and its publish."""
     root = tmp_path / "ds"
     other = QueueStore.open(f"sqlite:///{tmp_path / 'other.db'}")
@@ -215,7 +229,7 @@ def test_a_merge_that_loses_the_race_retries_as_the_next_version(queue: Queue, t
     res = merge_from_store(queue.store, root=root, dataset="cardio", created_by="m")
     other.close()
     assert calls == ["v1", "v2"] and (res.version, res.parent, res.attempts) == (2, 1, 2)
-    assert release.read_manifest(root / "cardio" / "v1")["created_by"] == "rival"
+    assert versions.read_manifest(root / "cardio" / "v1")["created_by"] == "rival"
     assert read_rows(res.path).num_rows == 16 and verify(res.path) == []
 
 
@@ -231,10 +245,29 @@ def test_two_merge_processes_racing(tmp_path: Path) -> None:
 
     def race(dataset: str, dbs: list[str]) -> list[int]:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        procs = [subprocess.Popen([sys.executable, "-m", "jobs.merge", "--dataset", dataset, "--db", db,
-                                   "--root", str(root), "--by", f"m{i}"], cwd=REPO, env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for i, db in enumerate(dbs)]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "jobs.merge",
+                    "--dataset",
+                    dataset,
+                    "--db",
+                    db,
+                    "--root",
+                    str(root),
+                    "--by",
+                    f"m{i}",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i, db in enumerate(dbs)
+        ]
         codes = []
         for p in procs:
             out, err = p.communicate(timeout=120)
@@ -243,20 +276,20 @@ def test_two_merge_processes_racing(tmp_path: Path) -> None:
         return sorted(codes)
 
     assert race("two", urls) == [0, 0]
-    assert release.versions(root, "two") == [1, 2]
-    v2 = release.version_dir(root, "two", 2)
-    assert release.read_manifest(v2)["parent_version"] == 1 and read_rows(v2).num_rows == 16
+    assert versions.versions(root, "two") == [1, 2]
+    v2 = versions.version_dir(root, "two", 2)
+    assert versions.read_manifest(v2)["parent_version"] == 1 and read_rows(v2).num_rows == 16
 
     assert race("one", [urls[0], urls[0]]) == [0, 3]
-    assert release.versions(root, "one") == [1] and read_rows(root / "one" / "v1").num_rows == 8
+    assert versions.versions(root, "one") == [1] and read_rows(root / "one" / "v1").num_rows == 8
 
 
 def test_bad_names_and_versions_are_named(tmp_path: Path) -> None:
     with pytest.raises(ReleaseError, match="dataset name"):
-        release.dataset_dir(tmp_path, "../x")
+        versions.dataset_dir(tmp_path, "../x")
     with pytest.raises(ReleaseError, match="has no versions"):
-        release.version_dir(tmp_path, "cardio")
+        versions.version_dir(tmp_path, "cardio")
     (tmp_path / "cardio" / "v1").mkdir(parents=True)
     (tmp_path / "cardio" / "v1" / "manifest.json").write_text("{}")
     with pytest.raises(ReleaseError, match="no version 7 \\(have 1\\)"):
-        release.version_dir(tmp_path, "cardio", 7)
+        versions.version_dir(tmp_path, "cardio", 7)

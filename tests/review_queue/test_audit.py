@@ -34,12 +34,29 @@ def _busy_store(store: QueueStore) -> list[dict]:
 
 def test_every_action_is_chained(store: QueueStore) -> None:
     rows = _busy_store(store)
-    assert [r["action"] for r in rows] == ["push", "push", "lease", "lease", "extend", "release", "submit",
-                                           "lease", "lease", "submit", "lease", "arbitrate", "export"]
+    assert [r["action"] for r in rows] == [
+        "push",
+        "push",
+        "lease",
+        "lease",
+        "extend",
+        "release",
+        "submit",
+        "lease",
+        "lease",
+        "submit",
+        "lease",
+        "arbitrate",
+        "export",
+    ]
     assert [r["seq"] for r in rows] == list(range(1, 14))
     assert all(r["prev_hash"] == p["hash"] for p, r in zip(rows, rows[1:], strict=False))
     sub = rows[9]
-    assert sub["actor"] == "bob" and sub["before"]["reviews_done"] == 1 and sub["after"]["status"] == "arbitration"
+    assert (
+        sub["actor"] == "bob"
+        and sub["before"]["reviews_done"] == 1
+        and sub["after"]["status"] == "arbitration"
+    )
     assert store.audit_verify().ok
 
 
@@ -52,8 +69,10 @@ def test_edits_and_deletions_are_detected(store: QueueStore) -> None:
     with store.engine.begin() as c:
         c.execute(audit_log.delete().where(audit_log.c.seq == 7))
     res = store.audit_verify()
-    assert any(p.startswith("row 8: prev_hash does not match row 6 of chain 1") and "missing (deleted)" in p
-               for p in res.problems)
+    assert any(
+        p.startswith("row 8: prev_hash does not match row 6 of chain 1") and "missing (deleted)" in p
+        for p in res.problems
+    )
 
 
 def test_deleting_the_newest_rows_is_detected(store: QueueStore) -> None:
@@ -73,8 +92,12 @@ def test_cli_user_add_push_verify_export(tmp_path: Path) -> None:
     assert r.exit_code == 0 and len(r.stdout.strip()) >= 40
     store = QueueStore.open(db)
     assert store.authenticate(r.stdout.strip()).name == "dr_li"
-    assert r.stdout.strip() not in (tmp_path / "q.db").read_bytes().decode("latin-1")  # only the hash is stored
-    shard = write_parquet(make_samples(5) + make_samples(1, prefix="未脱敏", deid=False), tmp_path / "s.parquet")
+    assert r.stdout.strip() not in (tmp_path / "q.db").read_bytes().decode(
+        "latin-1"
+    )  # only the hash is stored
+    shard = write_parquet(
+        make_samples(5) + make_samples(1, prefix="未脱敏", deid=False), tmp_path / "s.parquet"
+    )
     r = runner.invoke(app, ["queue", "push", str(shard), "--run-id", "run7", "--db", db])
     assert r.exit_code == 2 and "inserted=5" in r.stdout and "not de-identified" in r.stderr
     r = runner.invoke(app, ["queue", "audit", "verify", "--db", db])

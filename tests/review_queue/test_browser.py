@@ -11,8 +11,7 @@ from queue_server import serving
 
 from review_queue.store import QueueStore
 
-XSS = "<script>window.__pwned=1</script><img src=x onerror=\"window.__pwned=2\">"
-
+XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
 
 
 def _login(browser: Browser, url: str, token: str) -> Page:
@@ -28,10 +27,19 @@ def test_review_to_approval_and_arbitration(browser: Browser, tmp_path: Path) ->
     store = QueueStore.open(f"sqlite:///{tmp_path / 'q.db'}", lease_seconds=600)
     parent, plain = make_samples(2)
     child = make_samples(1, start=7)[0]
-    child = child.model_copy(update={"id": "b-child", "instruction": XSS + child.instruction,
-                                     "provenance": child.provenance.model_copy(update={"parent_id": parent.id})})
-    plain = plain.model_copy(update={"id": "a-plain", "output": "'); DROP TABLE queue_items; --" + plain.output})
-    store.push([parent], run_id="other", priority=-1)  # queued earlier; found in the store when the child comes
+    child = child.model_copy(
+        update={
+            "id": "b-child",
+            "instruction": XSS + child.instruction,
+            "provenance": child.provenance.model_copy(update={"parent_id": parent.id}),
+        }
+    )
+    plain = plain.model_copy(
+        update={"id": "a-plain", "output": "'); DROP TABLE queue_items; --" + plain.output}
+    )
+    store.push(
+        [parent], run_id="other", priority=-1
+    )  # queued earlier; found in the store when the child comes
     store.push([plain, child], run_id="web")
     tok = {n: store.add_user(n, r) for n, r in (("ann", "reviewer"), ("bob", "reviewer"), ("cat", "arbiter"))}
     store.pull("zed", 1, area="nowhere")  # no-op pull: filters that match nothing lease nothing

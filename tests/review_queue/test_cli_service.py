@@ -25,8 +25,9 @@ def _cli(url: str, token: str, *args: str, stdin: str | None = None):
 def test_pull_submit_stats_through_the_cli(store: QueueStore, tmp_path: Path) -> None:
     a, b = make_samples(2)
     store.push([a, b], run_id="r")
-    ann, bob, boss = (store.add_user(n, r) for n, r in (("ann", "reviewer"), ("bob", "reviewer"),
-                                                         ("max", "maintainer")))
+    ann, bob, boss = (
+        store.add_user(n, r) for n, r in (("ann", "reviewer"), ("bob", "reviewer"), ("max", "maintainer"))
+    )
     approve = tmp_path / "approve.json"
     approve.write_text('{"decision": "approve"}', encoding="utf-8")
     with serving(store) as url:
@@ -102,9 +103,13 @@ def test_the_sweep_expires_leases_nobody_repulls_and_stops_with_the_server(store
             assert time.monotonic() < deadline, "the sweep never expired the lease"
             time.sleep(0.05)
         (row,) = _expire_rows(store)
-        assert row.item_id == first and row.actor == "system" and json.loads(row.before)["lease_owner"] == "ann"
+        assert (
+            row.item_id == first and row.actor == "system" and json.loads(row.before)["lease_owner"] == "ann"
+        )
         assert _lease_owner(store, first) is None
-        assert store.pull("bob", 1)[0].id == first  # back in the pool: bob gets it, and the sweep expires it again
+        assert (
+            store.pull("bob", 1)[0].id == first
+        )  # back in the pool: bob gets it, and the sweep expires it again
         while len(_expire_rows(store)) < 2:
             assert time.monotonic() < deadline, "the sweep stopped while the server runs"
             time.sleep(0.05)

@@ -49,8 +49,9 @@ def _open_left(store: QueueStore, status: str) -> int:
     return store.counts().get(status, 0)
 
 
-def _check_final_state(store: QueueStore, n_items: int, submitted: list[tuple[str, str]],
-                       arbitrated: list[str]) -> None:
+def _check_final_state(
+    store: QueueStore, n_items: int, submitted: list[tuple[str, str]], arbitrated: list[str]
+) -> None:
     assert store.stats()["items"] == {"final": n_items}
     with store.engine.connect() as c:
         rows = c.execute(sa.select(reviews.c.item_id, reviews.c.reviewer)).all()
@@ -71,7 +72,9 @@ def _check_final_state(store: QueueStore, n_items: int, submitted: list[tuple[st
     for ev in map(json.loads, buf.getvalue().splitlines()):
         item = ev["item_id"]
         if ev["action"] == "lease":
-            assert holder.get(item) is None, f"item {item} leased to {ev['actor']} while held by {holder[item]}"
+            assert holder.get(item) is None, (
+                f"item {item} leased to {ev['actor']} while held by {holder[item]}"
+            )
             holder[item] = ev["actor"]
         elif ev["action"] in CLOSERS:
             if ev["action"] != "expire":
@@ -136,8 +139,11 @@ def test_reviewers_over_http(pg_url: str) -> None:
     lock = threading.Lock()
 
     with serving(store) as url:
+
         def reviewer(i: int) -> None:
-            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens[i]}"}, timeout=60) as c:
+            with httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {tokens[i]}"}, timeout=60
+            ) as c:
                 while True:
                     items = c.post("/api/pull", json={"size": 3}).raise_for_status().json()["items"]
                     if not items:
@@ -156,7 +162,9 @@ def test_reviewers_over_http(pg_url: str) -> None:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {arb_token}"}, timeout=60) as c:
             while items := c.post("/api/arbitration/pull", json={"size": 10}).json()["items"]:
                 for it in items:
-                    c.post(f"/api/items/{it['id']}/arbitrate", json={"decision": "approve"}).raise_for_status()
+                    c.post(
+                        f"/api/items/{it['id']}/arbitrate", json={"decision": "approve"}
+                    ).raise_for_status()
                     arbitrated.append(it["id"])
     _check_final_state(store, n_items, submitted, arbitrated)
     store.close()

@@ -35,8 +35,8 @@ def test_maintainer_sees_strata_and_releases_a_held_one(browser: Browser, tmp_pa
     with serving(store) as url:
         page = browser.new_context().new_page()
         page.goto(url)
-        page.keyboard.type(token)
-        page.keyboard.press("Enter")
+        page.fill("#token", token)  # typing before autofocus lands would drop the first keys
+        page.press("#token", "Enter")
         expect(page.locator("#maint")).to_be_visible()
         expect(page.locator("#app")).to_be_hidden()  # a maintainer does not review
         expect(page.locator("#strata-policy")).to_contain_text("至少 5 个决定后")

@@ -1,4 +1,5 @@
-"""review_queue.sql holds every statement the queue runs: each of them is used, and no other module builds SQL.
+"""review_queue.sql and review_queue.audit_sql hold every statement the queue runs: each of them is used, and no
+other module builds SQL.
 
 Read from the source (ast), not by running anything: the other review_queue tests run the
 statements on SQLite and PostgreSQL. The Alembic migrations are left out on purpose: they keep
@@ -12,11 +13,12 @@ import re
 from pathlib import Path
 
 import review_queue
-from review_queue import sql
+from review_queue import audit_sql, sql
 from review_queue.db import metadata
 
 PACKAGE = Path(review_queue.__file__).parent
-SQL_FILE = PACKAGE / "sql.py"
+SQL_MODULES = {"sql": sql, "audit_sql": audit_sql}  # the modules of named statements
+SQL_FILES = {PACKAGE / f"{name}.py" for name in SQL_MODULES}
 # A statement in a string: SELECT .. FROM, INSERT INTO, UPDATE <table> SET, DELETE FROM, and the
 # statements without a table clause that the queue runs (ANALYZE, PRAGMA, BEGIN).
 SQL_TEXT = re.compile(
@@ -46,7 +48,7 @@ STATEMENT_METHODS = {
 
 
 def _modules() -> list[Path]:
-    return sorted(p for p in PACKAGE.rglob("*.py") if p != SQL_FILE and "migrations" not in p.parts)
+    return sorted(p for p in PACKAGE.rglob("*.py") if p not in SQL_FILES and "migrations" not in p.parts)
 
 
 def _skipped(tree: ast.AST) -> set[int]:
@@ -117,8 +119,8 @@ def test_the_check_sees_sql_where_it_is(tmp_path: Path) -> None:
     assert lines == [3, 5, 5, 6, 7, 8, 8], hits  # the import, text+SQL, update, f-string, select+for update
 
 
-def _public_statements() -> set[str]:
-    tree = ast.parse(SQL_FILE.read_text(encoding="utf-8"))
+def _public_statements(name: str) -> set[str]:
+    tree = ast.parse((PACKAGE / f"{name}.py").read_text(encoding="utf-8"))
     names = set()
     for node in tree.body:
         if isinstance(node, ast.Assign):
@@ -130,24 +132,23 @@ def _public_statements() -> set[str]:
     return {n for n in names if not n.startswith("_")}
 
 
-def _used_names() -> set[str]:
+def _used_names(name: str) -> set[str]:
+    """What review_queue uses of module `name`: `name.X` and `from review_queue.name import X`."""
     used: set[str] = set()
     for path in _modules():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (
-                isinstance(node, ast.Attribute)
-                and isinstance(node.value, ast.Name)
-                and node.value.id == "sql"
-            ):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == name:
                 used.add(node.attr)
-            elif isinstance(node, ast.ImportFrom) and node.module == "review_queue.sql":
+            elif isinstance(node, ast.ImportFrom) and node.module == f"review_queue.{name}":
                 used |= {a.name for a in node.names}
     return used
 
 
 def test_every_named_statement_is_used() -> None:
-    names = _public_statements()
-    assert {"LEASE_PICKED", "lease_statement", "REVIEW_INSERT", "FREE_HEAD", "table_page"} <= names
-    assert all(hasattr(sql, n) for n in names)
-    unused = sorted(names - _used_names())
-    assert not unused, f"named in review_queue.sql but used nowhere in review_queue: {unused}"
+    names = {name: _public_statements(name) for name in SQL_MODULES}
+    assert {"LEASE_PICKED", "lease_statement", "REVIEW_INSERT"} <= names["sql"]
+    assert {"FREE_HEAD", "table_page", "with_writes"} <= names["audit_sql"]
+    for name, module in SQL_MODULES.items():
+        assert all(hasattr(module, n) for n in names[name])
+        unused = sorted(names[name] - _used_names(name))
+        assert not unused, f"named in review_queue.{name} but used nowhere in review_queue: {unused}"

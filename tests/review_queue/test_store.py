@@ -30,7 +30,9 @@ def test_push_is_idempotent_and_refuses_unredacted(store: QueueStore) -> None:
 
 def test_parent_text_is_stored_beside_the_candidate(store: QueueStore) -> None:
     parent, child = make_samples(2)
-    child = child.model_copy(update={"provenance": child.provenance.model_copy(update={"parent_id": parent.id})})
+    child = child.model_copy(
+        update={"provenance": child.provenance.model_copy(update={"parent_id": parent.id})}
+    )
     store.push([parent, child], run_id="r")
     late = make_samples(1, start=50)[0]
     late = late.model_copy(update={"provenance": late.provenance.model_copy(update={"parent_id": parent.id})})
@@ -121,10 +123,12 @@ def test_bad_decisions_change_nothing(store: QueueStore) -> None:
     with pytest.raises(NotYours):
         store.submit("ann", s.id, APPROVE)  # not leased
     store.pull("ann", 1)
-    for bad, field in ((Decision(decision="reject"), "reject_reason"),
-                       (Decision(decision="approve", output="x"), "output"),
-                       (Decision(decision="correct", output=s.output), "decision"),
-                       (Decision(decision="correct", output="  "), "output")):
+    for bad, field in (
+        (Decision(decision="reject"), "reject_reason"),
+        (Decision(decision="approve", output="x"), "output"),
+        (Decision(decision="correct", output=s.output), "decision"),
+        (Decision(decision="correct", output="  "), "output"),
+    ):
         with pytest.raises(InvalidDecision) as e:
             store.submit("ann", s.id, bad)
         assert e.value.field == field
@@ -151,7 +155,9 @@ def test_lease_expiry_extend_release(tmp_path, pg_url) -> None:
         with pytest.raises(LeaseExpired):
             store.extend("ann", a.id)
         assert store.my_items("ann") == []
-        assert sorted(i.id for i in store.pull("cat", 2)) == sorted([a.id, b.id])  # both expired leases returned to the pool
+        assert sorted(i.id for i in store.pull("cat", 2)) == sorted(
+            [a.id, b.id]
+        )  # both expired leases returned to the pool
         actions = [e for e in _audit_actions(store) if e[0] == "expire"]
         assert sorted(x[1] for x in actions) == sorted([a.id, b.id])
         store.close()

@@ -26,11 +26,17 @@ CHAINS = 32  # review_queue.db.AUDIT_CHAINS at the time of this migration
 def upgrade() -> None:
     with op.batch_alter_table("audit_log") as batch:
         batch.add_column(sa.Column("chain", sa.Integer, nullable=False, server_default="1"))
-    head = sa.table("audit_head", sa.column("id", sa.Integer), sa.column("seq", sa.BigInteger),
-                    sa.column("hash", sa.String))
+    head = sa.table(
+        "audit_head",
+        sa.column("id", sa.Integer),
+        sa.column("seq", sa.BigInteger),
+        sa.column("hash", sa.String),
+    )
     op.bulk_insert(head, [{"id": i, "seq": 0, "hash": "0" * 64} for i in range(2, CHAINS + 1)])
     op.drop_index("ix_queue_items_pool", "queue_items")
-    op.create_index("ix_queue_items_pick", "queue_items", ["status", sa.text("priority DESC"), "pushed_at", "id"])
+    op.create_index(
+        "ix_queue_items_pick", "queue_items", ["status", sa.text("priority DESC"), "pushed_at", "id"]
+    )
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE SEQUENCE audit_log_seq")
         op.execute("SELECT setval('audit_log_seq', coalesce((SELECT max(seq) FROM audit_log), 0) + 1, false)")
