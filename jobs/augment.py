@@ -31,7 +31,7 @@ from jobs.config import (
     load_config,
     run_overrides,
 )
-from jobs.curate import CURATED, CurateConfig, curation_stages, push
+from jobs.curate import CURATED, CurateConfig, curation_stages
 from medaug.io import InputError, read_samples, write_jsonl
 from medaug.run import RunFolder, StageStats, new_run_id, summary_table
 from medaug.runner import Runner
@@ -101,7 +101,7 @@ def read_inputs(cfg: AugmentJobConfig, folder: RunFolder, log=print) -> tuple[pa
 
 def augment_stages(cfg: AugmentJobConfig, run_id: str, log=print) -> list[Stage]:
     """One stage per augmenter the config enables (rule ones per batch, LLM ones on engine actors),
-    then curation."""
+    then curation and the queue push."""
     llm = None
     if cfg.augment.uses_llm():
         assert cfg.llm is not None
@@ -115,7 +115,7 @@ def augment_stages(cfg: AugmentJobConfig, run_id: str, log=print) -> list[Stage]
             stage.actor_options, stage.replicas = setup.actor_options, setup.replicas
         else:
             stage.batch_rows = cfg.curate.batch_size
-    return [*stages, *curation_stages(cfg.curate)]
+    return [*stages, *curation_stages(cfg.curate, run_id, log)]
 
 
 def run_augment(cfg: AugmentJobConfig, log=print) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def run_augment(cfg: AugmentJobConfig, log=print) -> dict[str, Any]:
                     max_attempts=cfg.run.max_shard_attempts, log=log)  # fmt: skip
     result = runner.run(table)
     augmented = [s for s in runner.stages if isinstance(s, AugmenterStage)][-1]
-    stages = [read_st, *result.stats, push(folder, cfg.curate, run_id, log)]
+    stages = [read_st, *result.stats]
     total = StageStats(
         "total", rows_in=read_st.rows_in, rows_out=stages[-1].rows_out, seconds=time.perf_counter() - t0
     )

@@ -4,26 +4,22 @@
 
 De-identification and the quality gates are per-batch stages (Ray Data on a cluster), dedup is
 global; the runner writes every stage's shards, rejections (with reasons) and done marker into the
-run folder, so a rerun with the same run id picks up after the last finished shard. The push is
-one idempotent call on the driver: a killed push simply pushes again (the queue ignores ids it
-already holds).
+run folder, so a rerun with the same run id picks up after the last finished shard. The push
+(review_queue.push_stage) is the last stage, idempotent, and runs again on every attempt: a killed
+push simply pushes again, and the queue ignores ids it already holds.
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from curation.dedup.config import DedupConfig
 from curation.deid.config import DeidConfig
 from curation.quality import QualityConfig
 from curation.stages import DedupStage, DeidStage, QualityStage
-from medaug.run import DEFAULT_QUEUE_URL, RunFolder, StageStats
-from medaug.runner import Runner, read_stage
-from medaug.stage import Cluster, Stage
+from medaug.run import DEFAULT_QUEUE_URL
+from medaug.stage import Stage
+from review_queue.push_stage import QueuePushStage
 
 CURATED = "curated"  # the folder of the curated samples (the dedup stage's output)
 
@@ -59,87 +55,13 @@ class CurateConfig(BaseModel):
     shard_rows: int = Field(default=50_000, ge=1, description="rows per curated output shard")
 
 
-def curation_stages(cfg: CurateConfig) -> list[Stage]:
+def curation_stages(cfg: CurateConfig, run_id: str, log=print) -> list[Stage]:
+    """De-identify, gate, dedup (output `curated/`), then push to the review queue."""
     deid, quality = DeidStage(cfg.deid), QualityStage(cfg.quality)
     deid.batch_rows = quality.batch_rows = cfg.batch_size
     dedup = DedupStage(cfg.dedup, cfg.dedup_index)
     dedup.output = CURATED
-    return [deid, quality, dedup]
-
-
-def curate(
-    folder: RunFolder, table: pa.Table, cfg: CurateConfig, cluster: Cluster, log=print
-) -> list[StageStats]:
-    """De-identify, gate and dedup `table`; writes `curated/` shards and `rejects/`. Resumable."""
-    runner = Runner(folder, curation_stages(cfg), cluster=cluster, batch_rows=cfg.batch_size,
-                    shard_rows=cfg.shard_rows, log=log)  # fmt: skip
-    return runner.run(table).stats
-
-
-def open_index(cfg: CurateConfig):
-    return DedupStage(cfg.dedup, cfg.dedup_index).open_index()
-
-
-def push(folder: RunFolder, cfg: CurateConfig, run_id: str, log=print) -> StageStats:
-    """Push curated samples into the review queue, then record them in the dedup index. Idempotent."""
-    from review_queue.store import QueueStore
-
-    table = read_stage(folder, CURATED)
-    st = StageStats("queue_push", rows_in=table.num_rows)
-    if not cfg.queue.push:
-        st.extra["skipped"] = "queue.push is false"
-        return st
-    t0 = time.perf_counter()
-    if cfg.queue.url.startswith(("http://", "https://")):
-        res = _push_http(table, cfg, run_id, log)
-    else:
-        _ensure_sqlite_parent(cfg.queue.url)
-        store = QueueStore.open(cfg.queue.url)
-        try:
-            res = store.push(table, run_id=run_id, priority=cfg.queue.priority)
-        finally:
-            store.close()
-    st.rows_out = res.inserted
-    st.extra.update({"inserted": res.inserted, "already_queued": res.already_queued})
-    if res.refused:
-        st.rejects.update(r.reason.split(" (")[0] for r in res.refusals)
-    index = open_index(cfg)
-    if index is not None:
-        index.add(table, origin="queue")
-    st.seconds = time.perf_counter() - t0
-    log(
-        f"[push] {res.inserted} queued, {res.already_queued} already queued, {res.refused} refused ({st.seconds:.1f}s)"
-    )
-    return st
-
-
-def _push_http(table: pa.Table, cfg: CurateConfig, run_id: str, log):
-    import os
-
-    from review_queue.client import QueueClient
-
-    token = os.environ.get(cfg.queue.token_env)
-    if not token:
-        raise ValueError(
-            f"queue.url is a service ({cfg.queue.url}): set ${cfg.queue.token_env} to a maintainer token"
-        )
-    client = QueueClient(cfg.queue.url, token, retry_s=cfg.queue.retry_s)
-    try:
-        return client.push(table, run_id=run_id, priority=cfg.queue.priority, log=log)
-    finally:
-        client.close()
-
-
-def _ensure_sqlite_parent(url: str) -> None:
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    elif url.startswith("sqlite:////"):
-        Path("/" + url.removeprefix("sqlite:////")).parent.mkdir(parents=True, exist_ok=True)
-
-
-def curate_and_push(
-    folder: RunFolder, table: pa.Table, cfg: CurateConfig, run_id: str, cluster: Cluster, log=print
-) -> list[StageStats]:
-    stats = curate(folder, table, cfg, cluster, log)
-    stats.append(push(folder, cfg, run_id, log))
-    return stats
+    q = cfg.queue
+    push = QueuePushStage(q.url, enabled=q.push, priority=q.priority, token_env=q.token_env,
+                          retry_s=q.retry_s, run_id=run_id, open_index=dedup.open_index, log=log)  # fmt: skip
+    return [deid, quality, dedup, push]

@@ -32,7 +32,7 @@ from jobs.config import (
     load_config,
     run_overrides,
 )
-from jobs.curate import CURATED, curation_stages, push
+from jobs.curate import CURATED, curation_stages
 from medaug.io import write_arrow, write_json, write_text
 from medaug.run import RunFolder, StageStats, new_run_id, summary_table
 from medaug.runner import Runner, read_rejects, read_stage, rejects_path
@@ -59,9 +59,9 @@ def generation_stage(
 def generate_stages(
     cfg: GenerateConfig, setup: EngineSetup, run_id: str, job_id: str | None, novelty: Any = None
 ) -> list[Stage]:
-    """Generation, then curation (when the config has a curate section)."""
+    """Generation, then curation and the queue push (when the config has a curate section)."""
     gen = generation_stage(cfg, setup, run_id, job_id, novelty=novelty)
-    return [gen, *(curation_stages(cfg.curate) if cfg.curate is not None else [])]
+    return [gen, *(curation_stages(cfg.curate, run_id, log) if cfg.curate is not None else [])]
 
 
 def seed_novelty(cfg: GenerateConfig, folder: RunFolder) -> Any:
@@ -102,9 +102,7 @@ def run_generate(cfg: GenerateConfig, *, max_shards: int | None = None) -> dict[
     wall = time.perf_counter() - t0
     stats = result.stats
     gen_done = result.stopped_at != STAGE  # every prompt has its outcome
-    if cfg.curate is not None and result.complete:
-        stats.append(push(folder, cfg.curate, run_id, log))
-    elif cfg.curate is not None:
+    if cfg.curate is not None and not result.complete:
         log("[generate] not every shard is done: curation and queue push wait for a complete run")
     bias: dict[str, Any] = {}
     if cfg.bias.counterfactual_sex_swap and gen_done:

@@ -10,7 +10,8 @@ batch stages go to Ray Data when there is a cluster and more than one shard to d
 this process; actors stages go to an actor pool (medaug.pool) on a cluster, else run here; global
 stages run on the driver over the whole stage input. Every write is atomic and a shard's samples
 are written last, so "the shard file exists" means "the shard is finished": a rerun with the same
-run id skips finished shards and finished stages.
+run id skips finished shards and finished stages (except a stage that acts outside the run
+folder, Stage.always_run: the queue push, which is idempotent).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Runner:
         for stage in self.stages:
             stage.cluster = self.cluster
             done = self.folder.path / stage.folder / DONE
-            if done.exists():
+            if done.exists() and not stage.always_run:
                 stats.append(StageStats.from_dict(json.loads(done.read_text(encoding="utf-8"))))
                 self.log(f"[{stage.name}] already done in an earlier attempt; reusing {stage.folder}/")
                 table, previous = None, stage

@@ -96,6 +96,9 @@ class Stage:
     # actors mode: a shard that keeps failing stops the run ("raise") or is recorded as rejects and
     # left for a rerun ("record")
     on_give_up: ClassVar[Literal["raise", "record"]] = "raise"
+    # the stage's effect lives outside the run folder (the queue push): it runs again on every
+    # attempt, done marker or not, so it must be idempotent
+    always_run: ClassVar[bool] = False
 
     output: str | None = None  # the folder of its shards in the run (default: the name)
     batch_rows: int | None = None  # rows per shard (batch/actors); None: the runner's default
