@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 import random
 import re
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from augmenters.derive import derive_row, rng_for
@@ -116,10 +118,18 @@ def _question(row: dict[str, Any]) -> str:
     return f"{row['instruction']}\n{row.get('input') or ''}"
 
 
+@lru_cache(maxsize=256)
+def _clause_ends(text: str) -> tuple[int, ...]:
+    """Positions of the clause-ending characters of a text (the checks ask for many positions of one answer)."""
+    return tuple(i for i, c in enumerate(text) if c in _CLAUSE_END)
+
+
 def _clause_bounds(text: str, at: int) -> tuple[int, int]:
-    left = max((text.rfind(c, 0, at) for c in _CLAUSE_END), default=-1) + 1
-    rights = [i for i in (text.find(c, at) for c in _CLAUSE_END) if i >= 0]
-    return left, min(rights) if rights else len(text)
+    """[start, end) of the clause around `at`: after the last clause end before `at`, up to the first one
+    at or after it."""
+    ends = _clause_ends(text)
+    k = bisect_left(ends, at)
+    return (ends[k - 1] + 1 if k else 0), (ends[k] if k < len(ends) else len(text))
 
 
 def _sentence_bounds(text: str, at: int) -> tuple[int, int]:
@@ -1202,6 +1212,58 @@ def _balance(picked: list[tuple[dict[str, Any], Candidate]]) -> tuple[list, int]
         picked = keep
 
 
+@dataclass
+class _TypeRun:
+    """One error type's candidates, made row by row in its draw order until it has `target` (or a bound
+    that the type shares prove it can never keep more than) or the rows run out; resumable."""
+
+    et: ErrorType
+    draws: list[dict[str, Any]]
+    target: int
+    seed: int
+    kb: NegativeKnowledge
+    stats: Counter[str]
+    pos: int = 0
+    picked: list[tuple[dict[str, Any], Candidate]] = field(default_factory=list)
+    per_pattern: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def finished(self) -> bool:
+        return self.pos >= len(self.draws) or len(self.picked) >= self.target
+
+    def yield_rate(self) -> float:
+        return len(self.picked) / self.pos if self.pos else 0.0
+
+    def advance(self, until: int | None = None, most: float = math.inf) -> None:
+        """Make candidates from the next rows, up to draw `until`, while fewer than min(target, most) are picked."""
+        et, cap, stop = self.et, _cap(self.target), min(self.target, most)
+        last = len(self.draws) if until is None else min(until, len(self.draws))
+        while self.pos < last and len(self.picked) < stop:
+            row = self.draws[self.pos]
+            self.pos += 1
+            made = make_negative(row, et, self.seed, self.kb)
+            if isinstance(made, str):
+                self.stats[f"negative_dropped:{et.value}:{made}"] += 1
+                continue
+            self.stats[f"negative_made:{et.value}"] += 1
+            for attempt in range(1, PATTERN_RETRIES + 1):
+                if all(self.per_pattern[k] < cap for k in _share_keys(made)):
+                    break
+                again = make_negative(row, et, self.seed, self.kb, attempt)  # another rewrite, if any
+                made = again if isinstance(again, Candidate) else made
+            full = [k for k in _share_keys(made) if self.per_pattern[k] >= cap]
+            if full:
+                cause = "substitute_cap" if full[0].startswith("substitute:") else "pattern_cap"
+                self.stats[f"negative_dropped:{et.value}:{cause}"] += 1
+                continue
+            self.per_pattern.update(_share_keys(made))
+            self.picked.append((row, made))
+
+
+# draws every type makes first, to see which types are scarce in this data (they are completed first)
+_PILOT_DRAWS = 64
+
+
 def negative_rows(
     rows: list[dict[str, Any]],
     ratios: dict[ErrorType, float],
@@ -1213,11 +1275,16 @@ def negative_rows(
 ) -> list[dict[str, Any]]:
     """Negatives from the positive rows. Each type aims at `ratio` × positives (the rows whose draw falls
     under the ratio); rows where the type does not apply are replaced by the next rows in draw order, so
-    the mix follows the ratios whenever the data allow. Patterns over 10 % of a type are trimmed."""
+    the mix follows the ratios whenever the data allow. Patterns over 10 % of a type are trimmed.
+
+    The scarcest types (by a pilot of the first draws) are made first; a type made later stops as soon as
+    it has as many candidates as the type shares could ever let it keep given the others' counts
+    (`_keep_bound`): the same negatives come out, without making the hundreds an abundant type
+    (overclaiming) would lose to the type-share cap."""
     kb = kb or load_negative_knowledge()
     stats = stats if stats is not None else Counter()
     positives = list({r["id"]: r for r in rows if r["label"] == Label.positive.value}.values())
-    chosen: dict[ErrorType, list[tuple[dict[str, Any], Candidate]]] = {}
+    runs: dict[ErrorType, _TypeRun] = {}
     for et in CONSTRUCTORS:
         ratio = ratios.get(et, 0.0)
         if ratio <= 0 or not positives:
@@ -1230,32 +1297,15 @@ def negative_rows(
             key=lambda t: (t[0], t[1]),
         )
         target = sum(1 for u, _, _ in draws if u < ratio)
-        picked: list[tuple[dict[str, Any], Candidate]] = []
-        per_pattern: Counter[str] = Counter()
-        cap = _cap(target)
-        for _, _, row in draws:
-            if len(picked) >= target:
-                break
-            made = make_negative(row, et, seed, kb)
-            if isinstance(made, str):
-                stats[f"negative_dropped:{et.value}:{made}"] += 1
-                continue
-            stats[f"negative_made:{et.value}"] += 1
-            for attempt in range(1, PATTERN_RETRIES + 1):
-                if all(per_pattern[k] < cap for k in _share_keys(made)):
-                    break
-                again = make_negative(row, et, seed, kb, attempt)  # another rewrite of this row, if any
-                made = again if isinstance(again, Candidate) else made
-            full = [k for k in _share_keys(made) if per_pattern[k] >= cap]
-            if full:
-                cause = "substitute_cap" if full[0].startswith("substitute:") else "pattern_cap"
-                stats[f"negative_dropped:{et.value}:{cause}"] += 1
-                continue
-            for k in _share_keys(made):
-                per_pattern[k] += 1
-            picked.append((row, made))
+        runs[et] = _TypeRun(et, [r for _, _, r in draws], target, seed, kb, stats)
         stats[f"negative_target:{et.value}"] += target
-        chosen[et] = picked
+    for run in runs.values():
+        run.advance(_PILOT_DRAWS)
+    order = list(runs)
+    for et in sorted(order, key=lambda e: (runs[e].yield_rate(), order.index(e))):
+        others = {e: len(r.picked) if r.finished else r.target for e, r in runs.items() if e != et}
+        runs[et].advance(most=_keep_bound(et, others, ratios))
+    chosen = {et: run.picked for et, run in runs.items()}
     # Type shares and pattern shares are trimmed in turn until both hold (trimming patterns shrinks the
     # total that the type shares are measured against).
     for _ in range(50):
@@ -1281,17 +1331,44 @@ def negative_rows(
     return out
 
 
+def _kept_total(counts: dict[ErrorType, float], ratios: dict[ErrorType, float]) -> float:
+    """The total the type shares allow: the largest k with k = sum of min(n, TYPE_EXCESS x share x k) over
+    the types, solved exactly one linear piece at a time (a count may be inf: a type not yet made)."""
+    total_ratio = sum(ratios.get(et, 0.0) for et in counts) or 1.0
+    c = {et: TYPE_EXCESS * ratios.get(et, 0.0) / total_ratio for et in counts}
+    k = sum(counts.values())
+    for _ in range(len(counts) + 1):
+        full = [et for et, n in counts.items() if not math.isinf(n) and c[et] * k >= n]  # kept whole
+        s, slope = sum(counts[et] for et in full), sum(c[et] for et in counts if et not in full)
+        if slope >= 1.0:
+            return k  # every total up to k holds (none left to share: the loop cannot go lower)
+        nk = s / (1.0 - slope)
+        if nk >= k:
+            return k
+        k = nk
+    return k
+
+
 def _type_limits(counts: dict[ErrorType, int], ratios: dict[ErrorType, float]) -> dict[ErrorType, int]:
     """Most negatives each type may keep: at most TYPE_EXCESS × its configured share of the total kept."""
     total_ratio = sum(ratios.get(et, 0.0) for et in counts) or 1.0
-    share = {et: ratios.get(et, 0.0) / total_ratio for et in counts}
-    k = float(sum(counts.values()))
-    for _ in range(100):
-        nk = sum(min(n, TYPE_EXCESS * share[et] * k) for et, n in counts.items())
-        if abs(nk - k) < 0.5:
-            break
-        k = nk
-    return {et: min(n, max(1, math.floor(TYPE_EXCESS * share[et] * k + 1e-9))) for et, n in counts.items()}
+    k = _kept_total(dict(counts), ratios)
+    return {
+        et: min(n, max(1, math.floor(TYPE_EXCESS * ratios.get(et, 0.0) / total_ratio * k + 1e-9)))
+        for et, n in counts.items()
+    }
+
+
+def _keep_bound(et: ErrorType, others: dict[ErrorType, int], ratios: dict[ErrorType, float]) -> float:
+    """More candidates of `et` than this can never be kept, whatever their number: its limit with its own
+    count unbounded and every other type at its count (or its target, an upper bound, if not yet made).
+    Two over it, so that its count never sits exactly at its share (the limits then do not depend on
+    how many more it would have made)."""
+    k = _kept_total({**others, et: math.inf}, ratios)
+    if math.isinf(k):
+        return math.inf
+    total_ratio = sum(ratios.get(e, 0.0) for e in (*others, et)) or 1.0
+    return math.floor(TYPE_EXCESS * ratios.get(et, 0.0) / total_ratio * k) + 2
 
 
 def _negative_row(row: dict[str, Any], et: ErrorType, c: Candidate) -> dict[str, Any]:

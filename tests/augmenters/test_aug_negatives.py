@@ -12,7 +12,11 @@ import pytest
 
 from augmenters.negatives import (
     CONSTRUCTORS,
+    TYPE_EXCESS,
     Candidate,
+    _keep_bound,
+    _kept_total,
+    _type_limits,
     contradicts_findings,
     load_negative_knowledge,
     make_negative,
@@ -508,3 +512,72 @@ def test_overclaiming_promise_follows_treatment_advice_only(answer):
     for seed in range(20):
         c = overclaiming(_mk("怎么治疗？", answer), KB, random.Random(seed))
         assert not isinstance(c, Candidate) or c.strategy != "insert" or c.start not in bad_at, c.output
+
+
+# ------------------------------------------------------------------------------- early stop
+def _fixed_point_by_iteration(counts: dict, ratios: dict) -> float:
+    """The old way: iterate k = sum(min(n, TYPE_EXCESS x share x k)) down from the sum of the counts."""
+    total = sum(ratios[et] for et in counts)
+    k = float(sum(counts.values()))
+    for _ in range(100_000):
+        nk = sum(min(n, TYPE_EXCESS * ratios[et] / total * k) for et, n in counts.items())
+        if abs(nk - k) < 1e-12:
+            break
+        k = nk
+    return k
+
+
+def test_kept_total_is_the_fixed_point_the_type_shares_define():
+    rnd = random.Random(5)
+    types = list(CONSTRUCTORS)
+    for _ in range(300):
+        chosen = rnd.sample(types, rnd.randint(1, len(types)))
+        counts = {et: rnd.choice([0, 1, 2, 5, 14, 40, 300, 800]) for et in chosen}
+        ratios = {et: rnd.choice([0.05, 0.1, 1 / 6, 0.3, 0.5]) for et in chosen}
+        assert _kept_total(counts, ratios) == pytest.approx(
+            _fixed_point_by_iteration(counts, ratios), abs=1e-6
+        )
+        # a type's bound: more candidates than it never change any type's limit
+        et = chosen[0]
+        bound = _keep_bound(et, {e: n for e, n in counts.items() if e != et}, ratios)
+        if bound != float("inf") and counts[et] > bound:
+            fewer = {**counts, et: int(bound)}
+            assert _type_limits(fewer, ratios) == _type_limits(counts, ratios)
+
+
+def test_abundant_types_stop_early_with_the_same_negatives(shared_data, monkeypatch):
+    """Scarce types first, abundant ones only up to what their share lets them keep: the output is the
+    one making every type up to its target gives, for far fewer verified candidates."""
+    import csv
+
+    import augmenters.negatives as negatives_mod
+
+    path = shared_data / "toyhom_dialogue" / "样例_内科5000-6000.utf8.csv"
+    with open(path, encoding="utf-8") as fh:
+        pairs = [
+            (r["ask"], r["answer"]) for r in csv.DictReader(fh) if r["ask"].strip() and r["answer"].strip()
+        ]
+    rows = samples_to_table([Sample(instruction=q, output=a) for q, a in pairs[:800]]).to_pylist()
+    ratios = {et: 1 / 6 for et in CONSTRUCTORS}
+    calls: Counter[str] = Counter()
+    make = negatives_mod.make_negative
+
+    def counted(row, et, *a, **k):
+        made = make(row, et, *a, **k)
+        calls[et.value] += not isinstance(made, str)  # a verified candidate: the costly outcome
+        return made
+
+    monkeypatch.setattr(negatives_mod, "make_negative", counted)
+
+    def run() -> tuple[list[dict], int]:
+        calls.clear()
+        out = negative_rows(rows, ratios, seed=2)
+        for r in out:
+            r["provenance"].pop("created_at")
+        return out, sum(calls.values())
+
+    early, early_calls = run()
+    monkeypatch.setattr(negatives_mod, "_keep_bound", lambda *a: float("inf"))
+    full, full_calls = run()
+    assert early == full and len(early) >= 6
+    assert early_calls < 0.5 * full_calls, (early_calls, full_calls)
