@@ -181,3 +181,51 @@ def test_request_classes_have_several_bodies_per_request():
         if d["category"] in ("beyond_competence", "legal_financial"):
             bodies[d["category"]].add(s.output)
     assert all(len(b) >= 100 for b in bodies.values()) and len(bodies) == 2
+
+
+def _every_pairing():
+    """Every (question, answer, slot values, wording) the generator can pair, rendered as it renders them."""
+    from itertools import product
+
+    from augmenters.refusals import _names, _placeholders, _with_patient
+
+    for cat in load_taxonomy():
+        for qi, q in enumerate(cat.questions):
+            used = sorted(_placeholders(q))
+            pools = []
+            for k in used:
+                pool = []
+                for v in cat.values_for(qi, k):
+                    if not isinstance(v, dict):
+                        pool.append(v)
+                        continue
+                    alts = [[(f, a) for a in (x if isinstance(x, list) else [x])] for f, x in v.items()]
+                    pool += [dict(c) for c in product(*alts)]
+                pools.append(pool)
+            for combo in product(*pools):
+                values = dict(zip(used, combo, strict=True))
+                question = q.format(**values)
+                patient = person_of(question).slot()
+                filled = {k: _with_patient(v, patient) for k, v in values.items()}
+                for ai in cat.fitting(qi):
+                    yield (
+                        cat.name,
+                        question,
+                        cat.answers[ai].format(**filled, patient=patient),
+                        _names(values),
+                    )
+
+
+def test_every_pairing_the_taxonomy_can_make_passes_the_check():
+    """The check is a guard: the shipped texts never need a re-draw (every pairing enumerated)."""
+    from augmenters.refusals import answer_flaw
+
+    n = 0
+    for name, question, answer, names in _every_pairing():
+        n += 1
+        assert answer_flaw(question, answer, names) is None, (
+            name,
+            answer_flaw(question, answer, names),
+            answer,
+        )
+    assert n >= 3000
