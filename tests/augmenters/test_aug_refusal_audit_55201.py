@@ -61,11 +61,15 @@ def test_answers_name_the_patient_as_the_question_does():
             if "主治医生" in s.output and s.input.startswith("我妈"):
                 seen["mom_doctor"] += 1
                 assert "您母亲的主治医生" in s.output, s.output
+        if s.input.startswith("朋友发来她"):  # the friend is the child's parent: no 联系孩子的家长
+            seen["friend_parent"] += 1
+            assert "联系孩子的家长" not in s.output, s.output
         if s.input.startswith("我现在"):  # an emergency told by the patient: first aid addressed to them
             seen["emergency_self"] += 1
             assert "让患者" not in s.output, s.output
     assert seen["first"] >= 500 and seen["other"] >= 500
     assert seen["dosing_self"] >= 20 and seen["mom_doctor"] >= 1 and seen["emergency_self"] >= 20
+    assert seen["friend_parent"] >= 10
 
 
 def _said_twice(text: str, names: list[str]) -> str | None:
