@@ -139,8 +139,9 @@ def uses_llm_negatives(config: AugmentConfig) -> bool:
     return any(r > 0 for r in config.llm_negative_ratios.values())
 
 
-def refusals_table(config: AugmentConfig) -> pa.Table:
-    return samples_to_table(make_refusals(config.refusals, config.seed))
+def refusals_table(config: AugmentConfig, redrawn: Counter | None = None) -> pa.Table:
+    """`config.refusals` refusals; `redrawn` counts the pairings re-drawn (person mismatch, repetition)."""
+    return samples_to_table(make_refusals(config.refusals, config.seed, redrawn))
 
 
 def augment_table(table: pa.Table, config: AugmentConfig, llm_stage: LLMStage | None = None) -> StageResult:

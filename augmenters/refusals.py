@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import re
 import string
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -45,7 +46,7 @@ class Category:
     def fitting(self, question: int) -> list[int]:
         """Indices of the answers that may answer question `question`: declared to fit it and using no
         slot the question lacks."""
-        qid, used = self.question_ids[question], _placeholders(self.questions[question])
+        qid, used = self.question_ids[question], _placeholders(self.questions[question]) | {PATIENT}
         return [i for i, a in enumerate(self.answers) if qid in self.fits[i] and _placeholders(a) <= used]
 
 
@@ -71,6 +72,122 @@ def _who(entry: object) -> dict[str, frozenset[str]]:
 
 def _who_fits(a: dict[str, frozenset[str]], b: dict[str, frozenset[str]]) -> bool:
     return all(a.get(k, every) & b.get(k, every) for k, every in WHO_KEYS.items())
+
+
+# --------------------------------------------------------------------------- who the answer speaks of
+# Audit seed 55201: "我刚做完手术…你按我的情况算" got "我无法替这位具体的患者定剂量"/"请联系患者的主治医生". The
+# patient is read off the question (person_of) and an answer names them through the reserved slot
+# {patient[who]} (您 / 您母亲 / 孩子 …), {patient[of]} (您的 / 您母亲的 …) and {patient[let]} ("" when the asker is
+# the patient: 平卧…; 让您父亲平卧… otherwise); slot values may use it too.
+PATIENT = "patient"
+PATIENT_KEYS = frozenset({"who", "of", "let"})
+
+
+@dataclass(frozen=True)
+class Person:
+    """The patient of a question: the asker (`first` True), someone the asker names (False) or not said."""
+
+    first: bool | None
+    who: str
+    of: str
+    let: str
+
+    def slot(self) -> dict[str, str]:
+        return {"who": self.who, "of": self.of, "let": self.let}
+
+
+_CHILD = re.compile(r"孩子|宝宝|婴儿|胎儿")
+# (cue, who, of): someone the asker speaks for. 朋友说… / 朋友发来… is hearsay, not the patient.
+_OTHERS = (
+    (r"我妈妈|我妈|我母亲", "您母亲", "您母亲的"),
+    (r"我爸爸|我爸|我父亲", "您父亲", "您父亲的"),
+    (r"我老公|我丈夫", "您丈夫", "您丈夫的"),
+    (r"我老婆|我妻子", "您妻子", "您妻子的"),
+    (r"老人", "老人", "老人的"),
+    (r"家里人|家人", "患者", "患者的"),
+    (r"邻居", "您的邻居", "邻居的"),
+    (r"朋友(?!说|发来)", "您的朋友", "朋友的"),
+    (r"亲戚", "您的亲戚", "亲戚的"),
+)
+_SELF = re.compile(r"我|自己")
+SELF = Person(True, "您", "您的", "")
+UNSAID = Person(None, "患者", "患者的", "让患者")
+
+
+def person_of(question: str) -> Person:
+    """Who the question is about: a child when one is named, else the first person the asker speaks for
+    (我妈, 家里老人, 我邻居 …), else the asker when they speak of themselves (我, 自己), else not said."""
+    if _CHILD.search(question):
+        return Person(False, "孩子", "孩子的", "让孩子")
+    found = [(m.start(), who, of) for cue, who, of in _OTHERS if (m := re.search(cue, question))]
+    if found:
+        _, who, of = min(found)
+        return Person(False, who, of, "让" + who)
+    return SELF if _SELF.search(question) else UNSAID
+
+
+# An answer to the patient that speaks of them as someone else, and one about someone else that treats the
+# asker as the patient.
+_THIRD_PERSON = re.compile(r"患者|病人|这位|[他她](?:本人|的|不方便)|[替让给帮为][他她](?!们)")
+_ASKER_AS_PATIENT = re.compile(r"[为给]您开[具过]|您的?(?:主治医生|具体风险)|您本人")
+
+
+def person_mismatch(person: Person, answer: str) -> str | None:
+    """The words of `answer` that disagree with who the question is about, or None."""
+    if person.first is True and (m := _THIRD_PERSON.search(answer)):
+        return m.group()
+    if person.first is False and (m := _ASKER_AS_PATIENT.search(answer)):
+        return m.group()
+    return None
+
+
+# ------------------------------------------------------------------------------- nothing said twice
+# Audit seed 55201: "…需要按孩子的实际体重并核对药品规格来算：对乙酰氨基酚要按孩子的实际体重计算…" (a template
+# joint), and a red flag told twice (呼吸困难要立即就医 … 抽搐或呼吸困难，请立即就医).
+_CLAUSE = re.compile(r"[^，。；：、？！,;:（）()“”\s]+")
+REPEAT_RUN = 6  # a run of this many characters said twice is a repetition (按孩子的实际体重)
+SIGNS = (
+    "呼吸困难", "呼吸急促", "呼吸变慢", "抽搐", "精神差", "精神萎靡", "持续高热", "叫不醒", "意识不清",
+    "意识模糊", "嘴唇发紫", "便血", "黑便", "呕血", "尿少",
+)  # fmt: skip
+_ESCALATE = re.compile(r"就医|120|急诊|送医")
+
+
+def repetition(text: str, names: tuple[str, ...] = ()) -> str | None:
+    """What `text` says twice: a whole clause (4+ characters), a run of REPEAT_RUN characters in two places
+    (not inside one of `names`: a drug may be named twice, 对乙酰氨基酚), or one warning sign in two escalation
+    sentences; None when nothing is repeated."""
+    clauses = [(m.start(), m.group()) for m in _CLAUSE.finditer(text)]
+    seen: set[str] = set()
+    for _, c in clauses:
+        if len(c) >= 4 and c in seen:
+            return c
+        seen.add(c)
+    first: dict[str, int] = {}
+    for start, c in clauses:
+        for i in range(len(c) - REPEAT_RUN + 1):
+            run, at = c[i : i + REPEAT_RUN], start + i
+            if run in first and at - first[run] >= REPEAT_RUN and not any(run in n for n in names):
+                return run
+            first.setdefault(run, at)
+    where: dict[str, int] = {}
+    for n, sentence in enumerate(re.split(r"[。；]", text)):
+        if not _ESCALATE.search(sentence):
+            continue
+        for w in SIGNS:
+            if w in sentence and where.setdefault(w, n) != n:
+                return w
+    return None
+
+
+def answer_flaw(question: str, answer: str, names: tuple[str, ...] = ()) -> str | None:
+    """Why `answer` must not be paired with `question` ("person:…", "repeat:…"), or None; `names` are the
+    drugs and other short slot texts the answer may repeat."""
+    if who := person_mismatch(person_of(question), answer):
+        return f"person:{who}"
+    if again := repetition(answer, names):
+        return f"repeat:{again}"
+    return None
 
 
 # A claim an answer quotes (“见效快”, “省事”): only an answer to a question that makes the claim may echo it.
@@ -103,8 +220,22 @@ def _check_slots(path: Path, name: str, slots: dict[str, tuple[SlotValue, ...]],
         kinds = {type(v) for v in values}
         if len(kinds) != 1 or not kinds <= {str, dict}:
             raise ValueError(f"{path}: category {name}: slot {slot!r} mixes text and mappings")
+        for v in values:
+            for k, alt in v.items() if isinstance(v, dict) else ():
+                if isinstance(alt, list) and (not alt or not all(isinstance(a, str) and a for a in alt)):
+                    raise ValueError(
+                        f"{path}: category {name}: slot {slot!r} key {k!r}: alternatives must be texts"
+                    )
+    if PATIENT in slots:
+        raise ValueError(f"{path}: category {name}: slot {PATIENT!r} is reserved (who the question is about)")
     for t in texts:
         for slot, key in _keys(t):
+            if slot == PATIENT:
+                if key not in PATIENT_KEYS:
+                    raise ValueError(
+                        f"{path}: category {name}: {{{PATIENT}[{key}]}} is none of {sorted(PATIENT_KEYS)}"
+                    )
+                continue
             vals = slots.get(slot, ())
             if not vals or isinstance(vals[0], str) or any(key not in v for v in vals):
                 raise ValueError(
@@ -211,16 +342,62 @@ def load_taxonomy(path: Path = REFUSALS_FILE) -> tuple[Category, ...]:
     return tuple(cats)
 
 
-def make_refusal(index: int, seed: int = 0) -> Sample:
+MAX_DRAWS = 20  # question and slot draws before a category is called broken
+
+
+def _variant(rng: random.Random, value: SlotValue) -> SlotValue:
+    """A slot value with one wording picked for each field written as a list of alternatives (after audit
+    seed 55201: two of 20 refusals shared one body)."""
+    if not isinstance(value, dict):
+        return value
+    return {k: rng.choice(v) if isinstance(v, list) else v for k, v in value.items()}
+
+
+def _with_patient(value: SlotValue, patient: dict[str, str]) -> SlotValue:
+    """A slot value's texts with {patient[…]} filled (first aid addressed to the patient or to a bystander)."""
+    if isinstance(value, dict):
+        return {k: v.format(patient=patient) if "{patient[" in v else v for k, v in value.items()}
+    return value.format(patient=patient) if "{patient[" in value else value
+
+
+def _names(values: dict[str, SlotValue]) -> tuple[str, ...]:
+    """What the slot values name (a drug, a pair of drugs: their `text`/`drug`, or the text itself): an answer
+    may say a name more than once. A request's own text (a whole question) is no name."""
+    out = []
+    for v in values.values():
+        for t in (v.get("text"), v.get("drug")) if isinstance(v, dict) else (v,):
+            if isinstance(t, str) and len(t) <= 30:
+                out.append(t)
+    return tuple(out)
+
+
+def make_refusal(index: int, seed: int = 0, dropped: Counter | None = None) -> Sample:
+    """Sample `index`: an answer that fits the question, names its patient as the question does and says
+    nothing twice; a pairing that fails is re-drawn and counted in `dropped` by reason."""
     rng = random.Random(f"{seed}:{AUGMENTER}:{index}")
     cats = load_taxonomy()
     cat = cats[index % len(cats)]
-    qi = rng.randrange(len(cat.questions))
-    question = cat.questions[qi]
-    used = _placeholders(question)
-    values = {k: rng.choice(cat.values_for(qi, k)) for k in sorted(used)}
-    ai = rng.choice(cat.fitting(qi))
-    answer = cat.answers[ai]
+    for _ in range(MAX_DRAWS):
+        qi = rng.randrange(len(cat.questions))
+        used = _placeholders(cat.questions[qi])
+        values = {k: _variant(rng, rng.choice(cat.values_for(qi, k))) for k in sorted(used)}
+        question = cat.questions[qi].format(**values)
+        patient = person_of(question).slot()
+        filled = {k: _with_patient(v, patient) for k, v in values.items()}
+        names = _names(values)
+        order = cat.fitting(qi)
+        rng.shuffle(order)
+        for ai in order:
+            answer = cat.answers[ai].format(**filled, patient=patient)
+            if not (flaw := answer_flaw(question, answer, names)):
+                break
+            if dropped is not None:
+                dropped[f"{cat.name}:{flaw.split(':')[0]}"] += 1
+        else:
+            continue
+        break
+    else:
+        raise ValueError(f"refusals: category {cat.name}: no answer passes after {MAX_DRAWS} draws")
     detail = {
         "category": cat.name,
         "question": qi,
@@ -229,8 +406,8 @@ def make_refusal(index: int, seed: int = 0) -> Sample:
     }
     return Sample(
         instruction=INSTRUCTION,
-        input=question.format(**values),
-        output=answer.format(**values),
+        input=question,
+        output=answer,
         task=Task.medical_qa,
         label=Label.refusal,
         area=cat.area,
@@ -243,12 +420,13 @@ def make_refusal(index: int, seed: int = 0) -> Sample:
     )
 
 
-def make_refusals(n: int, seed: int = 0) -> list[Sample]:
-    """`n` refusal samples cycling through the categories; duplicates (same text) are dropped."""
+def make_refusals(n: int, seed: int = 0, dropped: Counter | None = None) -> list[Sample]:
+    """`n` refusal samples cycling through the categories; duplicates (same text) are dropped. `dropped`
+    counts the pairings re-drawn (category:reason)."""
     out: dict[str, Sample] = {}
     i = 0
     while len(out) < n and i < n * 5:
-        s = make_refusal(i, seed)
+        s = make_refusal(i, seed, dropped)
         out.setdefault(s.id, s)
         i += 1
     return list(out.values())

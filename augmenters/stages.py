@@ -16,6 +16,7 @@ rejects/augment/<stage>-NNNNN.parquet (id = the parent's), beside the curation r
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 import pyarrow as pa
@@ -167,10 +168,14 @@ class RefusalStage(AugmenterStage):
     def finish(self) -> StageResult | None:
         if not self.config.refusals:
             return None
-        kept = stamp_run(refusals_table(self.config), self.run_id)
-        stats = StageStats(
-            self.name, rows_out=kept.num_rows, extra={"refusals": kept.num_rows} | label_counts(kept)
-        )
+        redrawn: Counter = Counter()
+        kept = stamp_run(refusals_table(self.config, redrawn), self.run_id)
+        extra = {  # pairings re-drawn (answer named the patient wrongly, said something twice), by class:reason
+            "refusals": kept.num_rows,
+            "refusals_redrawn": sum(redrawn.values()),
+            "refusals_redrawn_by": dict(sorted(redrawn.items())),
+        }
+        stats = StageStats(self.name, rows_out=kept.num_rows, extra=extra | label_counts(kept))
         return StageResult(kept, stats=stats)
 
 

@@ -179,7 +179,7 @@ def test_insulin_is_never_asked_for_as_tablets():
         for q in c.questions:
             for v in c.slots.get("drug", ()):
                 if isinstance(v, dict) and v["text"] == "胰岛素":
-                    assert "吃" not in q.format(drug=v, person="", feeling="")
+                    assert "吃" not in q.format(drug=v, person={"text": ""}, feeling="")
 
 
 def test_child_dosing_and_self_harm_answers_name_what_was_asked():
