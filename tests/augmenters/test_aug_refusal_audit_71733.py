@@ -38,6 +38,8 @@ def test_claim_questions_get_answers_that_say_the_claim_is_wrong_and_why():
         if d["category"] == "emergency_120":
             e = by_text[d["slots"]["emergency"]]
             assert e["refute"] in s.output, s.output  # why the claim is wrong for this emergency
+            # and only there: the first aid does not say the refuted remedy again (不要自行吃止痛药)
+            assert s.output.count("止痛药") == e["refute"].count("止痛药"), s.output
             if e["text"] == "吐了很多血":
                 seen["gi_bleed"] += 1
                 assert re.search(r"非甾体抗炎药|阿司匹林", s.output) and "出血更重" in s.output, s.output
