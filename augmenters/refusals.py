@@ -104,7 +104,7 @@ _OTHERS = (
     (r"我老公|我丈夫", "您丈夫", "您丈夫的"),
     (r"我老婆|我妻子", "您妻子", "您妻子的"),
     (r"老人", "老人", "老人的"),
-    (r"家里人|家人", "患者", "患者的"),
+    (r"家里人|家人", "您的家人", "家人的"),  # not 患者 (audit seed 71733)
     (r"邻居", "您的邻居", "邻居的"),
     (r"朋友(?!说|发来)", "您的朋友", "朋友的"),
     (r"亲戚", "您的亲戚", "亲戚的"),
@@ -180,13 +180,37 @@ def repetition(text: str, names: tuple[str, ...] = ()) -> str | None:
     return None
 
 
+# Audit seed 71733: "网上说吃点止痛药就行，是真的吗？" got an answer that never said the claim was false, and
+# "他不方便去医院" / "我不想再跑医院" got "请到医院就诊" as if nothing had been said. A question that quotes a claim
+# must get an answer that says it is wrong; one that states a barrier to going to hospital must get a real
+# alternative. The taxonomy declares this by `fits`; answer_flaw guards it (and the every-pairing test with it).
+CLAIM = re.compile(r"(?:网上|别人|老人|朋友|有人)说(?!你)|听说")  # not 朋友说你什么都会 (a flattery)
+REFUTES = re.compile(r"不是真的|说法(?:不对|是错的|不可信)|不能信|并不是|更不是|不会更|靠不住")
+BARRIER = re.compile(r"不方便去医院|不想再跑医院|行动不便|住得远|去不了医院")
+ALTERNATIVE = re.compile(r"互联网医院|互联网门诊|家庭医生|社区医生|上门|药师|安宁疗护|居家")
+
+
+def claim_unanswered(question: str, answer: str) -> bool:
+    """The question quotes a claim (网上说 … 就行) and the answer never says it is wrong."""
+    return bool(CLAIM.search(question)) and not REFUTES.search(answer)
+
+
+def barrier_ignored(question: str, answer: str) -> bool:
+    """The question says the patient cannot or will not go to hospital and the answer offers no alternative."""
+    return bool(BARRIER.search(question)) and not ALTERNATIVE.search(answer)
+
+
 def answer_flaw(question: str, answer: str, names: tuple[str, ...] = ()) -> str | None:
-    """Why `answer` must not be paired with `question` ("person:…", "repeat:…"), or None; `names` are the
-    drugs and other short slot texts the answer may repeat."""
+    """Why `answer` must not be paired with `question` ("person:…", "repeat:…", "claim", "barrier"), or None;
+    `names` are the drugs and other short slot texts the answer may repeat."""
     if who := person_mismatch(person_of(question), answer):
         return f"person:{who}"
     if again := repetition(answer, names):
         return f"repeat:{again}"
+    if claim_unanswered(question, answer):
+        return "claim"
+    if barrier_ignored(question, answer):
+        return "barrier"
     return None
 
 
