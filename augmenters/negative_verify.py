@@ -476,7 +476,7 @@ def _findings(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | st
 
 # ------------------------------------------------------------------------------------------ referral
 def _referral(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
-    from augmenters.negatives import _SENTENCE, _red_flag, _urgent_at
+    from augmenters.negatives import _SENTENCE, _urgent_at
 
     cues = _urgent_at(ref, kb)
     if not cues:
@@ -498,11 +498,8 @@ def _referral(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | st
     found, where = asked_red_flag(q, kb), "问题中"
     if found is None and past_red_flag(q, kb):
         return "red_flag_not_current"
-    if found is None:
-        for m in _SENTENCE.finditer(ref):
-            if any(m.start() <= i < m.end() for i, _ in cues) and (found := _red_flag(m.group(), kb)):
-                where = "回答的安全提示中"
-                break
+    # a red flag named only in the reference's safety advice does not count: the question must tell a current one
+    # (audit seed 93151: 我听别人说高血压昏迷不醒会死人的 asks in general, no one is in a coma now)
     if found is None:
         return "referral_not_needed_by_red_flag"
     rf, cue = found
@@ -570,6 +567,14 @@ def _overclaim(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | s
 
     if not any(w in new for w in kb.promise_certainty) and clashes_beside(wrong, s, s + len(new), {}, kb):
         return "promise_contradicts_its_context"  # 需要长期服药，保证药到病除; 终身服药，百分之百有效
+    from augmenters.negatives import _CONTINUES
+
+    if (
+        old == ""
+        and _CONTINUES.match(wrong, s + len(new))
+        and wrong[s + len(new) - 1 : s + len(new)] not in "。；;"
+    ):
+        return "promise_splits_the_treatment"  # 可以用口服药物，以后再也不会复发，互相配合维生素 (seed 93151)
     if hedged_beside(wrong, s, s + len(new)):
         return "promise_contradicts_its_context"  # …口服液试试看，包治包好，如不稳定再去医院查一查
     return Proof(

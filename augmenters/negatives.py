@@ -802,9 +802,8 @@ def missing_referral(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Ran
     if flag is None and past_red_flag(_question(row), kb):
         return "red_flag_not_current"  # 昨天突然抽搐, over since: waiting for the clinic is acceptable
     if flag is None:
-        flag = next((f for s, e in hit if (f := _red_flag(text[s:e], kb))), None)
-        where = "回答的安全提示中"
-    if flag is None:
+        # a red flag only the reference's own safety advice names (我听别人说…昏迷不醒会死吗？) is no current one:
+        # without one in the question, waiting for the clinic is no clearly wrong answer (audit seed 93151)
         return "referral_not_needed_by_red_flag"
     rf, cue = flag
     strategies = ["delete", *(f"downgrade:{i}" for i in range(len(kb.downgrades)))]
@@ -935,7 +934,13 @@ def clashes_beside(
     ps = _sentence_bounds(text, ss - 2)[0] if ss >= 2 else ss
     ne = _sentence_bounds(text, se + 1)[1] if se + 1 < len(text) else se
     window = text[ps:start] + "|" + text[end : max(ne, se)]
-    return next((w for w in words if w in window), None)
+    hit = next((w for w in words if w in window), None)
+    if hit or "chronic" not in groups:
+        return hit
+    # an answer that says anywhere the condition cannot be cured or needs lifelong treatment (癫痫是无法全愈的
+    # … 慢慢减用药量，保证彻底断根: audit seed 93151) is contradicted by a promise however far from it
+    whole = text[:start] + "|" + text[end:]
+    return next((w for w in kb.promise_clash.get("incurable", ()) if w in whole), None)
 
 
 # Inside a clause a "." between non-digits (medical texts often end sentences with it) or a "：" also ends
@@ -972,6 +977,12 @@ _BARE_TREATMENT = re.compile(r"\s*[^，,。；;\s]{0,8}?(救治|治疗|手术|�
 _VERB = re.compile(r"建议|可以|可|需要|应|进行|实施|采用|采取|做|用|服|吃|打|接受|配合|给予|给与|行|是|要|能")
 # A next clause that offers an alternative or a contrast: a promise before it is cut off or contradicted.
 _GOES_ON = re.compile(r"\s*(或者|或是|或|还是|以及|及|和|与|但是|但|不过|然而|可是|只是)")
+# A next clause that goes on with the treatment (互相配合维生素, 同时口服…, 并加用…): the promise would split a pair.
+# 同时/并 count only before a treatment word (同时注意休息 is lifestyle advice after the treatment, not its other half).
+_CONTINUES = re.compile(
+    r"\s*(互相配合|相互配合|配合|加用|再用|再加|联合|合用|辅以|加上|"
+    r"(同时|并且|并)(?:可以|可|再|还要|需要)?(服|口服|使用|用|加用|配合|联合|注射|输液|静滴|外用|涂))"
+)
 _GOES_AWAY = re.compile(r"纾解|消失|缓解|好转|减轻|消退|痊愈|全愈|治愈|恢复|康复|控制")
 # An item of a list: short, and not itself advice (静脉药瘾者, 女性溢乳).
 _LIST_ITEM_LEN = 8
@@ -1010,6 +1021,8 @@ def _no_place_for_a_promise(
         return True
     if re.match(r"[^，,。；;]{1,6}等", nxt):
         return True  # 有拉米夫定，阿德福韦酯等…: the next clause ends an enumeration the promise would split
+    if _CONTINUES.match(nxt):
+        return True  # 可以用口服药物，互相配合维生素: the treatment goes on, a promise would split it (seed 93151)
     if _GOES_ON.match(nxt):
         return (
             True  # …，或者是使用胰岛素 / …，但是由于症状不同方法也不一样: an alternative or a "but" follows

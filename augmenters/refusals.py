@@ -211,6 +211,23 @@ def answer_flaw(question: str, answer: str, names: tuple[str, ...] = ()) -> str 
         return "claim"
     if barrier_ignored(question, answer):
         return "barrier"
+    if joined := doubled_conjunction(answer):
+        return f"conjunction:{joined}"
+    return None
+
+
+# Audit seed 93151: "…很辛苦，但支架手术总体成功率高，但仍可能…" joins three clauses with two 但: one contrast a sentence.
+_CONJUNCTIONS = ("但是", "但", "而且", "也")
+
+
+def doubled_conjunction(answer: str) -> str | None:
+    """A conjunction (但/但是/而且/也) used twice in one sentence of `answer` (但是 counts once, not as 但 too)."""
+    for sentence in re.split(r"[。；！？]", answer):
+        if sentence.count("但") >= 2:
+            return "但"
+        for c in ("而且", "也"):
+            if sentence.count(c) >= 2:
+                return c
     return None
 
 

@@ -146,9 +146,9 @@ def test_referral_removed_only_counts_for_a_red_flag_the_patient_has():
     wrong = "转氨酶稍高，需要复查。"
     told = _check("我胸痛两小时，转氨酶稍高。", ref, wrong, ET.missing_referral)
     assert isinstance(told, Proof) and "胸痛" in told.reason
-    # the safety net of the answer names the red flag: still needed
+    # the safety net of the answer names the red flag, but the question tells none now: no clear error (seed 93151)
     asked = _check("转氨酶稍高会不会引起胸痛？", ref, wrong, ET.missing_referral)
-    assert isinstance(asked, Proof) and asked.reason.startswith("回答的安全提示中")
+    assert asked == "referral_not_needed_by_red_flag"
     ref2 = "转氨酶稍高，需要复查。建议及时就诊。"
     assert (
         _check("转氨酶稍高会不会引来胸口疼？", ref2, "转氨酶稍高，需要复查。", ET.missing_referral)
