@@ -13,11 +13,9 @@ from __future__ import annotations
 import math
 import random
 import re
-from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from augmenters.derive import derive_row, rng_for
@@ -118,18 +116,10 @@ def _question(row: dict[str, Any]) -> str:
     return f"{row['instruction']}\n{row.get('input') or ''}"
 
 
-@lru_cache(maxsize=256)
-def _clause_ends(text: str) -> tuple[int, ...]:
-    """Positions of the clause-ending characters of a text (the checks ask for many positions of one answer)."""
-    return tuple(i for i, c in enumerate(text) if c in _CLAUSE_END)
-
-
 def _clause_bounds(text: str, at: int) -> tuple[int, int]:
-    """[start, end) of the clause around `at`: after the last clause end before `at`, up to the first one
-    at or after it."""
-    ends = _clause_ends(text)
-    k = bisect_left(ends, at)
-    return (ends[k - 1] + 1 if k else 0), (ends[k] if k < len(ends) else len(text))
+    left = max((text.rfind(c, 0, at) for c in _CLAUSE_END), default=-1) + 1
+    rights = [i for i in (text.find(c, at) for c in _CLAUSE_END) if i >= 0]
+    return left, min(rights) if rights else len(text)
 
 
 def _sentence_bounds(text: str, at: int) -> tuple[int, int]:

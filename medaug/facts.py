@@ -369,16 +369,11 @@ class FactExtractor:
         self._scope_auto.make_automaton()
         self.seg = segmenter(s for s, w in self.words.items() if w.kind != "site")
         self._clause = lru_cache(maxsize=cache_size)(self._extract_clause)
-        # whole texts too: the negative builders ask for the facts of one answer several times
-        self._text = lru_cache(maxsize=1024)(self._extract_text)
 
     # -- public -----------------------------------------------------------------------------------------
     def extract(self, text: str) -> FactSet:
-        return self._text(text or "")
-
-    def _extract_text(self, text: str) -> FactSet:
         facts: list[Fact] = []
-        for start, clause in _clauses(text):
+        for start, clause in _clauses(text or ""):
             for f in self._clause(clause):
                 facts.append(_shift(f, start))
         return FactSet(facts)

@@ -41,10 +41,10 @@ QUOTA_HELP = (
 
 def _open(db: str, **kwargs: Any) -> Any:
     from review_queue.audit import AuditKeyError
+    from review_queue.db import ensure_sqlite_parent
     from review_queue.store import QueueStore
 
-    if db.startswith("sqlite:///") and not db.startswith("sqlite:////"):
-        Path(db.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    ensure_sqlite_parent(db)
     try:
         return QueueStore.open(db, **kwargs)
     except AuditKeyError as e:  # a setup error: say what to set, no traceback

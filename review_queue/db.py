@@ -8,6 +8,7 @@ them the same way.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -145,6 +146,14 @@ audit_meta = sa.Table(
     sa.Column("keyed_from_seq", sa.BigInteger, nullable=False),
     sa.Column("key_check", sa.String(64), nullable=False),
 )
+
+
+def ensure_sqlite_parent(url: str) -> None:
+    """Create the folder of a SQLite file URL (sqlite:///relative or sqlite:////absolute) if it is missing."""
+    if url.startswith("sqlite:////"):
+        Path("/" + url.removeprefix("sqlite:////")).parent.mkdir(parents=True, exist_ok=True)
+    elif url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +20,7 @@ import pyarrow.compute as pc
 
 from medaug.run import StageStats
 from medaug.stage import Stage, StageResult, reject_table
+from review_queue.db import ensure_sqlite_parent
 from review_queue.records import PushResult
 
 Log = Callable[[str], None]
@@ -75,7 +75,7 @@ class QueuePushStage(Stage):
     def _push_db(self, table: pa.Table) -> PushResult:
         from review_queue.store import QueueStore
 
-        _ensure_sqlite_parent(self.url)
+        ensure_sqlite_parent(self.url)
         store = QueueStore.open(self.url)
         try:
             return store.push(table, run_id=self.run_id, priority=self.priority)
@@ -95,10 +95,3 @@ class QueuePushStage(Stage):
             return client.push(table, run_id=self.run_id, priority=self.priority, log=self.log)
         finally:
             client.close()
-
-
-def _ensure_sqlite_parent(url: str) -> None:
-    if url.startswith("sqlite:////"):
-        Path("/" + url.removeprefix("sqlite:////")).parent.mkdir(parents=True, exist_ok=True)
-    elif url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
