@@ -186,8 +186,13 @@ def repetition(text: str, names: tuple[str, ...] = ()) -> str | None:
 # alternative. The taxonomy declares this by `fits`; answer_flaw guards it (and the every-pairing test with it).
 CLAIM = re.compile(r"(?:网上|别人|老人|朋友|有人)说(?!你)|听说")  # not 朋友说你什么都会 (a flattery)
 REFUTES = re.compile(r"不是真的|说法(?:不对|是错的|不可信)|不能信|并不是|更不是|不会更|靠不住")
-BARRIER = re.compile(r"不方便去医院|不想再跑医院|行动不便|住得远|去不了医院")
+# Audit seed 93151: "医生太难挂了" and "你别让我去医院" got "请到门诊就诊" as if nothing had been said.
+BARRIER = re.compile(
+    r"不方便去医院|不想(?:再跑|去)医院|别让我去医院|行动不便|住得远|去不了医院|难挂|挂不上号|挂不到号"
+)
 ALTERNATIVE = re.compile(r"互联网医院|互联网门诊|家庭医生|社区医生|上门|药师|安宁疗护|居家")
+# "我无法给出您要的结论，因为…我也不能推荐投资" (audit seed 93151): an answer declines once, then helps.
+REFUSAL = re.compile(r"我(?:也|都|实在)?(?:不能|无法|不便|没法|没有办法)|[开给帮]不了|不能满足")
 
 
 def claim_unanswered(question: str, answer: str) -> bool:
@@ -201,7 +206,8 @@ def barrier_ignored(question: str, answer: str) -> bool:
 
 
 def answer_flaw(question: str, answer: str, names: tuple[str, ...] = ()) -> str | None:
-    """Why `answer` must not be paired with `question` ("person:…", "repeat:…", "claim", "barrier"), or None;
+    """Why `answer` must not be paired with `question` ("person:…", "repeat:…", "claim", "barrier",
+    "conjunction:…", "refused_twice"), or None;
     `names` are the drugs and other short slot texts the answer may repeat."""
     if who := person_mismatch(person_of(question), answer):
         return f"person:{who}"
@@ -213,6 +219,8 @@ def answer_flaw(question: str, answer: str, names: tuple[str, ...] = ()) -> str 
         return "barrier"
     if joined := doubled_conjunction(answer):
         return f"conjunction:{joined}"
+    if len(REFUSAL.findall(answer)) >= 2:
+        return "refused_twice"
     return None
 
 
