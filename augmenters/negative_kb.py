@@ -156,6 +156,11 @@ class Confusion:
     context: tuple[str, ...]
     to: tuple[str, ...]
     reason: str
+    unless: tuple[str, ...] = ()  # words of question or answer that make the swap no case for the rule
+
+    def applies(self, text: str) -> bool:
+        """The rule's context is in `text` and none of its `except` words is."""
+        return any(w in text for w in self.context) and not any(u in text for u in self.unless)
 
 
 @dataclass(frozen=True)
@@ -232,11 +237,7 @@ class NegativeKnowledge:
         """A confusion rule whose context is in `text` and that names both a drug of `drugs` as right and one
         as wrong (干扰素和更昔洛韦 for hepatitis B): the reference itself recommends an ineffective drug."""
         return next(
-            (
-                c
-                for c in self.confusions
-                if drugs & c.sources and drugs & set(c.to) and any(w in text for w in c.context)
-            ),
+            (c for c in self.confusions if drugs & c.sources and drugs & set(c.to) and c.applies(text)),
             None,
         )
 
@@ -422,7 +423,15 @@ def _drug_rules(path: Path, drugs: dict[str, Drug]):
         to = tuple(_need(e, "to", where))
         if unknown := set(to) - drugs.keys():
             raise KnowledgeError(f"{where}: not in drugs.tsv: {sorted(unknown)}")
-        conf.append(Confusion(sources, tuple(_need(e, "context", where)), to, _need(e, "reason", where)))
+        conf.append(
+            Confusion(
+                sources,
+                tuple(_need(e, "context", where)),
+                to,
+                _need(e, "reason", where),
+                tuple(e.get("except") or ()),
+            )
+        )
     names: dict[str, frozenset[str]] = {}
     for i, group in enumerate(raw.get("brand_names") or ()):
         where = f"{path}: brand_names[{i}]"

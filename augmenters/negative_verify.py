@@ -229,12 +229,7 @@ def _drug(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
                 pattern = kb.drug_pattern(x, y, f"contraindicated:{c.population}")
                 return Proof(x, y, ref.find(x), f"{y}不适合本例：{c.reason}", pattern)
     for c in kb.confusions:
-        if (
-            x in c.sources
-            and y in c.to
-            and any(w in both for w in c.context)
-            and not any(z in ref for z in c.to)
-        ):
+        if x in c.sources and y in c.to and c.applies(both) and not any(z in ref for z in c.to):
             return Proof(x, y, ref.find(x), f"{y}不适合本例：{c.reason}", kb.drug_pattern(x, y, "confusion"))
     return "swap_not_wrong_by_tables"
 

@@ -289,7 +289,7 @@ def wrong_drug(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -
         for c in kb.confusions:
             if any(y in text for y in c.to):
                 continue  # the answer already names a drug the rule calls wrong here (卡马西平 for 失神发作)
-            if x in c.sources and any(w in both for w in c.context):
+            if x in c.sources and c.applies(both):
                 options += [(x, y, c.reason, "confusion") for y in c.to if y != x]
     kept = [o for o in options if not any(route_mismatch(text, f.span, o[1], kb) for f in mentions[o[0]])]
     if options and not kept:
@@ -444,17 +444,26 @@ def _dose_reason(drug: str, kb: NegativeKnowledge, before: str, after: str, old_
     d = kb.doses.get(drug)
     ratio = new_mg / old_mg if old_mg else math.inf
     rng_txt = ""
-    if daily and d and d.adult and d.adult_max_day and not unit.endswith("/kg"):
+    # mg/kg, mg/(kg·d): a weight-based dose is never held against the adult ranges (audits 24681, 36912:
+    # prednisone 2 -> 0.2 mg/(kg·d) for a child was compared with the adult 5-60 mg)
+    per_kg = "kg" in unit
+    if daily and d and d.adult and d.adult_max_day and not per_kg:
         lo, hi = d.adult[0], d.adult_max_day
-        rng_txt = f"，{drug}成人每日用量一般为{_fmt(lo)}～{_fmt(hi)}mg"
+        # the table has no daily minimum: a daily total is short when below one usual dose (audit 36912:
+        # "阿莫西林成人每日用量一般为250～4000mg" named a single dose as the daily low)
+        rng_txt = (
+            f"，{drug}成人每日最多{_fmt(hi)}mg"
+            if new_mg > hi
+            else f"，每日总量还不到{drug}成人一次的常用量{_fmt(lo)}mg"
+        )
         if lo <= new_mg <= hi:
             return None
-    elif d and d.adult and not unit.endswith("/kg"):
+    elif d and d.adult and not per_kg:
         lo, hi = d.adult
         rng_txt = f"，{drug}成人常用单次剂量为{_fmt(lo)}～{_fmt(hi)}mg"
         if lo <= new_mg <= hi:
             return None  # a usual dose, even if not the one for this case
-    elif d and d.child_per_kg and unit.endswith("/kg"):
+    elif d and d.child_per_kg and per_kg and not daily and not re.search(r"d\)|/d|日|天", unit):
         lo, hi = d.child_per_kg
         rng_txt = f"，{drug}儿童每次{_fmt(lo)}～{_fmt(hi)}mg/kg"
         if lo <= new_mg <= hi:
@@ -464,13 +473,13 @@ def _dose_reason(drug: str, kb: NegativeKnowledge, before: str, after: str, old_
         return f"剂量错成参考回答的{_fmt(ratio)}倍（{before}→{after}），属于数量级错误，{harm}{rng_txt}"
     if ratio <= 0.1001:
         return f"剂量只有参考回答的1/{_fmt(1 / ratio)}（{before}→{after}），达不到治疗剂量{rng_txt}"
-    if daily and d and d.adult_max_day and not unit.endswith("/kg"):
+    if daily and d and d.adult_max_day and not per_kg:
         return (
             f"{after}超过{drug}成人每日最大剂量{_fmt(d.adult_max_day)}mg"
             if new_mg > d.adult_max_day
             else None
         )
-    if d and d.adult and not unit.endswith("/kg") and new_mg > d.adult[1]:
+    if d and d.adult and not per_kg and new_mg > d.adult[1]:
         return f"{after}超过{drug}成人常用单次最大剂量{_fmt(d.adult[1])}mg"
     return None
 
@@ -1013,6 +1022,10 @@ def _no_place_for_a_promise(
         return True  # 有拉米夫定，阿德福韦酯等…: the next clause ends an enumeration the promise would split
     if _CONTINUES.match(nxt):
         return True  # 可以用口服药物，互相配合维生素: the treatment goes on, a promise would split it (seed 93151)
+    if re.match(r"\s*(以免|以防|避免|防止|否则|以减少)", nxt):
+        return True  # 用药间隔时间应延长，以免出现耳毒性: a precaution and its reason (audit 24681)
+    if re.search(r"疫苗|接种", clause):
+        return True  # 口服轮状疫苗可以间隔再打: a vaccine cures nothing that could recur (audit 36912)
     if _GOES_ON.match(nxt):
         return (
             True  # …，或者是使用胰岛素 / …，但是由于症状不同方法也不一样: an alternative or a "but" follows
