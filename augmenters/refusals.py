@@ -470,7 +470,8 @@ def make_refusal(index: int, seed: int = 0, dropped: Counter | None = None) -> S
 
 
 def make_refusals(n: int, seed: int = 0, dropped: Counter | None = None) -> list[Sample]:
-    """`n` refusal samples cycling through the categories; duplicates (same text) are dropped. `dropped`
+    """`n` refusal samples cycling through the categories; duplicates (same text) are dropped, so at most one
+    sample per distinct (question, answer) pairing comes back (the shipped whole cases make 152). `dropped`
     counts the pairings re-drawn (category:reason)."""
     out: dict[str, Sample] = {}
     i = 0

@@ -72,29 +72,3 @@ def test_barrier_questions_of_every_class_get_a_way_that_needs_no_clinic_visit_f
             if d["category"] == "emergency_120":  # 120 comes to the door: no "go to hospital" instead
                 assert "上门" in s.output, s.output
     assert {"beyond_competence", "prescription_without_exam", "emergency_120"} <= seen
-
-
-def test_a_go_between_is_told_what_to_pass_on():
-    n = 0
-    for d, s in _draws():
-        if d["category"] == "child_dosing_unseen" and "群里" in s.input:
-            n += 1
-            assert "转告" in s.output and "联系孩子的家长" not in s.output, s.output
-    assert n >= 20
-
-
-def test_combination_answers_take_up_the_point_of_the_question():
-    import re
-
-    point = {
-        "效果是不是更好": r"不会更好|更不是“效果更好”|并不会更好",
-        "应该没事吧": r"没事|更不能长期|更不能以后",
-        "省事一次吃完": r"省事|不要这样合用|不能这样一起吃",
-    }
-    seen = 0
-    for d, s in _draws():
-        for asked, answered in point.items():
-            if d["category"] == "dangerous_combination" and asked in s.input:
-                seen += 1
-                assert re.search(answered, s.output), (s.input, s.output)
-    assert seen >= 100
