@@ -223,6 +223,8 @@ def _drug(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
         return "reference_drug_contraindicated"
     if kb.named_otherwise(x, wrong):
         return "drug_named_by_another_name"  # 奥司他韦或者贺普丁: the old drug is still offered by its brand name
+    if x in q or kb.named_otherwise(x, q):
+        return "drug_named_in_question"  # the question asks about this drug: the swap answers another (audit 48213)
     for c in kb.contraindications:
         if y in c.drugs and c.population in pops and not any(u in both for u in c.unless):
             if kb.drugs[y].roles & kb.drugs[x].roles:

@@ -268,6 +268,11 @@ def wrong_drug(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -
         if not all(whole_drug(text, f.span) for f in fs):
             why = "drug_inside_a_compound_name"
             continue
+        if x in question or kb.named_otherwise(x, question):
+            why = (
+                "drug_named_in_question"  # 奥美拉唑怎么吃？ → 口服阿司匹林: no longer an answer (audit 48213)
+            )
+            continue
         if kb.named_otherwise(x, _replace_spans(text, [f.span for f in fs], "")):
             why = (
                 "drug_named_by_another_name"  # 拉米夫定或者贺普丁: the brand name would still offer the drug
@@ -393,6 +398,11 @@ def unit_swap_allowed(text: str, span: tuple[int, int], new_mg: float) -> str | 
 _AMOUNT_AFTER_DRUG = re.compile(
     r"[^，,。；;\n、和及与]{0,6}?(\d+(?:\.\d+)?)\s*(mg|g|μg|ug|mcg|毫克|微克|克)(\s*/\s*(?:kg|公斤))?"
 )
+# …肠溶胶囊，一般是20毫克一粒: the strength in the next clause still belongs to the drug (audit 48213)
+_AMOUNT_NEXT_CLAUSE = re.compile(
+    r"[^，,。；;\n、和及与]{0,6}[，,][^，,。；;\n、和及与]{0,8}?(\d+(?:\.\d+)?)\s*(mg|g|μg|ug|mcg|毫克|微克|克)"
+    r"(\s*/\s*(?:kg|公斤))?"
+)
 _MG_PER = {
     "mg": 1.0,
     "毫克": 1.0,
@@ -409,7 +419,7 @@ def strength_follows(text: str, span: tuple[int, int], new: str, kb: NegativeKno
     """An amount (20mg, 0.5克, 10mg/kg) follows the drug at `span` in its clause and is not a usual dose of the
     drug `new` put in its place: the substitute would carry the old drug's strength (二甲双胍500mg → 格列本脲
     500mg), a second, absurd error the negative does not name."""
-    m = _AMOUNT_AFTER_DRUG.match(text, span[1])
+    m = _AMOUNT_AFTER_DRUG.match(text, span[1]) or _AMOUNT_NEXT_CLAUSE.match(text, span[1])
     if not m:
         return False
     mg = float(m.group(1)) * _MG_PER[m.group(2)]
@@ -1026,6 +1036,12 @@ def _no_place_for_a_promise(
         return True  # 用药间隔时间应延长，以免出现耳毒性: a precaution and its reason (audit 24681)
     if re.search(r"疫苗|接种", clause):
         return True  # 口服轮状疫苗可以间隔再打: a vaccine cures nothing that could recur (audit 36912)
+    if re.search(r"换药|包扎|指导下", clause) or re.match(r"\s*(重新包扎|换药)", nxt):
+        return True  # 两天换一次药，…重新包扎 (wound care); 儿童应在医师指导下服用 (a caution) (audit 48213)
+    if re.match(
+        r"\s*(一天|每天|每日|一日|每次|一次|饭前|饭后|睡前|早晚|连用|连服|\d+次|[一二两三四]次)", nxt
+    ):
+        return True  # 早饭前半小时一片，一天一次: the dosing instruction goes on (audit 48213)
     if _GOES_ON.match(nxt):
         return (
             True  # …，或者是使用胰岛素 / …，但是由于症状不同方法也不一样: an alternative or a "but" follows

@@ -62,8 +62,10 @@ NEGATION_CUES = frozenset(
 # A clause is the reach of a negation; contrast words end it inside a clause.
 # ASCII "." ends a clause unless it is a decimal point (38.5); so does "…", and a space between two Chinese
 # characters (头疼 发烧: patients type spaces where a comma would go).
+# Not inside a weight-based daily dose: 2mg/(kg·d), 2mg/(kg.d) is one quantity (audit seed 48213).
 CLAUSE_BREAK = re.compile(
-    r"(?:[，,。．！？!?；;：:\n\r\t（）()【】\[\]“”\"…]|(?<!\d)\.|\.(?!\d)"
+    r"(?:[，,。．！？!?；;：:\n\r\t【】\[\]“”\"…]|(?<!/)[（(]|(?<!kg[·.•*][d天日])[）)]"
+    r"|(?<!\d)(?<!kg)\.|(?<!kg)\.(?!\d)"
     r"|(?<=[\u4e00-\u9fff])[ \u3000]+(?=[\u4e00-\u9fff]))+"
 )
 CONTRAST = ("但是", "但", "却", "然而", "可是", "不过", "而是")
@@ -118,7 +120,7 @@ _APPROX = r"(?:多|余|来|左右|上下|以上|以内|许)?"
 _QUANTITY = re.compile(
     rf"(?P<code>(?<![A-Za-z])[A-Z]\d{{2}}(?:\.[0-9A-Za-z]{{1,4}})?)"
     rf"|(?P<num>{_NUM}(?:\s*[-~～到至]\s*{_NUM})?)\s*(?P<approx1>多|余|来)?\s*"
-    rf"(?:(?P<dur>{_DUR_ALT})|(?P<unit>{_UNIT_ALT})(?:\s*/\s*(?P<per>d|次|天|日|kg|h))?)?(?P<approx2>{_APPROX})",
+    rf"(?:(?P<dur>{_DUR_ALT})|(?P<unit>{_UNIT_ALT})(?:\s*/\s*(?:\(\s*(?P<perday>kg\s*[·.•*]\s*(?:d|天|日))\s*\)|(?P<per>kg/d|d|次|天|日|kg|h)))?)?(?P<approx2>{_APPROX})",
 )
 # Generic pain/itch/swelling of a body site with no lexicon term (左下腹疼 → site 下腹, 痛).
 _HEADS = {"疼痛": "痛", "疼": "痛", "痛": "痛", "酸痛": "酸痛", "胀痛": "胀痛", "刺痛": "刺痛", "绞痛": "绞痛",
@@ -710,7 +712,9 @@ def _quantities(clause: str, covered, neg_at) -> list[Fact]:
                             span=(s, e), surface=m.group()))  # fmt: skip
         else:
             u = _UNITS[unit] if unit else ""
-            if m.group("per"):
+            if m.group("perday"):
+                u = f"{u}/kg/d"  # mg/(kg·d), mg/(kg.d): a weight-based daily dose (audit seed 48213)
+            elif m.group("per"):
                 u = f"{u}/{m.group('per')}"
             out.append(Fact("number", f"{value} {u}".strip(), value=value, unit=u, span=(s, e),
                             surface=m.group()))  # fmt: skip
