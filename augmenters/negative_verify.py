@@ -286,6 +286,7 @@ def _dose(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
         _dose_reason,
         _fmt,
         daily_amount,
+        dose_bound,
         unit_swap_allowed,
     )
 
@@ -333,6 +334,8 @@ def _dose(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
     drug = _drug_before(ref, a.span[0], a.span[1], kb)
     if drug is None or _drug_before(wrong, b.span[0], b.span[1], kb) != drug:
         return "amount_not_of_a_known_drug"
+    if dose_bound(ref, a.span):
+        return "amount_is_a_bound"  # 每日服用量要超过2克才行: the regimen is elsewhere (audit seed 57331)
     per_kg = a.unit.endswith("/kg")
     d = kb.doses.get(drug)
     if per_kg and not b.unit.endswith("/kg"):
@@ -423,9 +426,16 @@ def _findings(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | st
 
             if side(v) == side(v2):
                 return "misquote_on_same_side_of_range"
+            ss = max(ref.rfind(c, 0, am.start(1)) for c in "。！？；\n") + 1
+            ends = [i for c in "。！？；\n" if (i := ref.find(c, am.end(1))) >= 0]
+            if re.search(
+                r"高|低|异常|正常|超标|偏|超出|达标",
+                ref[ss : min(ends, default=len(ref))].replace(lab.name, ""),
+            ):
+                return "misquote_refuted_by_its_reading"  # 5.8，这个血糖值是比较高了 (audits 57331, 68442)
             return Proof(qm.group(1), wm.group(1), am.start(1),
                          f"问题给出的{lab.name}是{qm.group(1)}{lab.unit}（参考范围{_fmt(lab.low)}～{_fmt(lab.high)}"
-                         f"{lab.unit}），回答却写成{wm.group(1)}{lab.unit}，把结果说反了",
+                         f"{lab.unit}），回答却写成{wm.group(1)}{lab.unit}，把检查结果引错了",
                          f"misquote:{lab.name}")  # fmt: skip
         return "number_change_not_a_stated_lab"
     # 3. a finding the question states denied: one symptom/finding fact, now negated (or, where the

@@ -498,6 +498,17 @@ def _dose_reason(drug: str, kb: NegativeKnowledge, before: str, after: str, old_
 DAILY_AMOUNT = re.compile(r"(每日|每天|一天|一日|日)(服用|用药)?(总)?(剂)?量")
 
 
+_BOUND_BEFORE = re.compile(
+    r"(超过|超越|至少|不少于|不低于|不超过|不宜超过|不要超过|大于|高于|小于|低于|以上|以内)\s*$"
+)
+
+
+def dose_bound(text: str, span: tuple[int, int]) -> bool:
+    """The amount at `span` is a bound (要超过2克才行, 不超过4克), not a dose: the answer's own regimen (每次三粒，
+    每天三次) is elsewhere, so changing the bound changes no instruction (audit seed 57331)."""
+    return bool(_BOUND_BEFORE.search(text[max(0, span[0] - 6) : span[0]]))
+
+
 def daily_amount(text: str, span: tuple[int, int], unit: str) -> bool:
     """The amount at `span` is a total per day (每日服用量要超过2克, 10mg/(kg.d))."""
     return bool(DAILY_AMOUNT.search(text[max(0, span[0] - 10) : span[0]])) or unit.endswith(
@@ -524,6 +535,8 @@ def wrong_dose(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -
         before = [d for d in drugs if d.span[1] <= n.span[0] and n.span[0] - d.span[1] <= 15]
         if not before or re.search(r"[。！？；;\n和及与、]", text[before[-1].span[1] : n.span[0]]):
             continue  # no drug right before, or the amount belongs to the next one (500mg对乙酰氨基酚和100mg…)
+        if dose_bound(text, n.span):
+            continue  # 每日服用量要超过2克才行: a bound, not the dose the patient takes (audit seed 57331)
         after = [d for d in facts.of_kind("drug") if 0 <= d.span[0] - n.span[1] <= 2]
         between = [m for m in facts.of_kind("number") if before[-1].span[1] <= m.span[0] < n.span[0]]
         if not after and not between:  # 甲硝唑0.4g+20mg: the 20mg is not metronidazole's
@@ -679,6 +692,9 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
         )
         if not am:
             continue
+        ss, se = _sentence_bounds(text, am.start(1))
+        if re.search(r"高|低|异常|正常|超标|偏|超出|达标", text[ss:se].replace(lab.name, "")):
+            continue  # 餐后血糖5.8，这个血糖值是比较高了: the answer reads the value, a misquote refutes itself
         mid = (lab.low + lab.high) / 2
         new = mid if (v > lab.high or v < lab.low) else lab.high * 1.5
         new_txt = _fmt(round(new, 1))
@@ -686,7 +702,8 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
         options.append(Candidate(
             text[: am.start(1)] + new_txt + text[am.end(1):], qm.group(1), new_txt, am.start(1),
             f"问题给出的{lab.name}是{qm.group(1)}{lab.unit}（{side}参考范围{_fmt(lab.low)}～{_fmt(lab.high)}"
-            f"{lab.unit}），回答却写成{new_txt}{lab.unit}，把{'异常' if side != '在' else '正常'}结果说反了",
+            f"{lab.unit}），回答却写成{new_txt}{lab.unit}，把{'异常' if side != '在' else '正常'}结果引成了"
+            f"{'正常' if side != '在' else '异常'}",
             f"misquote:{lab.name}", "misquote"))  # fmt: skip
     # 3. deny a stated finding of this patient, woven into the sentence that reasons on it (off by default:
     # the answer still states the finding there, so the verifier drops it as self-contradicting)

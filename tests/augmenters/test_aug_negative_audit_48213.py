@@ -86,3 +86,17 @@ def test_weight_based_and_daily_doses_get_a_true_reason():
     assert kg_day and "成人" not in kg_day, kg_day  # audits 24681, 36912, 48213: 成人常用单次剂量5～60mg
     daily = _dose_reason("阿莫西林", KB, "2克", "0.2克", 2000, 200, "mg", daily=True)
     assert daily and "250～4000" not in daily and "每日" in daily, daily  # audit 36912
+
+
+def test_a_misquote_is_not_made_where_the_answer_reads_the_value():
+    """Audits 57331, 68442: 餐后的血糖在5.8mmol/L，这个血糖值是比较高了 refutes itself."""
+    from augmenters.negatives import contradicts_findings
+
+    q = "我爸糖尿病，餐后血糖18.4，该怎么办？"
+    read = "餐后血糖18.4，这个血糖值是比较高了，需要调整降糖药物。"
+    assert not [c for c in _made(contradicts_findings, _mk(q, read)) if c.strategy == "misquote"]
+    wrong = read.replace("18.4", "5.8")
+    assert check_wrong(_mk(q, read), ET.contradicts_findings, wrong, KB) == "misquote_refuted_by_its_reading"
+    bare = "您父亲餐后血糖18.4。需要调整降糖药物，必要时使用胰岛素。"
+    made = [c for c in _made(contradicts_findings, _mk(q, bare)) if c.strategy == "misquote"]
+    assert made and "引成了正常" in made[0].reason

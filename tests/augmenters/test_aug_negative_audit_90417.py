@@ -100,10 +100,13 @@ def test_a_swap_never_leaves_the_drug_offered_under_its_brand_name():
 # ------------------------------------------------------------------------------ wrong dose
 def test_a_daily_total_is_held_against_the_daily_range():
     q = "幽门螺杆菌阳性，四联疗法怎么吃？"
-    ref = "阿莫西林每天三次，每次两粒。阿莫西林每日服用量要超过2克才行，连用两周。"
+    ref = "阿莫西林每日总量2克，分两次饭后服用，连用两周。"
     proof = check_wrong(_mk(q, ref), ET.wrong_dose, ref.replace("2克", "0.2克"), KB)
     assert not isinstance(proof, str), proof
     assert "单次" not in proof.reason and "每日" in proof.reason, proof.reason
+    # a bound is no dose (audit seed 57331: 每日服用量要超过2克才行 beside 每次两粒，每天三次)
+    bound = "阿莫西林每天三次，每次两粒。阿莫西林每日服用量要超过2克才行，连用两周。"
+    assert check_wrong(_mk(q, bound), ET.wrong_dose, bound.replace("2克", "0.2克"), KB) == "amount_is_a_bound"
 
 
 def test_a_tenfold_dose_of_a_wide_margin_drug_is_not_called_poisonous():

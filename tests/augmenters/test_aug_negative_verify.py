@@ -332,7 +332,7 @@ def test_seventh_round_a_swap_keeps_no_route_the_new_drug_lacks():
 
 def test_a_daily_amount_is_judged_against_the_daily_maximum():
     q = "反流性食管炎和胃炎四联法怎么用药？"
-    ref = "阿莫西林每日服用量要超过2克才行，连服两周。"
+    ref = "阿莫西林每日总量2克，连服两周。"  # (每日服用量要超过2克才行 is a bound, not a dose: audit seed 57331)
     # 3 g a day of amoxicillin is a usual daily amount (over the single-dose maximum, not the daily one)
     assert _check(q, ref, ref.replace("2克", "3克"), ET.wrong_dose) == "daily_amount_within_max"
     assert isinstance(_check(q, ref, ref.replace("2克", "20克"), ET.wrong_dose), Proof)

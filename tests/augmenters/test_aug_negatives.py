@@ -111,8 +111,10 @@ def test_wrong_drug_never_swaps_inside_a_compound_or_a_warning():
         "胰岛素样生长因子偏低需要查生长激素，可用生长激素治疗。",
     )
     assert wrong_drug(igf, KB, random.Random(0)) == "no_known_drug"
-    colic = _mk("胆绞痛疼得厉害，怀孕了，能用吗啡吗？", "胆绞痛时不宜用吗啡，以免奥迪括约肌痉挛。")
+    colic = _mk("胆绞痛疼得厉害，怀孕了，能用什么止痛？", "胆绞痛时不宜用吗啡，以免奥迪括约肌痉挛。")
     assert wrong_drug(colic, KB, random.Random(0)) == "drug_in_warning_context"
+    asked = _mk("胆绞痛疼得厉害，怀孕了，能用吗啡吗？", "胆绞痛时不宜用吗啡，以免奥迪括约肌痉挛。")
+    assert wrong_drug(asked, KB, random.Random(0)) == "drug_named_in_question"
     product = _mk("孩子5岁感冒发烧。", "可以口服小儿对乙酰氨基酚黄那敏颗粒治疗。")
     assert wrong_drug(product, KB, random.Random(0)) == "drug_inside_a_compound_name"
 
@@ -183,7 +185,9 @@ def test_contradicting_findings_needs_findings_in_the_question():
 
 
 def test_contradicting_findings_misquotes_a_lab_value_across_its_range():
-    row = _mk("我今年44岁，口渴，血糖是17.2是糖尿病吗？", "你的血糖17.2mmol/L，明显升高，考虑糖尿病。")
+    row = _mk(
+        "我今年44岁，口渴，血糖是17.2是糖尿病吗？", "你的血糖17.2mmol/L。考虑糖尿病，需要查糖化血红蛋白。"
+    )
     made = [
         c for s in range(20) if isinstance(c := contradicts_findings(row, KB, random.Random(s)), Candidate)
     ]
@@ -336,7 +340,7 @@ def test_ratios_and_seeds_reproduce_exactly():
 
 # ------------------------------------------------------------------------------- audit findings
 def test_a_male_only_differential_is_never_given_to_a_woman():
-    row = _mk("我是女生，18岁，这两天尿频尿急尿痛。", "尿频尿急尿痛常提示泌尿系感染，可做尿常规确诊。")
+    row = _mk("我是女生，18岁，同房后这两天尿频尿急尿痛。", "尿频尿急尿痛常提示泌尿系感染，可做尿常规确诊。")
     for seed in range(20):
         c = wrong_diagnosis(row, KB, random.Random(seed))
         assert isinstance(c, Candidate) and c.after != "急性前列腺炎"
@@ -486,7 +490,7 @@ def test_overclaiming_never_replaces_inside_a_longer_word():
 
 
 def test_overclaiming_still_follows_a_treatment_clause():
-    answer = "建议口服奥美拉唑治疗，饭后服用，平时饮食清淡，注意休息。"
+    answer = "建议口服奥美拉唑治疗，平时饮食清淡，注意休息。"  # (not before 饭后服用: the dosing goes on)
     outs = [overclaiming(_mk("胃痛怎么办？", answer), KB, random.Random(s)) for s in range(10)]
     inserted = [c for c in outs if isinstance(c, Candidate) and c.strategy == "insert"]
     assert inserted and all(c.start == answer.find("，") for c in inserted)
