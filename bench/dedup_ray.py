@@ -1,10 +1,16 @@
 """Dedup's partitioned Ray path on a 3-node loopback cluster: same result as the local engine, memory per node.
 
 One run:
-  1. synthetic samples as in bench/dedup.py (real Toyhom sentences, 25 % derived from an earlier
-     sample anywhere in the input), written as parquet shards of --chunk-rows rows by two
-     generator processes: each row is a pure function of its number (a derived row regenerates
-     the row it copies), so no process ever holds the whole input;
+  1. synthetic samples, 25 % derived from an earlier sample anywhere in the input as in
+     bench/dedup.py (exact, width-folded, edited, extended, shortened), the others stitched from
+     short fragments (5-12 characters, at random offsets) of real text: Toyhom answers and titles,
+     CMeEE sentences, IMCS-21 utterances. Not whole sentences: these files hold about 3 M
+     characters, so 10 M rows of whole sentences reuse each sentence thousands of times and every
+     row shares a title and a sentence with thousands of others (the first 10 M run met 500 M LSH
+     candidates, none a real duplicate); fragments keep real text's character statistics with a
+     random-pair overlap like that of distinct real samples. Written as parquet shards of
+     --chunk-rows rows by two generator processes: each row is a pure function of its number (a
+     derived row regenerates the row it copies), so no process ever holds the whole input;
   2. unless --skip-local: the local engine (run_dedup, LocalEngine) on all shards, in a child
      process (its own peak memory; the driver below stays small);
   3. curation.dedup.partitioned.dedup_partitioned on a Ray cluster of a head with no CPUs and
@@ -26,6 +32,7 @@ import argparse
 import json
 import multiprocessing
 import random
+import re
 import resource
 import shutil
 import socket
@@ -50,24 +57,43 @@ from curation.dedup.stage import LocalEngine  # noqa: E402
 from medaug.ray_env import apply_loopback_env  # noqa: E402
 
 GB = 2**30
-_GEN: tuple[list[str], list[str], str] | None = None
+_GEN: tuple[str, list[str], str] | None = None
+
+
+def _fragments(rng: random.Random, text: str, k: int, lo: int, hi: int) -> str:
+    out = []
+    for _ in range(k):
+        n = rng.randint(lo, hi)
+        at = rng.randrange(len(text) - n)
+        out.append(text[at : at + n])
+    return "，".join(out)
 
 
 def _row(i: int, seed: int) -> tuple[str, str]:
-    """(question, answer) of row i, as bench/dedup.synthesize builds them, but from i alone."""
+    """(question, answer) of row i, from i alone: a derived copy of an earlier row or fresh fragments."""
     assert _GEN is not None
-    titles, sents, pool = _GEN
+    text, sents, pool = _GEN
     rng = random.Random(seed * 1_000_000_007 + i)
     if i > 100 and rng.random() < 0.25:
         q, a = _row(rng.randrange(i), seed)
         return derived_copy(q, a, rng, pool, sents)
-    return rng.choice(titles), "".join(rng.sample(sents, rng.randint(2, 4)))
+    q = _fragments(rng, text, rng.randint(2, 3), 5, 9) + "？"
+    return q, _fragments(rng, text, rng.randint(10, 18), 6, 12) + "。"
+
+
+def corpus_text(data: Path) -> str:
+    """Real Chinese text the fragments are cut from, punctuation and speaker tags dropped."""
+    titles, sents = load_sentences(data)
+    cmeee = [r["text"] for r in json.loads((data / "cmeee_dev" / "CMeEE_dev.json").read_text("utf-8"))]
+    with open(data / "imcs21_utterances" / "dac_dev.txt", encoding="utf-8") as fh:
+        utts = [line.split("\t")[0].split("：", 1)[-1] for line in fh if line.strip()]
+    return re.sub(r"[\s，。！？!?、；;：:,.]+", "", "".join(titles + sents + cmeee + utts))
 
 
 def _gen_init(data: Path) -> None:
     global _GEN
-    titles, sents = load_sentences(data)
-    _GEN = (titles, sents, "".join(sorted({c for s in sents[:2000] for c in s})))
+    _, sents = load_sentences(data)
+    _GEN = (corpus_text(data), sents, "".join(sorted({c for s in sents[:2000] for c in s})))
 
 
 def _write_shard(job: tuple[int, int, int, str]) -> str:
@@ -233,6 +259,7 @@ def run_ray(args: argparse.Namespace, shards: list[str], work: Path, local: dict
 
     from curation.dedup.partitioned import dedup_partitioned
 
+    Path("/tmp/ray").mkdir(exist_ok=True)  # Ray writes its address file there whatever temp_dir says
     cluster = Cluster(
         initialize_head=True,
         head_node_args={
