@@ -572,6 +572,11 @@ def _overclaim(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | s
             return "promise_negated"
     from augmenters.negatives import clashes_beside
 
+    if any(w in wrong[max(0, s - 2) : s + len(new) + 3] for w in kb.promise_certainty):
+        at = s + len(new)
+        after = [f for f in entity_extractor().extract(wrong).of_kind("disease") if at <= f.span[0] <= at + 3]
+        if after and after[0].surface in q:
+            return "diagnosis_already_known"  # she is being treated for it: 肯定是 restates it (audit seed 79553)
     if not any(w in new for w in kb.promise_certainty) and clashes_beside(wrong, s, s + len(new), {}, kb):
         return "promise_contradicts_its_context"  # 需要长期服药，保证药到病除; 终身服药，百分之百有效
     from augmenters.negatives import _CONTINUES

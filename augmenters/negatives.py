@@ -875,11 +875,14 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
     options: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
     facts = ext.extract(text)
     diseases = {f.span[0] for f in facts.of_kind("disease")}
+    named = {f.span[0] for f in facts.of_kind("disease") if f.surface in _question(row)}
     for r in kb.promise_replace:
         for f in r["find"]:
             for m in re.finditer(re.escape(f), text):
                 if negated(text, m.start()) or (r.get("before") == "disease" and m.end() not in diseases):
                     continue
+                if r.get("before") == "disease" and m.end() in named:
+                    continue  # 我在治子宫内膜异位症 … 考虑是 → 肯定是: she has it already (audit seed 79553)
                 if r.get("followed_by") and not any(text.startswith(w, m.end()) for w in r["followed_by"]):
                     continue
                 if m.start() and text[m.start() - 1] in r.get("not_after", ()):
@@ -1053,6 +1056,8 @@ def _no_place_for_a_promise(
         return True  # 用药间隔时间应延长，以免出现耳毒性: a precaution and its reason (audit 24681)
     if re.search(r"疫苗|接种", clause):
         return True  # 口服轮状疫苗可以间隔再打: a vaccine cures nothing that could recur (audit 36912)
+    if re.search(r"包装|规格|企业|厂家|结扎|绝育|避孕", clause):
+        return True  # 不同企业…包装规格不同 (a label note); 可以做结扎手术 (no treatment) (audit seed 79553)
     if re.search(r"换药|包扎|指导下", clause) or re.match(r"\s*(重新包扎|换药)", nxt):
         return True  # 两天换一次药，…重新包扎 (wound care); 儿童应在医师指导下服用 (a caution) (audit 48213)
     if re.match(

@@ -100,3 +100,23 @@ def test_a_misquote_is_not_made_where_the_answer_reads_the_value():
     bare = "您父亲餐后血糖18.4。需要调整降糖药物，必要时使用胰岛素。"
     made = [c for c in _made(contradicts_findings, _mk(q, bare)) if c.strategy == "misquote"]
     assert made and "引成了正常" in made[0].reason
+
+
+def test_audit_79553_no_certainty_about_a_known_diagnosis_and_no_promise_after_a_label_note():
+    from augmenters.negatives import _no_place_for_a_promise
+
+    q = "我有子宫内膜异位症，我现在在做治疗的，想问问平时要注意什么？"
+    ref = "您的情况考虑是子宫内膜异位症，平时注意休息，按医嘱复查。"
+    assert not [c for c in _made(overclaiming, _mk(q, ref)) if "肯定是" in c.after or "百分之百是" in c.after]
+    wrong = ref.replace("考虑是", "肯定是")
+    assert check_wrong(_mk(q, ref), ET.overclaiming, wrong, KB) == "diagnosis_already_known"
+    for ref, clause in (
+        (
+            "不同企业生产的同种药品可由于包装规格的不同有不同的用药量，请按说明书使用。",
+            "不同企业生产的同种药品可由于包装规格的不同有不同的用药量",
+        ),
+        ("小三阳是可以做结扎手术的，术前查肝功能。", "小三阳是可以做结扎手术的"),
+    ):
+        s = ref.index(clause)
+        assert _no_place_for_a_promise(ref, s, s + len(clause)), ref
+    assert "绝不会有问题" in KB.promise_markers  # the reference's own promise (手术小心点，是绝不会有问题的)

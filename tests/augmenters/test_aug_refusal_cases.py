@@ -221,3 +221,13 @@ def test_a_draw_of_twenty_has_twenty_distinct_answers_across_the_classes():
     for name, _q, a in PAIRINGS:
         per_class[name].add(a)
     assert min(len(v) for v in per_class.values()) >= 5
+
+
+def test_audit_79553_alternating_antipyretics_and_digoxin_toxicity():
+    """Alternating may lower the temperature a little more (not advised: no more comfort, dosing errors); suspected
+    digoxin toxicity is seen today with potassium and kidney tests."""
+    alternating = [a for q, a in _of("child_dosing_unseen") if "交替" in q]
+    assert alternating and all(not re.search(r"不会更好|并不能让孩子更快退烧", a) for a in alternating)
+    assert all("舒服" in a and "不推荐" in a for a in alternating)
+    digoxin = [a for q, a in _of("dosing_specific_person") if "地高辛" in q]
+    assert digoxin and all("今天" in a and "急诊" in a and "血钾" in a for a in digoxin)
