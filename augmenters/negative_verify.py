@@ -371,7 +371,7 @@ def _dose(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
 
 # ------------------------------------------------------------------------------------------ findings
 def _findings(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
-    from augmenters.negatives import _fmt, clinical_subject, part_of_disease_name
+    from augmenters.negatives import _fmt, clinical_subject, part_of_disease_name, reads_the_value
 
     if not is_case(q, kb):
         return "knowledge_question_has_no_findings"
@@ -426,12 +426,7 @@ def _findings(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | st
 
             if side(v) == side(v2):
                 return "misquote_on_same_side_of_range"
-            ss = max(ref.rfind(c, 0, am.start(1)) for c in "。！？；\n") + 1
-            ends = [i for c in "。！？；\n" if (i := ref.find(c, am.end(1))) >= 0]
-            if re.search(
-                r"高|低|异常|正常|超标|偏|超出|达标",
-                ref[ss : min(ends, default=len(ref))].replace(lab.name, ""),
-            ):
+            if reads_the_value(ref, am.start(1), lab.name):
                 return "misquote_refuted_by_its_reading"  # 5.8，这个血糖值是比较高了 (audits 57331, 68442)
             return Proof(qm.group(1), wm.group(1), am.start(1),
                          f"问题给出的{lab.name}是{qm.group(1)}{lab.unit}（参考范围{_fmt(lab.low)}～{_fmt(lab.high)}"

@@ -643,6 +643,16 @@ def _dose_change(how: str, drug: str, n, text: str, question: str, kb: NegativeK
 
 
 # ------------------------------------------------------------------------------------------ findings
+_READING = re.compile(r"高|低|异常|正常|超标|偏|超出|达标")
+
+
+def reads_the_value(text: str, at: int, lab: str) -> bool:
+    """The sentence of the value at `at` says what it means (偏高, 正常 …; the lab's own name aside): a misquoted
+    value there would sit beside a reading of the true one (audits 57331, 68442)."""
+    ss, se = _sentence_bounds(text, at)
+    return bool(_READING.search(text[ss:se].replace(lab, "")))
+
+
 def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -> Made:
     """Only for questions that carry findings: the answer restates a stated finding the other way round,
     misquotes a stated lab value across its reference range, or denies a stated finding."""
@@ -692,8 +702,7 @@ def contradicts_findings(row: dict[str, Any], kb: NegativeKnowledge, rng: random
         )
         if not am:
             continue
-        ss, se = _sentence_bounds(text, am.start(1))
-        if re.search(r"高|低|异常|正常|超标|偏|超出|达标", text[ss:se].replace(lab.name, "")):
+        if reads_the_value(text, am.start(1), lab.name):
             continue  # 餐后血糖5.8，这个血糖值是比较高了: the answer reads the value, a misquote refutes itself
         mid = (lab.low + lab.high) / 2
         new = mid if (v > lab.high or v < lab.low) else lab.high * 1.5
