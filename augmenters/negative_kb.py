@@ -229,6 +229,10 @@ class NegativeKnowledge:
     deny_enabled: bool = False  # deny templates make self-contradicting answers; see negatives.yaml
     other_names: dict[str, frozenset[str]] = field(default_factory=dict)  # drug → its brand/other names
 
+    def mentions(self, drug: str, text: str) -> bool:
+        """`text` names `drug`, by its name or another (吗丁啉 / 吗叮啉 for 多潘立酮)."""
+        return drug in text or self.named_otherwise(drug, text) is not None
+
     def named_otherwise(self, drug: str, text: str) -> str | None:
         """Another name of `drug` (贺普丁 for 拉米夫定) written in `text`: a swap of `drug` would leave it offered."""
         return next((n for n in sorted(self.other_names.get(drug, ())) if n in text), None)

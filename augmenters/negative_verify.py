@@ -223,7 +223,7 @@ def _drug(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
         return "reference_drug_contraindicated"
     if kb.named_otherwise(x, wrong):
         return "drug_named_by_another_name"  # 奥司他韦或者贺普丁: the old drug is still offered by its brand name
-    if x in q or kb.named_otherwise(x, q):
+    if kb.mentions(x, q):
         return "drug_named_in_question"  # the question asks about this drug: the swap answers another (audit 48213)
     for c in kb.contraindications:
         if y in c.drugs and c.population in pops and not any(u in both for u in c.unless):
@@ -287,7 +287,9 @@ def _dose(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
         _fmt,
         daily_amount,
         dose_bound,
+        per_day_unit,
         unit_swap_allowed,
+        weight_based,
     )
 
     changes = entity_extractor().changes(ref, wrong)
@@ -336,14 +338,15 @@ def _dose(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
         return "amount_not_of_a_known_drug"
     if dose_bound(ref, a.span):
         return "amount_is_a_bound"  # 每日服用量要超过2克才行: the regimen is elsewhere (audit seed 57331)
-    per_kg = a.unit.endswith("/kg")
+    per_kg = weight_based(a.unit)
     d = kb.doses.get(drug)
-    if per_kg and not b.unit.endswith("/kg"):
+    if per_kg and not weight_based(b.unit):
         # a per-kg child dose replaced by a fixed amount: wrong only if it is far above the child's range
         weight, known = _child_weight(q)
         if (
             weight is None
             or weight > 30
+            or per_day_unit(a.unit)  # mg/kg/d: the table's child range is per dose
             or not (d and d.child_per_kg)
             or "child" not in kb.present_populations(q)
         ):
@@ -353,7 +356,7 @@ def _dose(q: str, ref: str, wrong: str, kb: NegativeKnowledge) -> Proof | str:
         why = (f"给{known}的孩子用了{b.surface}，约{_fmt(round(new / weight, 1))}mg/kg，"
                f"远超儿童每次{_fmt(d.child_per_kg[0])}～{_fmt(d.child_per_kg[1])}mg/kg")  # fmt: skip
         return Proof(a.surface, b.surface, a.span[0], why, f"adult_dose_for_child:{drug}")
-    if per_kg != b.unit.endswith("/kg"):
+    if per_kg != weight_based(b.unit):
         return "per_kg_changed"
     if a.unit.split("/")[0] != b.unit.split("/")[0] and (why := unit_swap_allowed(ref, a.span, new)):
         return why  # 奥美拉唑20毫克一粒 → 20克一粒: a tablet's strength misread in another unit is absurd

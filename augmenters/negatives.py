@@ -268,7 +268,7 @@ def wrong_drug(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -
         if not all(whole_drug(text, f.span) for f in fs):
             why = "drug_inside_a_compound_name"
             continue
-        if x in question or kb.named_otherwise(x, question):
+        if kb.mentions(x, question):
             why = (
                 "drug_named_in_question"  # 奥美拉唑怎么吃？ → 口服阿司匹林: no longer an answer (audit 48213)
             )
@@ -456,7 +456,7 @@ def _dose_reason(drug: str, kb: NegativeKnowledge, before: str, after: str, old_
     rng_txt = ""
     # mg/kg, mg/(kg·d): a weight-based dose is never held against the adult ranges (audits 24681, 36912:
     # prednisone 2 -> 0.2 mg/(kg·d) for a child was compared with the adult 5-60 mg)
-    per_kg = "kg" in unit
+    per_kg = weight_based(unit)
     if daily and d and d.adult and d.adult_max_day and not per_kg:
         lo, hi = d.adult[0], d.adult_max_day
         # the table has no daily minimum: a daily total is short when below one usual dose (audit 36912:
@@ -473,7 +473,7 @@ def _dose_reason(drug: str, kb: NegativeKnowledge, before: str, after: str, old_
         rng_txt = f"，{drug}成人常用单次剂量为{_fmt(lo)}～{_fmt(hi)}mg"
         if lo <= new_mg <= hi:
             return None  # a usual dose, even if not the one for this case
-    elif d and d.child_per_kg and per_kg and not daily and not re.search(r"d\)|/d|日|天", unit):
+    elif d and d.child_per_kg and per_kg and not (daily or per_day_unit(unit)):
         lo, hi = d.child_per_kg
         rng_txt = f"，{drug}儿童每次{_fmt(lo)}～{_fmt(hi)}mg/kg"
         if lo <= new_mg <= hi:
@@ -509,11 +509,18 @@ def dose_bound(text: str, span: tuple[int, int]) -> bool:
     return bool(_BOUND_BEFORE.search(text[max(0, span[0] - 6) : span[0]]))
 
 
+def weight_based(unit: str) -> bool:
+    """mg/kg, mg/kg/d (facts.py writes 2mg/(kg·d) as mg/kg/d)."""
+    return "/kg" in unit
+
+
+def per_day_unit(unit: str) -> bool:
+    return unit.endswith(("/d", "/日", "/天"))
+
+
 def daily_amount(text: str, span: tuple[int, int], unit: str) -> bool:
     """The amount at `span` is a total per day (每日服用量要超过2克, 10mg/(kg.d))."""
-    return bool(DAILY_AMOUNT.search(text[max(0, span[0] - 10) : span[0]])) or unit.endswith(
-        ("/d", "/日", "/天")
-    )
+    return bool(DAILY_AMOUNT.search(text[max(0, span[0] - 10) : span[0]])) or per_day_unit(unit)
 
 
 def wrong_dose(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -> Made:
@@ -560,7 +567,7 @@ def wrong_dose(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random) -
             options.append(("once_daily_thrice", (drug, n)))
         if d and d.schedule == "weekly" and _WEEKLY.search(sent):
             options.append(("weekly_as_daily", (drug, n)))
-        if child and n.unit.endswith("/kg") and d and d.adult and d.child_per_kg:
+        if child and weight_based(n.unit) and not per_day_unit(n.unit) and d and d.adult and d.child_per_kg:
             options.append(("adult_dose_for_child", (drug, n)))
     rng.shuffle(options)
     why = "dose_change_not_clearly_wrong"
@@ -884,7 +891,8 @@ def overclaiming(row: dict[str, Any], kb: NegativeKnowledge, rng: random.Random)
     options: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
     facts = ext.extract(text)
     diseases = {f.span[0] for f in facts.of_kind("disease")}
-    named = {f.span[0] for f in facts.of_kind("disease") if f.surface in _question(row)}
+    question = _question(row)
+    named = {f.span[0] for f in facts.of_kind("disease") if f.surface in question}
     for r in kb.promise_replace:
         for f in r["find"]:
             for m in re.finditer(re.escape(f), text):
@@ -1021,6 +1029,16 @@ _CONTINUES = re.compile(
     r"\s*(互相配合|相互配合|配合|加用|再用|再加|联合|合用|辅以|加上|"
     r"(同时|并且|并)(?:可以|可|再|还要|需要)?(服|口服|使用|用|加用|配合|联合|注射|输液|静滴|外用|涂))"
 )
+# A clause that treats nothing a promise could be about: a vaccine (口服轮状疫苗可以间隔再打, audit 36912), a label
+# note (不同企业…包装规格不同) or a sterilisation (可以做结扎手术, audit 79553), wound care (两天换一次药) or a
+# caution (儿童应在医师指导下服用, audit 48213).
+_NOT_A_CURE = re.compile(r"疫苗|接种|包装|规格|企业|厂家|结扎|绝育|避孕|换药|包扎|指导下")
+# A next clause that goes on with the instruction: its precaution (…应延长，以免出现耳毒性, audit 24681), the wound
+# care (…，重新包扎) or the dosing (早饭前半小时一片，一天一次, audit 48213).
+_INSTRUCTION_GOES_ON = re.compile(
+    r"\s*(以免|以防|避免|防止|否则|以减少|重新包扎|换药"
+    r"|一天|每天|每日|一日|每次|一次|饭前|饭后|睡前|早晚|连用|连服|\d+次|[一二两三四]次)"
+)
 _GOES_AWAY = re.compile(r"纾解|消失|缓解|好转|减轻|消退|痊愈|全愈|治愈|恢复|康复|控制")
 # An item of a list: short, and not itself advice (静脉药瘾者, 女性溢乳).
 _LIST_ITEM_LEN = 8
@@ -1061,18 +1079,8 @@ def _no_place_for_a_promise(
         return True  # 有拉米夫定，阿德福韦酯等…: the next clause ends an enumeration the promise would split
     if _CONTINUES.match(nxt):
         return True  # 可以用口服药物，互相配合维生素: the treatment goes on, a promise would split it (seed 93151)
-    if re.match(r"\s*(以免|以防|避免|防止|否则|以减少)", nxt):
-        return True  # 用药间隔时间应延长，以免出现耳毒性: a precaution and its reason (audit 24681)
-    if re.search(r"疫苗|接种", clause):
-        return True  # 口服轮状疫苗可以间隔再打: a vaccine cures nothing that could recur (audit 36912)
-    if re.search(r"包装|规格|企业|厂家|结扎|绝育|避孕", clause):
-        return True  # 不同企业…包装规格不同 (a label note); 可以做结扎手术 (no treatment) (audit seed 79553)
-    if re.search(r"换药|包扎|指导下", clause) or re.match(r"\s*(重新包扎|换药)", nxt):
-        return True  # 两天换一次药，…重新包扎 (wound care); 儿童应在医师指导下服用 (a caution) (audit 48213)
-    if re.match(
-        r"\s*(一天|每天|每日|一日|每次|一次|饭前|饭后|睡前|早晚|连用|连服|\d+次|[一二两三四]次)", nxt
-    ):
-        return True  # 早饭前半小时一片，一天一次: the dosing instruction goes on (audit 48213)
+    if _NOT_A_CURE.search(clause) or _INSTRUCTION_GOES_ON.match(nxt):
+        return True
     if _GOES_ON.match(nxt):
         return (
             True  # …，或者是使用胰岛素 / …，但是由于症状不同方法也不一样: an alternative or a "but" follows
